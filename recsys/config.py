@@ -1,0 +1,173 @@
+"""All configuration in one typed place: features, candidates, ranker, blend weights, rules, copy, service.
+
+Every section is a pydantic model with documented ranges. `Config.load(path)` reads a TOML or
+JSON file (any subset of sections); environment variables prefixed `QUANXUAN_` override the
+service settings. `config_hash` fingerprints whatever produced a set of picks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FeatureConfig(_Section):
+    """How interactions and profiles are built."""
+
+    half_life_days: float = Field(14.0, gt=0, le=3650, description="Half-life of the time decay on interactions.")
+    confidence: Literal["bm25", "log", "none"] = Field("bm25", description="Confidence scaling of the interaction matrix.")
+    bm25_k1: float = Field(1.2, gt=0, le=10)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    log_alpha: float = Field(10.0, gt=0, le=1000, description="c = 1 + alpha·log(1 + x/eps) when confidence='log'.")
+    cold_min_orders: int = Field(3, ge=0, le=1000, description="Groups with fewer orders than this count as cold.")
+    embedding_model: Literal["e5-small"] = "e5-small"
+    cache_dir: str = Field("", description="Model and embedding cache; empty means ~/.cache/quanxuan or QUANXUAN_CACHE_DIR.")
+
+
+class CandidateConfig(_Section):
+    """Candidate generation: which sources, how many, and their hyper-parameters."""
+
+    per_source: int = Field(100, ge=1, le=5000, description="Candidates taken from each source per group.")
+    union_size: int = Field(200, ge=1, le=10000, description="Candidates kept per group after the union.")
+    als_factors: int = Field(64, ge=2, le=1024)
+    als_regularization: float = Field(0.05, ge=0, le=100)
+    als_iterations: int = Field(15, ge=1, le=200)
+    algorithm: Literal["als", "bpr"] = "als"
+    knn_neighbours: int = Field(100, ge=1, le=5000)
+    ease_lambda: float = Field(250.0, gt=0, le=1e7)
+    trending_days: int = Field(3, ge=1, le=60)
+    trending_baseline_days: int = Field(14, ge=1, le=365)
+    seed: int = 7
+    device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where ALS fitting and top-K scoring run.")
+
+
+class RankerConfig(_Section):
+    """The LightGBM conversion ranker and its calibration."""
+
+    label_window_days: int = Field(3, ge=1, le=60, description="An order within this many days of a push labels it positive.")
+    negatives_per_positive: int = Field(4, ge=1, le=100, description="Sampled negatives when only orders exist.")
+    num_leaves: int = Field(31, ge=2, le=1024)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    n_estimators: int = Field(300, ge=1, le=10000)
+    min_child_samples: int = Field(50, ge=1, le=100000)
+    calibration: Literal["isotonic", "platt", "none"] = "isotonic"
+    validation_days: int = Field(7, ge=1, le=365)
+    seed: int = 7
+
+
+class BlendWeights(_Section):
+    """Exponents of the ops blend: score = p_conv^conversion × commission_yuan^earnings × rating^rating
+    × order_value^order_value × (1 − diversity_penalty)^diversity.
+
+    With the defaults the score is the seller's expected earnings (p_conv × price × commission_rate)
+    tempered by the good-review rate squared.
+    """
+
+    conversion: float = Field(1.0, ge=0, le=3, description="Weight on predicted conversion p_conv.")
+    earnings: float = Field(1.0, ge=0, le=3, description="Weight on commission in yuan (price × commission_rate).")
+    rating: float = Field(2.0, ge=0, le=10, description="Weight on good-review rate.")
+    order_value: float = Field(0.0, ge=0, le=3, description="Weight on expected order value (price × mean quantity).")
+    diversity: float = Field(1.0, ge=0, le=5, description="Weight on the diversity penalty of a repeated brand or category.")
+
+
+class OpsWeights(_Section):
+    """The default profile plus per-seller-type overrides (a full profile each)."""
+
+    default: BlendWeights = Field(default_factory=BlendWeights)
+    overrides: dict[str, BlendWeights] = Field(default_factory=dict)
+
+    def for_seller_type(self, seller_type: str) -> BlendWeights:
+        """Weights that apply to a seller of this type."""
+        return self.overrides.get(seller_type, self.default)
+
+
+class RuleConfig(_Section):
+    """Business rules applied after scoring."""
+
+    top_k: int = Field(10, ge=1, le=200, description="Picks per group per day.")
+    no_repeat_days: int = Field(7, ge=0, le=365, description="Skip items pushed to the group this recently unless a repurchase is due.")
+    max_per_brand: int = Field(2, ge=1, le=200)
+    max_per_category: int = Field(3, ge=1, le=200)
+    category_decay: float = Field(0.15, ge=0, le=1, description="Diversity penalty added per earlier pick of the same category.")
+    max_price_change: float = Field(0.10, ge=0, le=10, description="Drop items whose price moved more than this share in the last 7 days.")
+    price_window_days: int = Field(7, ge=1, le=365)
+    in_stock_only: bool = True
+
+
+class CopyConfig(_Section):
+    """Promo copy rendering."""
+
+    max_chars: int = Field(90, ge=20, le=1000)
+    short_title_chars: int = Field(16, ge=4, le=64)
+    no_repeat_template_days: int = Field(7, ge=0, le=365)
+    emoji_seller_types: list[str] = Field(default_factory=lambda: ["宝妈", "微商", "学生", "导购"])
+
+
+class ServiceSettings(_Section):
+    """The HTTP service; every field can be overridden by QUANXUAN_<NAME> in the environment."""
+
+    artifact_dir: str = "artifacts"
+    db_url: str = "sqlite:///quanxuan.sqlite3"
+    cache_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    rate_limit_per_minute: int = Field(600, ge=1, le=1_000_000)
+    max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000)
+    max_batch_events: int = Field(5000, ge=1, le=1_000_000)
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    candidates: CandidateConfig = Field(default_factory=CandidateConfig)
+    ranker: RankerConfig = Field(default_factory=RankerConfig)
+    weights: OpsWeights = Field(default_factory=OpsWeights)
+    rules: RuleConfig = Field(default_factory=RuleConfig)
+    copy_: CopyConfig = Field(default_factory=CopyConfig, alias="copy")
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, env: dict[str, str] | None = None) -> "Config":
+        """Read a TOML or JSON file (missing sections keep defaults) and apply QUANXUAN_* service overrides."""
+        data: dict[str, Any] = {}
+        if path:
+            p = Path(path)
+            data = tomllib.loads(p.read_text("utf-8")) if p.suffix == ".toml" else json.loads(p.read_text("utf-8"))
+        cfg = cls.model_validate(data)
+        env = dict(os.environ) if env is None else env
+        overrides = {
+            name: env[f"QUANXUAN_{name.upper()}"]
+            for name in ServiceSettings.model_fields
+            if f"QUANXUAN_{name.upper()}" in env
+        }
+        if overrides:
+            cfg.service = ServiceSettings.model_validate({**cfg.service.model_dump(), **overrides})
+        return cfg
+
+
+def config_hash(model: BaseModel) -> str:
+    """A short stable fingerprint of any configuration section (sorted JSON, sha256)."""
+    payload = json.dumps(model.model_dump(mode="json", by_alias=True), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+
+
+def cache_dir(cfg: FeatureConfig | None = None) -> Path:
+    """The folder for built models and embedding caches."""
+    configured = cfg.cache_dir if cfg else ""
+    root = configured or os.environ.get("QUANXUAN_CACHE_DIR") or str(Path.home() / ".cache" / "quanxuan")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
