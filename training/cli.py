@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Subcommand name -> module exposing `configure(parser)` and `run(args) -> int`.
-# Command modules import heavy libraries (torch, lightgbm) inside run(), so `--help` stays fast.
+# Only the chosen subcommand's module is imported, so `quanxuan validate` does not pay for torch.
 COMMANDS: dict[str, str] = {
     "contract": "training.commands.contract",
     "sample": "training.commands.sample",
@@ -15,13 +15,16 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; the options of `command` (if given) are configured from its module."""
     parser = argparse.ArgumentParser(prog="quanxuan", description="圈选: daily picks and promo copy for WeChat group sellers.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     for name, module_name in COMMANDS.items():
+        if name != command:
+            sub.add_parser(name)
+            continue
         module = importlib.import_module(module_name)
-        sp = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        sp = sub.add_parser(name, description=(module.__doc__ or "").strip())
         module.configure(sp)
         sp.set_defaults(_module=module)
     return parser
@@ -29,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     return int(args._module.run(args) or 0)
 
 
