@@ -31,6 +31,13 @@ class FeatureConfig(_Section):
     log_alpha: float = Field(10.0, gt=0, le=1000, description="c = 1 + alpha·log(1 + x/eps) when confidence='log'.")
     cold_min_orders: int = Field(3, ge=0, le=1000, description="Groups with fewer orders than this count as cold.")
     embedding_model: Literal["e5-small"] = "e5-small"
+    embedding_batch_size: int = Field(64, ge=1, le=4096, description="Titles per forward pass of the embedding model.")
+    embedding_threads: int = Field(0, ge=0, le=256, description="torch threads while embedding; 0 keeps torch's default.")
+    conversion_prior_strength: float = Field(20.0, ge=0, le=1e6, description="Pseudo-pushes at the overall rate added to every orders-per-push rate.")
+    share_prior_strength: float = Field(5.0, ge=0, le=1e6, description="Pseudo-orders shrinking a group's category share to its segment's (and a segment's to the whole).")
+    default_cycle_days: float = Field(30.0, gt=0, le=3650, description="Repurchase cycle when no group in the data bought a category twice.")
+    repurchase_due_ratio: float = Field(0.8, gt=0, le=100, description="days since last purchase / cycle at which a repurchase counts as due.")
+    min_log_price_scale: float = Field(0.1, gt=0, le=10, description="Floor on a group's log-price spread when z-scoring a product's price against it.")
     cache_dir: str = Field("", description="Model and embedding cache; empty means ~/.cache/quanxuan or QUANXUAN_CACHE_DIR.")
 
 
@@ -61,7 +68,8 @@ class RankerConfig(_Section):
     n_estimators: int = Field(300, ge=1, le=10000)
     min_child_samples: int = Field(50, ge=1, le=100000)
     calibration: Literal["isotonic", "platt", "none"] = "isotonic"
-    validation_days: int = Field(7, ge=1, le=365)
+    validation_days: int = Field(7, ge=1, le=365, description="Last days of labelled examples held for early stopping, calibration and its report.")
+    num_threads: int = Field(1, ge=1, le=256, description="LightGBM threads; OpenMP threads spin badly on a busy machine, so 1 unless cores are free.")
     seed: int = 7
 
 
@@ -102,6 +110,7 @@ class RuleConfig(_Section):
     max_price_change: float = Field(0.10, ge=0, le=10, description="Drop items whose price moved more than this share in the last 7 days.")
     price_window_days: int = Field(7, ge=1, le=365)
     in_stock_only: bool = True
+    high_rating: float = Field(0.97, ge=0, le=1, description="Good-review rate from which a pick carries the high_rating reason.")
 
 
 class CopyConfig(_Section):
@@ -124,6 +133,13 @@ class ServiceSettings(_Section):
     rate_limit_per_minute: int = Field(600, ge=1, le=1_000_000)
     max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000)
     max_batch_events: int = Field(5000, ge=1, le=1_000_000)
+    key_pepper: str = Field("", description="Server-side secret of the HMAC-SHA256 API-key hashes; set it in production, "
+                            "the same for every replica and for `quanxuan keys`.")
+    state_refresh_seconds: float = Field(1.0, ge=0, le=300, description="How long a replica may reuse ops weights and key "
+                                         "records read from the store; 0 reads them on every request.")
+    artifact_poll_seconds: float = Field(30.0, ge=0, le=86400, description="Look for a newer artifact this often; 0 turns the file watch off.")
+    picks_cache_seconds: int = Field(86400, ge=0, le=30 * 86400, description="Lifetime of cached rendered picks; 0 disables the cache.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `quanxuan serve`.")
 
 
 class Config(_Section):

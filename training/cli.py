@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "contract": "training.commands.contract",
     "sample": "training.commands.sample",
     "validate": "training.commands.validate",
+    "evaluate": "training.commands.evaluate",
 }
 
 

@@ -1,0 +1,74 @@
+"""Matrix factorisation source: implicit's ALS (or BPR) on the confidence-scaled group × product matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from features.interactions import TrainData
+from recsys.candidates.base import Recommender
+
+
+class ALSSource(Recommender):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky) or BPR; cold groups are folded in from their seller/segment rows."""
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        iterations: int = 15,
+        alpha: float = 1.0,
+        algorithm: str = "als",
+        learning_rate: float = 0.01,
+        seed: int = 7,
+        threads: int = 1,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.iterations = iterations
+        self.alpha = alpha
+        self.algorithm = algorithm
+        self.learning_rate = learning_rate
+        self.seed = seed
+        self.threads = threads
+
+    def _fit(self, data: TrainData) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        if self.algorithm == "als":
+            model = AlternatingLeastSquares(
+                factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+                iterations=self.iterations, random_state=self.seed, num_threads=self.threads,
+            )
+        elif self.algorithm == "bpr":
+            model = BayesianPersonalizedRanking(
+                factors=self.factors, learning_rate=self.learning_rate, regularization=self.regularization,
+                iterations=self.iterations, random_state=self.seed, num_threads=self.threads,
+            )
+        else:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}: expected 'als' or 'bpr'")
+        # implicit's README: multithreaded BLAS fights its own threads and slows ALS badly.
+        with threadpool_limits(limits=1, user_api="blas"):
+            model.fit(data.confidence.tocsr(), show_progress=False)
+        group_factors = np.asarray(model.user_factors, dtype=np.float32)
+        item_factors = np.asarray(model.item_factors, dtype=np.float32)
+        has_rows = np.diff(data.confidence.indptr) > 0
+        # Fold cold groups in by ridge regression of their fallback history on the item factors.
+        cold = ~has_rows & (np.diff(data.history.indptr) > 0)
+        if cold.any():
+            y = item_factors
+            gram = y.T @ y + max(self.regularization, 1e-3) * np.eye(y.shape[1], dtype=np.float32)
+            rhs = np.asarray(data.history[np.flatnonzero(cold)] @ y, dtype=np.float32)
+            group_factors[cold] = np.linalg.solve(gram, rhs.T).T
+        self.group_factors_ = group_factors
+        self.item_factors_ = item_factors
+        self.known_ = has_rows | cold
+
+    def score(self, group_idx: np.ndarray) -> np.ndarray:
+        """Dot products of group and item factors; -inf for groups with no history at all."""
+        scores = self.group_factors_[group_idx] @ self.item_factors_.T
+        scores[~self.known_[group_idx]] = -np.inf
+        return scores

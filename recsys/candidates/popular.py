@@ -1,0 +1,116 @@
+"""Non-personal and simple personal baselines: global and segment popularity, the platform's rating × commission
+rule, the group's own past top items, and random."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.interactions import TrainData, decay, interaction_matrix
+from recsys.candidates.base import Recommender, sparse_rows_dense
+
+
+def decayed_counts(data: TrainData, half_life_days: float | None, use_quantity: bool = False) -> np.ndarray:
+    """Per-event weight: 1 (or the quantity), times time decay when a half-life is given."""
+    w = data.events["quantity"].to_numpy(dtype=np.float64) if use_quantity else np.ones(len(data.events))
+    if half_life_days:
+        w = w * decay(data.events["age_days"].to_numpy(), half_life_days)
+    return w
+
+
+class GlobalPopular(Recommender):
+    """Most-ordered products across all groups, optionally recency-weighted."""
+
+    name = "popular"
+
+    def __init__(self, half_life_days: float | None = None, use_quantity: bool = False) -> None:
+        self.half_life_days = half_life_days
+        self.use_quantity = use_quantity
+
+    def _fit(self, data: TrainData) -> None:
+        w = decayed_counts(data, self.half_life_days, self.use_quantity)
+        pop = np.bincount(data.events["i"].to_numpy(), weights=w, minlength=data.n_items).astype(np.float32)
+        self.popularity_ = np.where(pop > 0, pop, -np.inf).astype(np.float32)
+
+    def score(self, group_idx: np.ndarray) -> np.ndarray:
+        """The same popularity row for every group."""
+        return np.broadcast_to(self.popularity_, (len(group_idx), self.n_items_))
+
+
+class SegmentPopular(Recommender):
+    """Popularity within the group's segment (seller type × city tier), shrunk towards global popularity."""
+
+    name = "segment_popular"
+
+    def __init__(self, shrink: float = 0.1, half_life_days: float | None = None) -> None:
+        self.shrink = shrink
+        self.half_life_days = half_life_days
+
+    def _fit(self, data: TrainData) -> None:
+        codes, uniques = pd.factorize(data.group_frame["segment"])
+        w = decayed_counts(data, self.half_life_days)
+        seg = interaction_matrix(codes[data.events["g"].to_numpy()], data.events["i"].to_numpy(), w, (len(uniques), data.n_items))
+        seg_share = np.asarray(seg.toarray(), dtype=np.float32)
+        totals = seg_share.sum(axis=1, keepdims=True)
+        seg_share /= np.where(totals > 0, totals, 1.0)
+        glob = np.bincount(data.events["i"].to_numpy(), weights=w, minlength=data.n_items)
+        glob = (glob / max(glob.sum(), 1e-12)).astype(np.float32)
+        table = seg_share + self.shrink * glob
+        self.table_ = np.where(table > 0, table, -np.inf).astype(np.float32)
+        self.segment_ = codes.astype(np.int64)
+
+    def score(self, group_idx: np.ndarray) -> np.ndarray:
+        """The row of the group's segment."""
+        return self.table_[self.segment_[group_idx]]
+
+
+class RatingCommissionRule(Recommender):
+    """Today's platform rule: sort the catalogue by good-review rate × commission in yuan."""
+
+    name = "rating_commission"
+
+    def _fit(self, data: TrainData) -> None:
+        rating = data.item_frame["rating"].to_numpy(dtype=np.float64)
+        self.scores_ = (rating * data.commission_yuan).astype(np.float32)
+
+    def score(self, group_idx: np.ndarray) -> np.ndarray:
+        """The same rule score for every group."""
+        return np.broadcast_to(self.scores_, (len(group_idx), self.n_items_))
+
+
+class OwnTopItems(Recommender):
+    """The group's own most-ordered products (recency-weighted when a half-life is given)."""
+
+    name = "own_top"
+
+    def __init__(self, half_life_days: float | None = None) -> None:
+        self.half_life_days = half_life_days
+
+    def _fit(self, data: TrainData) -> None:
+        w = decayed_counts(data, self.half_life_days)
+        self.counts_ = interaction_matrix(data.events["g"].to_numpy(), data.events["i"].to_numpy(), w, (data.n_groups, data.n_items))
+
+    def score(self, group_idx: np.ndarray) -> np.ndarray:
+        """Past order counts; -inf for products the group never ordered."""
+        scores = sparse_rows_dense(self.counts_, group_idx)
+        scores[scores == 0] = -np.inf
+        return scores
+
+
+class RandomSource(Recommender):
+    """Uniformly random scores, reproducible for a given seed and group."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 7) -> None:
+        self.seed = seed
+
+    def _fit(self, data: TrainData) -> None:
+        self.fitted_ = True
+
+    def score(self, group_idx: np.ndarray) -> np.ndarray:
+        """One random row per group, seeded by (seed, group index)."""
+        out = np.empty((len(group_idx), self.n_items_), dtype=np.float32)
+        for row, g in enumerate(group_idx):
+            out[row] = np.random.default_rng([self.seed, int(g)]).random(self.n_items_, dtype=np.float32)
+        return out

@@ -1,0 +1,228 @@
+"""Short titles: brand + one or two key attributes + the product word, from a long listing title.
+
+`羚跑商务背包双肩包男士防盗多功能出差韩版休闲15.6寸电脑包皮潮` becomes `羚跑商务背包`. Tokens come from
+jieba with the catalogue lexicon; model numbers, sizes, years, keyword stuffing and advertising-law
+terms are dropped. The product word is a lexicon word, a generic product word or a noun ending in a
+product head (…包, …机, …霜). When the brand is known (given, or a lexicon brand in the title) the short
+title is brand + at most two modifiers nearest the product word + the product word. When it is not,
+the brand is kept by position: a Taobao title nearly always names its brand before its first product
+word, usually first, so the leading word, Latin words and words jieba does not know outrank ordinary
+modifiers when the title must be cut.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from recsys.promo.adlaw import check
+from recsys.promo.tokenize import cut_pos, vocabulary, word_frequency
+
+_SEGMENT = re.compile(r"[^\s,，、/\\|+＋;；:：!！?？。．·•~～—_＿*＊#＃&＠@【】\[\]()（）《》<>「」『』\"'“”‘’]+")
+_HAS_DIGIT = re.compile(r"\d")
+_LATIN = re.compile(r"^[a-z][a-z'.]*$")
+_SIZES = {"s", "m", "l", "xl", "xxl", "xxxl", "xs", "cm", "mm", "ml", "kg", "g", "w", "v", "a", "mah", "gb", "tb"}
+_PRODUCT_FLAGS = {"n", "nz", "ng", "x", "vn", "eng"}
+# jieba tags many three-character product words oddly (留声机/l, 一体机/d); only names and function words are ruled out.
+_NOT_PRODUCT_FLAGS = {"ns", "nr", "nrt", "nrfg", "nt", "t", "m", "q", "r", "p", "c", "u", "uj", "f", "v"}
+_FUNCTION_FLAGS = {"uj", "ul", "c", "p", "r", "d", "m", "q", "y", "e", "o", "x", "zg", "f"}
+_KNOWN_BRAND_MODIFIERS = 2  # "one or two key attributes"
+_BLIND_MODIFIERS = 3  # one more, since the brand may hide among them
+
+
+@dataclass
+class _Token:
+    text: str  # as written in the title
+    key: str  # lower-cased
+    kind: str  # brand | product | attr | latin | unknown | other | noise
+    start: int
+    end: int
+    index: int = 0
+
+
+def _classify(word: str, flag: str, brand: str | None) -> str:
+    vocab = vocabulary()
+    if brand and word == brand:
+        return "brand"
+    if not any(ch.isalnum() for ch in word):
+        return "noise"
+    if _HAS_DIGIT.search(word) or word in _SIZES or word in vocab.stuffing:
+        return "noise"
+    if word in vocab.brands:
+        return "other" if brand else "brand"
+    if word in vocab.product_words:
+        return "product"
+    if word in vocab.attributes:
+        return "attr"
+    if _LATIN.match(word):
+        return "latin" if len(word) >= 2 else "noise"
+    if (
+        len(word) >= 2
+        and word not in vocab.not_product_words
+        and word.endswith(vocab.product_suffixes)
+        and (flag in _PRODUCT_FLAGS or (len(word) >= 3 and flag not in _NOT_PRODUCT_FLAGS))
+    ):
+        return "product"
+    if len(word) >= 2 and word_frequency(word) == 0:
+        return "unknown"
+    if len(word) == 1 and flag in _FUNCTION_FLAGS:
+        return "noise"
+    return "other"
+
+
+def _raw_tokens(text: str, brand: str | None) -> list[_Token]:
+    tokens: list[_Token] = []
+    for seg in _SEGMENT.finditer(text):
+        start, segment = seg.start(), seg.group(0)
+        # Keep a known brand whole even when jieba would split an unfamiliar name.
+        parts = re.split(f"({re.escape(brand)})", segment) if brand and brand in segment else [segment]
+        for part in parts:
+            if not part:
+                continue
+            if part == brand:
+                tokens.append(_Token(part, part, "brand", start, start + len(part)))
+            else:
+                pos = start
+                for word, flag in cut_pos(part):
+                    if word.strip():
+                        tokens.append(_Token(word, word, _classify(word, flag, brand), pos, pos + len(word)))
+                    pos += len(word)
+            start += len(part)
+    return tokens
+
+
+def _drop_model_numbers(tokens: list[_Token]) -> None:
+    # A Latin word glued to digits or a hyphen (fcd-215sea, sw-2000) is a model number, not a brand.
+    for i, tok in enumerate(tokens):
+        if tok.kind != "latin":
+            continue
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(tokens):
+                other = tokens[j]
+                glued = other.end == tok.start or tok.end == other.start
+                if glued and (_HAS_DIGIT.search(other.key) or other.key in {"-", "."}):
+                    tok.kind = "noise"
+
+
+def _merge_heads(tokens: list[_Token]) -> list[_Token]:
+    # jieba splits unfamiliar compounds (亲子/鞋): a one-character product head glued to the word
+    # before it makes the product word (亲子鞋).
+    suffixes = set(vocabulary().product_suffixes)
+    out: list[_Token] = []
+    for tok in tokens:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.end == tok.start
+            and len(tok.key) == 1
+            and tok.key in suffixes
+            and prev.kind in {"other", "unknown", "attr", "product"}
+            and len(prev.key) <= 4
+        ):
+            out[-1] = _Token(prev.text + tok.text, prev.key + tok.key, "product", prev.start, tok.end)
+        else:
+            out.append(tok)
+    for i, tok in enumerate(out):
+        tok.index = i
+    return out
+
+
+def _tokens(title: str, brand: str | None) -> list[_Token]:
+    text = title.lower()
+    # Lower-casing keeps offsets for the titles we see; tokens then show the title's own casing.
+    source = title if len(title) == len(text) else text
+    tokens = _raw_tokens(text, brand.lower() if brand else None)
+    for tok in tokens:
+        tok.text = source[tok.start : tok.end]
+    _drop_model_numbers(tokens)
+    # Advertising-law terms in the title (顶级, 特供 …) must never reach the short title.
+    bad = [(h.start, h.end) for h in check(text)]
+    for tok in tokens:
+        if any(s < tok.end and tok.start < e for s, e in bad):
+            tok.kind = "noise"
+    return _merge_heads(tokens)
+
+
+def _anchor(tokens: list[_Token]) -> _Token | None:
+    products = [t for t in tokens if t.kind == "product"]
+    if not products:
+        return None
+    brand_at = next((t.index for t in tokens if t.kind == "brand"), None)
+    anchor = products[0]
+    if brand_at is not None:
+        after = [t for t in products if t.index > brand_at]
+        if after and after[0].index - brand_at <= 6:
+            anchor = after[0]
+    # Chinese compounds are head-final: in 黑胶唱片机 or 背包双肩包 the later product word is the head.
+    nxt = tokens[anchor.index + 1] if anchor.index + 1 < len(tokens) else None
+    if nxt is not None and nxt.kind == "product" and nxt.start == anchor.end:
+        if nxt.key[-1] == anchor.key[-1]:
+            anchor.kind = "noise"  # 背包 双肩包: the same head twice is keyword stuffing
+        return nxt
+    return anchor
+
+
+def _priority(tok: _Token, anchor: _Token, first: _Token | None, brand_known: bool) -> float:
+    base = {"product": 60.0, "attr": 50.0, "other": 30.0, "noise": 0.0, "brand": 200.0,
+            "latin": 40.0 if brand_known else 70.0, "unknown": 40.0 if brand_known else 65.0}[tok.kind]
+    if not brand_known and tok is first:
+        base += 40.0  # the leading word of a title is most often its brand
+    return base - abs(anchor.index - tok.index) * 0.5
+
+
+def _fallback(tokens: list[_Token], max_chars: int) -> str:
+    out = ""
+    for tok in tokens:
+        if tok.kind == "noise":
+            continue
+        if len(out) + len(tok.text) > max_chars:
+            break
+        out += tok.text
+    return out
+
+
+def _compose(tokens: list[_Token], max_chars: int, brand: str | None) -> str:
+    anchor = _anchor(tokens)
+    if anchor is None:
+        return _fallback(tokens, max_chars)
+    seen: set[str] = set()
+    prefix: list[_Token] = []
+    for tok in tokens[: anchor.index + 1]:
+        if tok.kind != "noise" and tok.key not in seen:
+            seen.add(tok.key)
+            prefix.append(tok)
+    brand_tok = next((t for t in prefix if t.kind == "brand"), None)
+    if brand_tok is None:
+        later = next((t for t in tokens if t.kind == "brand"), None)
+        if later is not None or brand:
+            brand_tok = later or _Token(brand or "", (brand or "").lower(), "brand", -1, -1)
+            prefix.insert(0, brand_tok)
+    brand_known = brand_tok is not None
+    first = prefix[0] if prefix and prefix[0] is not anchor else None
+    core = [t for t in (brand_tok, anchor) if t is not None]
+    modifiers = sorted(
+        (t for t in prefix if all(t is not c for c in core)),
+        key=lambda t: -_priority(t, anchor, first, brand_known),
+    )
+    limit = _KNOWN_BRAND_MODIFIERS if brand_known else _BLIND_MODIFIERS
+    chosen = modifiers[:limit]
+    while chosen and sum(len(t.text) for t in core + chosen) > max_chars:
+        chosen.pop()
+    picked = {id(t) for t in core + chosen}
+    return "".join(t.text for t in prefix if id(t) in picked)[:max_chars]
+
+
+@lru_cache(maxsize=100_000)
+def short_title(title: str, brand: str | None = None, max_chars: int = 16) -> str:
+    """A short title of at most `max_chars` characters: brand, key attributes and the product word."""
+    brand = (brand or "").strip() or None
+    text = _compose(_tokens(title, brand), max_chars, brand)
+    # Two clean tokens can still join into a banned term (最 + 好): cut such terms out.
+    for _ in range(5):
+        hits = check(text)
+        if not hits:
+            break
+        for hit in reversed(hits):
+            text = text[: hit.start] + text[hit.end :]
+    return text.strip() or (brand or "")[:max_chars]

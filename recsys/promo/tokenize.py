@@ -1,0 +1,93 @@
+"""jieba set up once for promo copy: a private tokenizer that knows the catalogue lexicon and our title words.
+
+A private `jieba.Tokenizer` (not the global one) keeps our user words from changing how other modules
+segment text. Words come from `features/lexicon.py` (brands, product words, attributes) and from
+`title_words.json` (generic product words, attributes and keyword-stuffing words for real titles).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import jieba
+import jieba.posseg
+
+WORDS_PATH = Path(__file__).with_name("title_words.json")
+_LOCK = threading.Lock()
+
+jieba.setLogLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class TitleVocabulary:
+    """Word sets the short-title and selling-point code classify tokens with."""
+
+    brands: frozenset[str]
+    product_words: frozenset[str]
+    product_suffixes: tuple[str, ...]
+    not_product_words: frozenset[str]
+    attributes: frozenset[str]
+    stuffing: frozenset[str]
+
+
+def _lexicon_parts() -> tuple[dict[str, str], dict[str, str], set[str], list[str]]:
+    # The catalogue lexicon is another module's; read it through its public API only.
+    from features import lexicon
+
+    return lexicon.all_brands(), lexicon.all_product_words(), lexicon.all_attributes(), lexicon.jieba_userdict_lines()
+
+
+@cache
+def vocabulary() -> TitleVocabulary:
+    """The merged vocabulary (catalogue lexicon + our generic title words), lower-cased."""
+    data = json.loads(WORDS_PATH.read_text("utf-8"))
+    brands, products, attributes, _ = _lexicon_parts()
+    low = str.lower
+    return TitleVocabulary(
+        brands=frozenset(map(low, brands)),
+        product_words=frozenset(map(low, [*products, *data["product_words"]])),
+        product_suffixes=tuple(sorted(data["product_suffixes"], key=len, reverse=True)),
+        not_product_words=frozenset(map(low, data["not_product_words"])),
+        attributes=frozenset(map(low, [*attributes, *data["attributes"]])),
+        stuffing=frozenset(map(low, data["stuffing"])),
+    )
+
+
+@cache
+def _tokenizers() -> tuple[jieba.Tokenizer, jieba.posseg.POSTokenizer]:
+    with _LOCK:
+        tok = jieba.Tokenizer()
+        tok.initialize()
+        _, _, _, lines = _lexicon_parts()
+        for line in lines:
+            word, freq, tag = line.rsplit(" ", 2)
+            tok.add_word(word.lower(), int(freq), tag)
+        data = json.loads(WORDS_PATH.read_text("utf-8"))
+        for word in data["product_words"]:
+            tok.add_word(word.lower(), 20000, "n")
+        for word in data["attributes"]:
+            tok.add_word(word.lower(), 10000, "a")
+        for word in data["stuffing"]:
+            if len(word) > 1:
+                tok.add_word(word.lower(), 10000, "x")
+        return tok, jieba.posseg.POSTokenizer(tok)
+
+
+def tokenizer() -> jieba.Tokenizer:
+    """The shared private jieba tokenizer (built on first use, about a second)."""
+    return _tokenizers()[0]
+
+
+def cut_pos(text: str) -> list[tuple[str, str]]:
+    """(word, part-of-speech flag) pairs of a text, lower-cased, HMM on for unknown brands."""
+    return [(p.word, p.flag) for p in _tokenizers()[1].cut(text.lower(), HMM=True)]
+
+
+def word_frequency(word: str) -> int:
+    """jieba's dictionary frequency of a word (0 when unknown: a hint that it is a name or brand)."""
+    return int(tokenizer().FREQ.get(word, 0) or 0)

@@ -1,0 +1,225 @@
+"""The conversion ranker: LightGBM estimate of P(order | group, product shown), calibrated.
+
+Labels
+------
+With pushes (exposures): every push (group, product, pushed_at) is one example, positive when the
+group orders that product within `label_window_days` after the push (`push_labels`). Pushes whose
+window is cut off by the end of the data are dropped rather than counted as failures.
+
+With orders only: each (group, product, day) with a non-refunded order is a positive and, for each,
+`negatives_per_positive` products are drawn uniformly from the catalogue among those the group did
+not order that day (`order_labels_with_sampled_negatives`). Bias: these negatives were never shown,
+so they are easier than real misses (the model partly learns "relevant vs random" and popularity),
+AUC is flattered, and the base rate is fixed by the sampling at 1/(1 + r) instead of the true
+conversion rate: p_conv is then a relative score, calibrated to the sampled world, not a real
+probability. Multiply the odds by (true rate odds / sampled rate odds) if the true rate is known.
+
+Fit and evaluation (`fit_and_evaluate`) use a time split: examples before the last
+`validation_days` train the booster; the validation window is split in two by time, the first half
+drives early stopping and fits the calibrator (isotonic or Platt), the second half reports log loss,
+AUC and ECE (see `recsys.calibration`) for the calibrated model, the raw model and a smoothed
+per-product conversion-rate baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from recsys.calibration import Calibrator, probability_metrics
+from recsys.config import RankerConfig
+
+LABEL = "label"
+TIME = "at"
+# Columns never used as features.
+NON_FEATURES: frozenset[str] = frozenset({GROUP_ID, PRODUCT_ID, LABEL, TIME, PUSHED_AT, ORDERED_AT, "sources", "reasons"})
+
+
+def push_labels(
+    pushes: pd.DataFrame,
+    orders: pd.DataFrame,
+    window_days: int,
+    data_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """One row per push: group_id, product_id, at (push time), label (1 when ordered within the window)."""
+    window = pd.Timedelta(days=window_days)
+    p = pushes[[GROUP_ID, PRODUCT_ID, PUSHED_AT]].rename(columns={PUSHED_AT: TIME})
+    p = p.assign(**{TIME: pd.to_datetime(p[TIME])}).reset_index(drop=True)
+    if data_end is not None:
+        p = p[p[TIME] + window <= pd.Timestamp(data_end)]
+    o = orders
+    if "refunded" in o.columns:
+        o = o[~o["refunded"].fillna(False).astype(bool)]
+    o = o[[GROUP_ID, PRODUCT_ID, ORDERED_AT]].assign(**{ORDERED_AT: pd.to_datetime(o[ORDERED_AT])})
+    p = p.assign(_row=np.arange(len(p))).sort_values(TIME, kind="stable")
+    o = o.sort_values(ORDERED_AT, kind="stable")
+    for frame in (p, o):
+        for col in (GROUP_ID, PRODUCT_ID):
+            frame[col] = frame[col].astype(str)
+    matched = pd.merge_asof(
+        p, o, left_on=TIME, right_on=ORDERED_AT, by=[GROUP_ID, PRODUCT_ID],
+        direction="forward", tolerance=window, allow_exact_matches=True,
+    )
+    matched[LABEL] = matched[ORDERED_AT].notna().astype(np.int8)
+    return matched.sort_values("_row").drop(columns=["_row", ORDERED_AT]).reset_index(drop=True)
+
+
+def order_labels_with_sampled_negatives(
+    orders: pd.DataFrame,
+    product_ids: Sequence[str],
+    negatives_per_positive: int,
+    seed: int = 7,
+) -> pd.DataFrame:
+    """Positives from orders, uniform sampled negatives per positive (see the module docstring for the bias)."""
+    o = orders
+    if "refunded" in o.columns:
+        o = o[~o["refunded"].fillna(False).astype(bool)]
+    o = o.assign(**{ORDERED_AT: pd.to_datetime(o[ORDERED_AT])})
+    o = o.assign(_day=o[ORDERED_AT].dt.floor("D"), **{GROUP_ID: o[GROUP_ID].astype(str), PRODUCT_ID: o[PRODUCT_ID].astype(str)})
+    pos = o.groupby([GROUP_ID, PRODUCT_ID, "_day"], as_index=False)[ORDERED_AT].min().rename(columns={ORDERED_AT: TIME})
+    catalogue = np.asarray([str(p) for p in product_ids], dtype=object)
+    rng = np.random.default_rng(seed)
+    r = int(negatives_per_positive)
+    draws = catalogue[rng.integers(0, len(catalogue), size=len(pos) * r)]
+    neg = pd.DataFrame({
+        GROUP_ID: np.repeat(pos[GROUP_ID].to_numpy(), r),
+        PRODUCT_ID: draws,
+        "_day": np.repeat(pos["_day"].to_numpy(), r),
+        TIME: np.repeat(pos[TIME].to_numpy(), r),
+    })
+    bought = pd.MultiIndex.from_frame(pos[[GROUP_ID, PRODUCT_ID, "_day"]])
+    neg = neg[~pd.MultiIndex.from_frame(neg[[GROUP_ID, PRODUCT_ID, "_day"]]).isin(bought)]
+    neg = neg.drop_duplicates([GROUP_ID, PRODUCT_ID, "_day"])
+    out = pd.concat([pos.assign(**{LABEL: 1}), neg.assign(**{LABEL: 0})], ignore_index=True)
+    out[LABEL] = out[LABEL].astype(np.int8)
+    return out.drop(columns="_day").sort_values(TIME, kind="stable").reset_index(drop=True)
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Every column of the frame except ids, label, time and free-text lists."""
+    return [c for c in frame.columns if c not in NON_FEATURES]
+
+
+class ConversionRanker:
+    """LightGBM binary classifier on (group, product) features plus a calibrator; `predict_proba` is p_conv."""
+
+    def __init__(self, config: RankerConfig | None = None) -> None:
+        self.config = config
+
+    def _matrix(self, X: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.feature_names_ if c not in X.columns]
+        if missing:
+            raise KeyError(f"feature columns missing: {missing}")
+        M = X[self.feature_names_].copy()
+        for col, cats in self.categories_.items():
+            values = M[col].astype(object)
+            known = values.isin(cats)
+            M[col] = pd.Categorical(values.where(known, None), categories=cats)
+        for col in M.columns:
+            if col not in self.categories_:
+                M[col] = pd.to_numeric(M[col], errors="coerce").astype(float)
+        return M
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        X_cal: pd.DataFrame | None = None,
+        y_cal: np.ndarray | None = None,
+    ) -> "ConversionRanker":
+        """Train the booster on (X, y); with a later calibration set, early-stop on it and fit the calibrator."""
+        import lightgbm as lgb
+
+        cfg = self.config or RankerConfig()
+        self.feature_names_ = feature_columns(X)
+        self.categories_ = {
+            c: sorted({str(v) for v in X[c].dropna().unique()})
+            for c in self.feature_names_
+            if not pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+        }
+        y = np.asarray(y, dtype=int)
+        if y.min() == y.max():
+            raise ValueError("training labels hold a single class")
+        model = lgb.LGBMClassifier(
+            objective="binary", num_leaves=cfg.num_leaves, learning_rate=cfg.learning_rate,
+            n_estimators=cfg.n_estimators, min_child_samples=cfg.min_child_samples, random_state=cfg.seed,
+            subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0, verbose=-1, n_jobs=cfg.num_threads,
+        )
+        fit_args: dict[str, Any] = {}
+        has_cal = X_cal is not None and y_cal is not None and len(np.unique(y_cal)) == 2
+        if has_cal:
+            fit_args = {"eval_X": (self._matrix(X_cal),), "eval_y": (np.asarray(y_cal, int),),
+                        "callbacks": [lgb.early_stopping(30, verbose=False)]}
+        model.fit(self._matrix(X), y, **fit_args)
+        self.model_ = model
+        method = cfg.calibration if has_cal else "none"
+        raw_cal = self.predict_raw(X_cal) if has_cal else np.zeros(0)
+        self.calibrator_ = Calibrator(method).fit(raw_cal, np.asarray(y_cal, float) if has_cal else np.zeros(0))
+        return self
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """The booster's uncalibrated probability."""
+        if len(X) == 0:
+            return np.zeros(0)
+        return self.model_.predict_proba(self._matrix(X))[:, 1]
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated P(order | shown): p_conv."""
+        return self.calibrator_.predict(self.predict_raw(X))
+
+    def feature_importance(self) -> dict[str, float]:
+        """Total gain per feature, largest first."""
+        gain = self.model_.booster_.feature_importance(importance_type="gain")
+        order = np.argsort(-gain)
+        return {self.feature_names_[i]: float(gain[i]) for i in order}
+
+    def model_text(self) -> str:
+        """The booster as LightGBM's text format (stored in the artifact for provenance)."""
+        return self.model_.booster_.model_to_string()
+
+
+def popularity_rate(train_items: pd.Series, train_y: np.ndarray, items: pd.Series, strength: float = 20.0) -> np.ndarray:
+    """Baseline: each item's conversion rate in training, shrunk toward the overall rate (strength pseudo-rows)."""
+    y = np.asarray(train_y, dtype=float)
+    prior = float(y.mean())
+    stats = pd.DataFrame({"item": train_items.astype(str).to_numpy(), "y": y}).groupby("item")["y"].agg(["sum", "count"])
+    rate = (stats["sum"] + strength * prior) / (stats["count"] + strength)
+    return items.astype(str).map(rate).fillna(prior).to_numpy(dtype=float)
+
+
+def time_split(frame: pd.DataFrame, days: float, time_col: str = TIME) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows before end − days, rows from then on), end being the last time in the frame."""
+    t = pd.to_datetime(frame[time_col])
+    cut = t.max() - pd.Timedelta(days=days)
+    return frame[t <= cut], frame[t > cut]
+
+
+def fit_and_evaluate(
+    examples: pd.DataFrame,
+    config: RankerConfig | None = None,
+    time_col: str = TIME,
+    item_col: str = PRODUCT_ID,
+) -> tuple[ConversionRanker, dict[str, Any]]:
+    """Time-split fit (train / calibrate / report, see the module docstring); returns the ranker and its metrics."""
+    cfg = config or RankerConfig()
+    train, valid = time_split(examples, cfg.validation_days, time_col)
+    t = pd.to_datetime(valid[time_col])
+    mid = t.min() + (t.max() - t.min()) / 2
+    cal, test = valid[t <= mid], valid[t > mid]
+    if len(test) == 0 or len(cal) == 0 or len(train) == 0:
+        raise ValueError("not enough time span for a train / calibrate / test split")
+    ranker = ConversionRanker(cfg).fit(train, train[LABEL].to_numpy(), cal, cal[LABEL].to_numpy())
+    y = test[LABEL].to_numpy()
+    raw = ranker.predict_raw(test)
+    metrics: dict[str, Any] = {
+        "calibrated": probability_metrics(y, ranker.calibrator_.predict(raw)),
+        "uncalibrated": probability_metrics(y, raw),
+        "popularity_rate": probability_metrics(y, popularity_rate(train[item_col], train[LABEL].to_numpy(), test[item_col])),
+        "rows": {"train": int(len(train)), "calibrate": int(len(cal)), "test": int(len(test))},
+        "calibration": ranker.calibrator_.method,
+        "best_iteration": int(ranker.model_.best_iteration_ or ranker.model_.n_estimators),
+    }
+    return ranker, metrics

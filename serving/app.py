@@ -1,0 +1,381 @@
+"""The HTTP service: picks with copy, feedback, ops weights, the advertising-law check, keys and health.
+
+`create_app(config, store=..., cache=..., holder=...)` builds an app; anything not passed is opened
+from the settings (`QUANXUAN_DB_URL`, `QUANXUAN_CACHE_URL`, `QUANXUAN_ARTIFACT_DIR`) in the lifespan,
+which also loads the newest complete artifact and starts the file watch. Every dependency is
+reached through `get_services`, so tests can override it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from features.schema import TIMEZONE
+from recsys.blend import weights_hash
+from recsys.config import Config, OpsWeights
+from recsys.promo import adlaw
+from serving import auth, schemas
+from serving.artifacts import ArtifactHolder, Served
+from serving.feedback import check_events
+from serving.limits import BodyLimitMiddleware
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.picking import PicksService, dumps
+from serving.state import WeightsSource
+from serving.storage.base import Cache, KeyRecord, Store
+from serving.storage.factory import open_cache, open_store
+
+log = logging.getLogger("quanxuan.serving")
+TZ = ZoneInfo(TIMEZONE)
+JSON = "application/json"
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, malformed, unknown or revoked API key."},
+    403: {"description": "The key's role or tenant does not cover this resource."},
+    429: {"description": "The key's rate limit is exhausted; see Retry-After."},
+}
+
+
+@dataclass
+class Services:
+    """Everything a request handler needs; built once per app."""
+
+    config: Config
+    store: Store
+    cache: Cache
+    holder: ArtifactHolder
+    metrics: Metrics
+    keys: auth.KeyResolver
+    limiter: auth.RateLimiter
+    weights: WeightsSource
+    picks: PicksService
+    owned: list[Any] = field(default_factory=list)  # backends this app opened and must close
+
+
+def build_services(config: Config, store: Store | None = None, cache: Cache | None = None,
+                   holder: ArtifactHolder | None = None, metrics: Metrics | None = None) -> Services:
+    """Open whatever was not passed in, from the settings."""
+    s = config.service
+    metrics = metrics or Metrics()
+    owned: list[Any] = []
+    if store is None:
+        store = open_store(s.db_url)
+        owned.append(store)
+    if cache is None:
+        cache = open_cache(s.cache_url)
+        owned.append(cache)
+    if holder is None:
+        holder = ArtifactHolder(s.artifact_dir)
+    holder._on_swap = lambda served: metrics.artifact_swapped(served.version)
+    holder._on_refuse = lambda reason: metrics.reloads.labels("refused").inc()
+    if holder.current is not None:
+        metrics.artifact_swapped(holder.current.version)
+    return Services(
+        config=config, store=store, cache=cache, holder=holder, metrics=metrics,
+        keys=auth.KeyResolver(store, s.key_pepper, s.state_refresh_seconds),
+        limiter=auth.RateLimiter(cache, s.rate_limit_per_minute),
+        weights=WeightsSource(store, config.weights, s.state_refresh_seconds),
+        picks=PicksService(store, cache, config.rules, config.copy_, s.picks_cache_seconds, metrics),
+        owned=owned,
+    )
+
+
+def get_services(request: Request) -> Services:
+    """The app's services (override in tests with app.dependency_overrides)."""
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    if x_api_key:
+        return x_api_key.strip()
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
+def authenticate(
+    services: ServicesDep,
+    authorization: Annotated[str | None, Header(description="`Bearer <API key>`")] = None,
+    x_api_key: Annotated[str | None, Header(description="The API key (alternative to Authorization).")] = None,
+) -> auth.Principal:
+    """The caller's principal; 401 without a valid key, 429 when its rate limit is spent."""
+    principal = services.keys.resolve(_presented_key(authorization, x_api_key))
+    if principal is None:
+        raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    wait = services.limiter.wait_seconds(principal)
+    if wait > 0:
+        raise HTTPException(429, "rate limit exceeded for this key", headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    return principal
+
+
+PrincipalDep = Annotated[auth.Principal, Depends(authenticate)]
+
+
+def _require(principal: auth.Principal, action: str) -> None:
+    if not auth.allowed(principal, action):
+        raise HTTPException(403, f"a {principal.role} key may not do {action}")
+
+
+def _served(services: Services) -> Served:
+    served = services.holder.current
+    if served is None:
+        raise HTTPException(503, "no artifact loaded yet")
+    return served
+
+
+def _today() -> date:
+    return datetime.now(TZ).date()
+
+
+def _key_info(record: KeyRecord) -> schemas.KeyInfo:
+    return schemas.KeyInfo(key_id=record.key_id, role=record.role, seller_id=record.seller_id, brand=record.brand,
+                           name=record.name, rate_per_minute=record.rate_per_minute, created_at=record.created_at,
+                           revoked_at=record.revoked_at)
+
+
+def _weights_state(services: Services) -> schemas.WeightsState:
+    weights, stored = services.weights.current()
+    hashes = {"default": weights_hash(weights.default)} | {t: weights_hash(w) for t, w in weights.overrides.items()}
+    return schemas.WeightsState(weights=weights, version=stored.version if stored else 0,
+                                updated_at=stored.updated_at if stored else None,
+                                updated_by=stored.updated_by if stored else None, hashes=hashes)
+
+
+def create_app(config: Config | None = None, *, store: Store | None = None, cache: Cache | None = None,
+               holder: ArtifactHolder | None = None, watch: bool = True) -> FastAPI:
+    """The FastAPI app; pass backends to share them (tests, several replicas on one DB), else they come from settings."""
+    config = config or Config.load(os.environ.get("QUANXUAN_CONFIG") or None)
+    settings = config.service
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services: Services = app.state.services
+        if services.holder.current is None:
+            services.holder.load_initial()
+        if watch:
+            services.holder.start_watch(settings.artifact_poll_seconds)
+        try:
+            yield
+        finally:
+            services.holder.stop_watch()
+            for backend in services.owned:
+                backend.close()
+
+    app = FastAPI(
+        title="Quanxuan 圈选",
+        version="1",
+        summary="What each WeChat group seller should push today, with the promo text to paste.",
+        lifespan=lifespan,
+    )
+    app.state.services = build_services(config, store, cache, holder, metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    # Health ------------------------------------------------------------------------------------
+    @app.get("/healthz", response_model=schemas.Health, tags=["health"])
+    def healthz() -> schemas.Health:
+        """Liveness: the process answers."""
+        return schemas.Health(status="ok")
+
+    @app.get("/readyz", response_model=schemas.Health, tags=["health"],
+             responses={503: {"model": schemas.Health, "description": "No artifact loaded."}})
+    def readyz(services: ServicesDep) -> Any:
+        """Readiness: an artifact is loaded."""
+        version = services.holder.version
+        if version is None:
+            return JSONResponse(schemas.Health(status="not ready", reason=services.holder.last_error).model_dump(),
+                                status_code=503)
+        return schemas.Health(status="ready", artifact_version=version)
+
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}})
+    def prometheus() -> Response:
+        """Prometheus metrics: request counts and latencies by route, artifact version, cache and feedback counters."""
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    # Picks -------------------------------------------------------------------------------------
+    KQuery = Annotated[int | None, Query(ge=1, le=200, description="Number of picks; default rules.top_k.")]
+
+    @app.get("/v1/groups/{group_id}/picks", response_model=schemas.GroupPicks, tags=["picks"],
+             responses={**ERRORS, 404: {"description": "Unknown group."}, 503: {"description": "No artifact loaded."}})
+    def group_picks(
+        group_id: Annotated[str, Path(max_length=128)], principal: PrincipalDep, services: ServicesDep,
+        day: Annotated[date | None, Query(alias="date", description="Day of the picks (Asia/Shanghai); default today.")] = None,
+        k: KQuery = None,
+    ) -> Response:
+        """A group's ranked picks with component scores, reasons and promo copy, blended with the current ops weights."""
+        _require(principal, "picks:read")
+        served = _served(services)
+        seller = served.group_seller(group_id)
+        if seller is None:
+            raise HTTPException(404, f"unknown group {group_id!r}: not in artifact {served.version}")
+        if not auth.may_read_seller(principal, seller):
+            raise HTTPException(403, f"group {group_id!r} belongs to another seller")
+        weights, _ = services.weights.current()
+        body = services.picks.group_json(served, group_id, day or _today(), k or config.rules.top_k, weights)
+        return Response(body, media_type=JSON)
+
+    @app.get("/v1/sellers/{seller_id}/picks", response_model=schemas.SellerPicks, tags=["picks"],
+             responses={**ERRORS, 404: {"description": "Unknown seller."}, 503: {"description": "No artifact loaded."}})
+    def seller_picks(
+        seller_id: Annotated[str, Path(max_length=128)], principal: PrincipalDep, services: ServicesDep,
+        day: Annotated[date | None, Query(alias="date", description="Day of the picks (Asia/Shanghai); default today.")] = None,
+        k: KQuery = None,
+    ) -> Response:
+        """Picks of every group of a seller in one call."""
+        _require(principal, "picks:read")
+        if not auth.may_read_seller(principal, seller_id):
+            raise HTTPException(403, "a seller key reads only its own seller's groups")
+        served = _served(services)
+        group_ids = served.seller_groups.get(seller_id)
+        if not group_ids:
+            raise HTTPException(404, f"unknown seller {seller_id!r}: no groups in artifact {served.version}")
+        weights, _ = services.weights.current()
+        the_day = day or _today()
+        parts = [services.picks.group_json(served, g, the_day, k or config.rules.top_k, weights) for g in group_ids]
+        head = dumps({"seller_id": seller_id, "date": the_day.isoformat()})[:-1]
+        return Response(head + b',"groups":[' + b",".join(parts) + b"]}", media_type=JSON)
+
+    # Feedback ----------------------------------------------------------------------------------
+    def _feedback(table: str, batch: schemas.FeedbackBatch, principal: auth.Principal, services: Services) -> Any:
+        _require(principal, "feedback:write")
+        if len(batch.events) > settings.max_batch_events:
+            raise HTTPException(413, f"at most {settings.max_batch_events} events per batch")
+        served = _served(services)
+        checked = check_events(
+            table, batch.events, served.group_seller, served.product_rows.keys(), served.artifact.group_ids(),
+            lambda seller: auth.may_write_feedback(principal, seller),
+        )
+        if checked.foreign:
+            raise HTTPException(403, f"events {checked.foreign[:20]} are for groups of another seller; nothing stored")
+        if checked.rejected and not batch.partial:
+            services.metrics.feedback.labels(table, "batch_refused").inc(len(batch.events))
+            body = schemas.FeedbackError(detail=f"{len(checked.rejected)} invalid event(s); nothing stored "
+                                         "(send partial=true to keep the valid ones)", rejected=checked.rejected)
+            return JSONResponse(body.model_dump(), status_code=422)
+        for event in checked.valid:
+            event["submitted_by"] = principal.key_id
+        stored = services.store.add_events(table, checked.valid)  # type: ignore[arg-type]
+        duplicates = len(checked.valid) - len(stored) + checked.repeats
+        services.metrics.feedback.labels(table, "stored").inc(len(stored))
+        services.metrics.feedback.labels(table, "duplicate").inc(duplicates)
+        services.metrics.feedback.labels(table, "rejected").inc(len(checked.rejected))
+        return schemas.FeedbackResult(received=len(batch.events), stored=len(stored), duplicates=duplicates,
+                                      rejected=checked.rejected)
+
+    feedback_responses: dict[int | str, dict[str, Any]] = {
+        **ERRORS, 413: {"description": "Body or batch too large."},
+        422: {"model": schemas.FeedbackError, "description": "Some events are invalid and partial was false."},
+        503: {"description": "No artifact loaded (events cannot be checked)."},
+    }
+
+    @app.post("/v1/feedback/pushes", response_model=schemas.FeedbackResult, tags=["feedback"], responses=feedback_responses)
+    def feedback_pushes(batch: schemas.PushBatch, principal: PrincipalDep, services: ServicesDep) -> Any:
+        """Store push events from a seller app, idempotent by event_id."""
+        return _feedback("pushes", batch, principal, services)
+
+    @app.post("/v1/feedback/orders", response_model=schemas.FeedbackResult, tags=["feedback"], responses=feedback_responses)
+    def feedback_orders(batch: schemas.OrderBatch, principal: PrincipalDep, services: ServicesDep) -> Any:
+        """Store order events from a seller app, idempotent by event_id (and order_id)."""
+        return _feedback("orders", batch, principal, services)
+
+    # Ops weights -------------------------------------------------------------------------------
+    @app.get("/v1/ops/weights", response_model=schemas.WeightsState, tags=["ops"], responses=ERRORS)
+    def get_weights(principal: PrincipalDep, services: ServicesDep) -> schemas.WeightsState:
+        """The default weight profile and per-seller-type overrides in force."""
+        _require(principal, "weights:read")
+        return _weights_state(services)
+
+    @app.put("/v1/ops/weights", response_model=schemas.WeightsState, tags=["ops"], responses=ERRORS)
+    def put_weights(update: schemas.WeightsUpdate, principal: PrincipalDep, services: ServicesDep) -> schemas.WeightsState:
+        """Replace the ops weights; effective at once on every replica (after state_refresh_seconds), audited."""
+        _require(principal, "weights:write")
+        new = OpsWeights.model_validate(update.model_dump()).model_dump(mode="json")
+        actor = principal.key_id + (f" ({principal.name})" if principal.name else "")
+        services.store.set_weights(new, actor, default=config.weights.model_dump(mode="json"))
+        services.weights.invalidate()
+        return _weights_state(services)
+
+    @app.get("/v1/ops/weights/audit", response_model=schemas.AuditLog, tags=["ops"], responses=ERRORS)
+    def weights_audit(principal: PrincipalDep, services: ServicesDep,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> schemas.AuditLog:
+        """Every weight change, newest first: who, when, old and new."""
+        _require(principal, "weights:read")
+        entries = services.store.audit(limit)
+        return schemas.AuditLog(entries=[schemas.AuditRecord(id=e.id, at=e.at, actor=e.actor, version=e.version,
+                                                             old=e.old, new=e.new) for e in entries])
+
+    # Copy check --------------------------------------------------------------------------------
+    @app.post("/v1/copy/check", response_model=schemas.CopyCheckResult, tags=["copy"], responses=ERRORS)
+    def copy_check(request: schemas.CopyCheckRequest, principal: PrincipalDep) -> schemas.CopyCheckResult:
+        """Check any text against the advertising law: flagged spans with categories and suggested rewrites."""
+        _require(principal, "copy:check")
+        hits = adlaw.check(request.text)
+        return schemas.CopyCheckResult(clean=not hits, hits=[
+            schemas.AdlawHit(start=h.start, end=h.end, term=h.term, category=h.category,
+                             category_label=adlaw.category_label(h.category), suggestion=h.suggestion)
+            for h in hits
+        ])
+
+    # Admin -------------------------------------------------------------------------------------
+    @app.post("/v1/admin/keys", response_model=schemas.KeyCreated, status_code=201, tags=["admin"], responses=ERRORS)
+    def create_key(body: schemas.KeyCreate, principal: PrincipalDep, services: ServicesDep) -> schemas.KeyCreated:
+        """Create an API key; the key itself is in this answer only."""
+        _require(principal, "keys:manage")
+        try:
+            key, record = auth.create_key(services.store, settings.key_pepper, body.role, body.seller_id, body.brand,
+                                          body.name, body.rate_per_minute)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return schemas.KeyCreated(key=key, **_key_info(record).model_dump())
+
+    @app.get("/v1/admin/keys", response_model=schemas.KeyList, tags=["admin"], responses=ERRORS)
+    def list_keys(principal: PrincipalDep, services: ServicesDep) -> schemas.KeyList:
+        """Every key, revoked ones included; never the secrets."""
+        _require(principal, "keys:manage")
+        return schemas.KeyList(keys=[_key_info(r) for r in services.store.keys()])
+
+    @app.delete("/v1/admin/keys/{key_id}", status_code=204, tags=["admin"],
+                responses={**ERRORS, 404: {"description": "No active key with this id."}})
+    def revoke_key(key_id: Annotated[str, Path(max_length=64)], principal: PrincipalDep, services: ServicesDep) -> Response:
+        """Revoke a key (at once on this replica, within state_refresh_seconds on the others)."""
+        _require(principal, "keys:manage")
+        if not services.store.revoke_key(key_id):
+            raise HTTPException(404, f"no active key {key_id!r}")
+        services.keys.forget(key_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/admin/reload", response_model=schemas.ReloadResult, tags=["admin"], responses=ERRORS)
+    def reload(principal: PrincipalDep, services: ServicesDep) -> schemas.ReloadResult:
+        """Swap to the newest complete artifact; a corrupt one is refused and the current one keeps serving."""
+        _require(principal, "artifact:reload")
+        outcome = services.holder.reload(force=True)
+        return schemas.ReloadResult(swapped=outcome.swapped, version=outcome.version,
+                                    previous_version=outcome.previous_version, reason=outcome.reason)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory: settings from QUANXUAN_CONFIG (a TOML/JSON file) and QUANXUAN_* variables."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app()

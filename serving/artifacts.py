@@ -1,0 +1,176 @@
+"""The artifact the service answers from, swapped atomically for a newer one.
+
+Requests take `holder.current` once and use that object throughout, so a swap never changes an
+artifact under a request in flight. A newer artifact is loaded and verified completely before the
+swap; one that is incomplete or corrupt is refused with a logged reason and the previous one keeps
+serving. A background thread can poll the folder (the file watch).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.artifact import Artifact, ArtifactError, latest_artifact, list_artifacts, load_artifact
+
+log = logging.getLogger("quanxuan.artifacts")
+
+
+@dataclass
+class Served:
+    """A loaded artifact plus the look-ups the service needs on every request."""
+
+    artifact: Artifact
+    product_rows: dict[str, int] = field(default_factory=dict)
+    seller_groups: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, artifact: Artifact) -> "Served":
+        """Index an artifact: product id -> row, seller id -> its group ids."""
+        products = {str(p): i for i, p in enumerate(artifact.products["product_id"].tolist())}
+        sellers: dict[str, list[str]] = {}
+        for gid, sid in zip(artifact.groups["group_id"].tolist(), artifact.groups["seller_id"].astype(str).tolist()):
+            sellers.setdefault(sid, []).append(str(gid))
+        return cls(artifact, products, sellers)
+
+    @property
+    def version(self) -> str:
+        """The artifact's version."""
+        return self.artifact.version
+
+    def group_seller(self, group_id: str) -> str | None:
+        """The seller running a group, or None for an unknown group."""
+        if group_id not in self.artifact:
+            return None
+        return str(self.artifact.group(group_id)["seller_id"])
+
+    def product(self, product_id: str) -> dict[str, Any] | None:
+        """A product's catalogue row, or None."""
+        row = self.product_rows.get(product_id)
+        if row is None:
+            return None
+        frame = self.artifact.products
+        return {c: _py(frame[c].iat[row]) for c in frame.columns}
+
+
+def _py(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+@dataclass(frozen=True)
+class SwapOutcome:
+    """What a load attempt did."""
+
+    swapped: bool
+    version: str | None
+    previous_version: str | None
+    reason: str
+
+
+class ArtifactHolder:
+    """Holds the serving artifact and swaps it for newer complete ones."""
+
+    def __init__(self, root: str | Path, on_swap: Callable[[Served], None] | None = None,
+                 on_refuse: Callable[[str], None] | None = None) -> None:
+        self.root = Path(root)
+        self.current: Served | None = None
+        self.last_error: str | None = None
+        self._on_swap = on_swap
+        self._on_refuse = on_refuse
+        self._lock = threading.Lock()
+        self._refused: dict[Path, float] = {}
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def version(self) -> str | None:
+        """Version now serving, or None."""
+        current = self.current
+        return current.version if current else None
+
+    def _refuse(self, path: Path, reason: str) -> None:
+        self.last_error = f"{path.name}: {reason}"
+        log.warning("refused artifact %s: %s (still serving %s)", path, reason, self.version)
+        try:
+            self._refused[path] = (path / "manifest.json").stat().st_mtime
+        except OSError:
+            self._refused[path] = 0.0
+        if self._on_refuse:
+            self._on_refuse(reason)
+
+    def _swap(self, artifact: Artifact) -> SwapOutcome:
+        previous = self.version
+        served = Served.of(artifact)
+        self.current = served  # one reference assignment: atomic for readers
+        self.last_error = None
+        log.info("serving artifact %s (was %s)", served.version, previous)
+        if self._on_swap:
+            self._on_swap(served)
+        return SwapOutcome(True, served.version, previous, "loaded")
+
+    def load_initial(self) -> SwapOutcome:
+        """At start-up: the newest artifact that loads, trying older complete ones when the newest is refused."""
+        with self._lock:
+            candidates = list(reversed(list_artifacts(self.root)))
+            if not candidates:
+                self.last_error = f"no complete artifact under {self.root}"
+                log.warning(self.last_error)
+                return SwapOutcome(False, None, None, self.last_error)
+            for path in candidates:
+                try:
+                    return self._swap(load_artifact(path))
+                except ArtifactError as exc:
+                    self._refuse(path, exc.reason)
+            return SwapOutcome(False, None, None, self.last_error or "every artifact was refused")
+
+    def reload(self, force: bool = True) -> SwapOutcome:
+        """Swap to the newest complete artifact if it is newer than the one serving and loads cleanly.
+
+        `force=False` (the file watch) skips an artifact already refused unless its manifest changed.
+        """
+        with self._lock:
+            path = latest_artifact(self.root)
+            current = self.current
+            if path is None:
+                return SwapOutcome(False, self.version, self.version, f"no complete artifact under {self.root}")
+            if current is not None and path.resolve() == current.artifact.path.resolve():
+                return SwapOutcome(False, self.version, self.version, "already serving the newest artifact")
+            if not force and path in self._refused:
+                try:
+                    if (path / "manifest.json").stat().st_mtime == self._refused[path]:
+                        return SwapOutcome(False, self.version, self.version, f"refused earlier: {self.last_error}")
+                except OSError:
+                    pass
+            try:
+                artifact = load_artifact(path)
+            except ArtifactError as exc:
+                self._refuse(path, exc.reason)
+                return SwapOutcome(False, self.version, self.version, f"refused {path.name}: {exc.reason}")
+            return self._swap(artifact)
+
+    def start_watch(self, interval_seconds: float) -> None:
+        """Poll the artifact folder every interval in a daemon thread (no-op when interval is 0)."""
+        if interval_seconds <= 0 or self._watcher is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval_seconds):
+                try:
+                    self.reload(force=False)
+                except Exception:  # noqa: BLE001 - the watch must outlive any single bad poll
+                    log.exception("artifact watch failed")
+
+        self._watcher = threading.Thread(target=loop, name="quanxuan-artifact-watch", daemon=True)
+        self._watcher.start()
+
+    def stop_watch(self) -> None:
+        """Stop the polling thread."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None

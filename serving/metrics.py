@@ -1,0 +1,82 @@
+"""Prometheus metrics of one app instance: requests, latencies, the artifact version, caches, feedback.
+
+Each app gets its own registry, so tests can build many apps in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """The service's collectors in a private registry."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("quanxuan_http_requests", "HTTP requests by route template and status.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("quanxuan_http_request_duration_seconds", "Time to answer, by route template.",
+                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.artifact = Gauge("quanxuan_artifact_info", "1 for the artifact version now serving.", ["version"],
+                              registry=self.registry)
+        self.artifact_loaded = Gauge("quanxuan_artifact_loaded_timestamp_seconds", "When the serving artifact was loaded.",
+                                     registry=self.registry)
+        self.reloads = Counter("quanxuan_artifact_reloads", "Artifact load attempts by outcome.", ["outcome"],
+                               registry=self.registry)
+        self.picks_cache = Counter("quanxuan_picks_cache", "Rendered-picks cache look-ups.", ["result"], registry=self.registry)
+        self.feedback = Counter("quanxuan_feedback_events", "Feedback events by table and outcome.", ["table", "outcome"],
+                                registry=self.registry)
+
+    def artifact_swapped(self, version: str) -> None:
+        """Mark the new version as the one serving."""
+        self.artifact.clear()
+        self.artifact.labels(version).set(1)
+        self.artifact_loaded.set(time.time())
+        self.reloads.labels("loaded").inc()
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template (not the raw path, to bound label values)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
+                       send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

@@ -1,0 +1,127 @@
+"""Rendered picks: blend the artifact's candidates with the current weights, render each pick's promo copy
+once, and cache the finished JSON per (artifact version, group, date, k, weights hash, config)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, timedelta
+from typing import Any
+
+from recsys.blend import weights_hash
+from recsys.config import CopyConfig, OpsWeights, RuleConfig, config_hash
+from recsys.picks import pick_for_group
+from recsys.promo import adlaw
+from recsys.rules import REASON_LABELS
+from serving.artifacts import Served
+from serving.copywriting import render_pick_copy
+from serving.metrics import Metrics
+from serving.storage.base import Cache, Store
+
+
+def _num(value: Any) -> float | None:
+    """A JSON-safe float: None for missing or NaN."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def dumps(payload: Any) -> bytes:
+    """Compact UTF-8 JSON (Chinese stays readable)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+class PicksService:
+    """Builds and caches the picks answer of a group."""
+
+    def __init__(self, store: Store, cache: Cache, rules: RuleConfig, copy_cfg: CopyConfig,
+                 cache_seconds: int, metrics: Metrics | None = None) -> None:
+        self.store = store
+        self.cache = cache
+        self.rules = rules
+        self.copy_cfg = copy_cfg
+        self.cache_seconds = cache_seconds
+        self.metrics = metrics
+        # Replicas with different rules or copy settings must not share cached answers.
+        self.config_tag = config_hash(rules)[:6] + config_hash(copy_cfg)[:6]
+
+    def cache_key(self, served: Served, group_id: str, day: date, k: int, weights: OpsWeights) -> str:
+        """Where a group's rendered picks are cached."""
+        seller_type = str(served.artifact.group(group_id).get("seller_type", ""))
+        profile = weights_hash(weights.for_seller_type(seller_type))
+        return f"picks:{served.version}:{self.config_tag}:{profile}:{day.isoformat()}:{k}:{group_id}"
+
+    def group_json(self, served: Served, group_id: str, day: date, k: int, weights: OpsWeights) -> bytes:
+        """The group's picks as JSON bytes, from the cache when the same answer was rendered before."""
+        key = self.cache_key(served, group_id, day, k, weights)
+        cached = self.cache.get(key)
+        if cached is not None:
+            if self.metrics:
+                self.metrics.picks_cache.labels("hit").inc()
+            return cached
+        if self.metrics:
+            self.metrics.picks_cache.labels("miss").inc()
+        body = dumps(self.render(served, group_id, day, k, weights))
+        self.cache.set(key, body, self.cache_seconds)
+        return body
+
+    def render(self, served: Served, group_id: str, day: date, k: int, weights: OpsWeights) -> dict[str, Any]:
+        """Blend, rank and write copy for one group (no cache); records the templates used in the copy history."""
+        artifact = served.artifact
+        group = artifact.group(group_id)
+        seller_type = str(group.get("seller_type", ""))
+        profile = weights.for_seller_type(seller_type)
+        picks, cold = pick_for_group(artifact, group_id, weights, self.rules, k)
+        start = day - timedelta(days=self.copy_cfg.no_repeat_template_days)
+        history = self.store.copy_history(group_id, start, day) if self.copy_cfg.no_repeat_template_days > 0 else []
+        out: list[dict[str, Any]] = []
+        used: list[str] = []
+        for row in picks.to_dict("records"):
+            product = served.product(str(row["product_id"])) or {}
+            copy = render_pick_copy(product, row, group, day, history, self.copy_cfg)
+            # Later picks of the same answer avoid templates used by earlier ones.
+            history = [*history, (copy.template_id, day)]
+            used.append(copy.template_id)
+            reasons = [str(r) for r in (row.get("reasons") or [])]
+            out.append({
+                "rank": int(row["rank"]),
+                "product_id": str(row["product_id"]),
+                "title": _text(product.get("title")),
+                "category": _text(row.get("category", product.get("category"))),
+                "brand": _text(row.get("brand", product.get("brand"))),
+                "price": _num(row.get("price", product.get("price"))),
+                "coupon": _num(row.get("coupon")) or 0.0,
+                "p_conv": _num(row.get("p_conv")),
+                "commission_rate": _num(row.get("commission_rate")),
+                "commission_yuan": _num(row.get("commission_yuan")),
+                "rating": _num(row.get("rating")),
+                "score": _num(row.get("score")),
+                "reasons": reasons,
+                "reason_labels": [REASON_LABELS.get(r, r) for r in reasons],
+                "flags": [str(f) for f in (row.get("flags") or [])],
+                "copy": {
+                    "text": copy.text,
+                    "template_id": copy.template_id,
+                    "short_title": copy.short_title,
+                    "selling_points": list(copy.selling_points),
+                    "adlaw_clean": not adlaw.check(copy.text),
+                },
+            })
+        if used:
+            self.store.record_copy(group_id, day, used)
+        return {
+            "group_id": group_id,
+            "seller_id": str(group.get("seller_id", "")),
+            "seller_type": seller_type,
+            "date": day.isoformat(),
+            "cold_start": bool(cold),
+            "segment": _text(group.get("segment")),
+            "artifact_version": served.version,
+            "weights_hash": weights_hash(profile),
+            "picks": out,
+        }

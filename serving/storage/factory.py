@@ -1,0 +1,48 @@
+"""Choose the backends by URL: `QUANXUAN_DB_URL` (sqlite:///path or postgresql://…) and `QUANXUAN_CACHE_URL` (redis://… or empty)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from serving.storage.base import Cache, Store
+from serving.storage.memory_cache import MemoryCache
+
+
+def open_store(url: str, init: bool = True) -> Store:
+    """The store a URL names; `?schema=NAME` on a PostgreSQL URL keeps the tables in that schema."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from serving.storage.sqlite import SqliteStore
+
+        # sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory:
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError(f"cannot read a SQLite path from {url!r}; write sqlite:///file.sqlite3")
+        store: Store = SqliteStore(path)
+    elif scheme in ("postgresql", "postgres"):
+        from serving.storage.postgres import PostgresStore
+
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        schema = query.pop("schema", None)
+        clean = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
+        store = PostgresStore(clean, schema=schema)
+    else:
+        raise ValueError(f"unknown database URL scheme {scheme!r} in {url!r}: use sqlite:/// or postgresql://")
+    if init:
+        store.init()
+    return store
+
+
+def open_cache(url: str) -> Cache:
+    """Redis for redis:// URLs (`?prefix=NAME:` sets the key prefix), else an in-process cache."""
+    if not url:
+        return MemoryCache()
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"unknown cache URL scheme {parts.scheme!r} in {url!r}: use redis:// or leave it empty")
+    from serving.storage.redis_cache import RedisCache
+
+    query = dict(parse_qsl(parts.query))
+    prefix = query.pop("prefix", "quanxuan:")
+    return RedisCache(urlunsplit(parts._replace(query=urlencode(query))), prefix=prefix)

@@ -1,0 +1,271 @@
+"""The SQL implementation of the Store contract, shared by SQLite and PostgreSQL.
+
+Queries are written once with `?` placeholders; a backend supplies its connection handling,
+its column types and how timestamps, dates and booleans cross the driver.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime, timezone
+from typing import Any, Protocol
+
+from serving.storage.base import (
+    BOOKKEEPING,
+    EVENT_COLUMNS,
+    AuditEntry,
+    EventTable,
+    KeyRecord,
+    StoredWeights,
+    Store,
+)
+
+# Column -> abstract type; a backend maps abstract types to its own.
+_EVENT_TYPES: dict[str, str] = {
+    "event_id": "text", "group_id": "text", "product_id": "text", "order_id": "text", "buyer_id": "text",
+    "pushed_at": "ts", "ordered_at": "ts", "received_at": "ts", "price_at_push": "real", "paid": "real",
+    "commission": "real", "quantity": "int", "refunded": "bool", "submitted_by": "text",
+}
+_KEY_COLUMNS = ("key_id", "key_hash", "role", "seller_id", "brand", "name", "rate_per_minute", "created_at", "revoked_at")
+
+
+class Cursor(Protocol):
+    """The slice of a DB-API cursor the queries use."""
+
+    rowcount: int
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class SqlStore(Store):
+    """Store over a SQL database; subclasses provide `_transaction` and the type mapping."""
+
+    types: dict[str, str] = {}
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Cursor]:
+        """A cursor inside one transaction: committed on exit, rolled back on error."""
+
+    @abstractmethod
+    def _ts_param(self, value: datetime) -> Any:
+        """A timezone-aware datetime as the driver wants it."""
+
+    @abstractmethod
+    def _ts_value(self, raw: Any) -> datetime:
+        """A stored timestamp back to a timezone-aware datetime."""
+
+    @abstractmethod
+    def _date_param(self, value: date) -> Any:
+        """A date as the driver wants it."""
+
+    @abstractmethod
+    def _date_value(self, raw: Any) -> date:
+        """A stored date back to a date."""
+
+    def _sql(self, sql: str) -> str:
+        """The driver's spelling of a query written with `?` placeholders."""
+        return sql
+
+    # Schema -------------------------------------------------------------------------------------
+    def _ddl(self) -> list[str]:
+        t = self.types
+        stmts = []
+        for table, cols in EVENT_COLUMNS.items():
+            defs = [f"event_id {t['text']} PRIMARY KEY"]
+            defs += [f"{c} {t[_EVENT_TYPES[c]]}" for c in (*cols, *BOOKKEEPING)]
+            if table == "orders":
+                defs.append("UNIQUE (order_id)")
+            stmts.append(f"CREATE TABLE IF NOT EXISTS feedback_{table} ({', '.join(defs)})")
+            stmts.append(f"CREATE INDEX IF NOT EXISTS feedback_{table}_received ON feedback_{table} (received_at)")
+        stmts += [
+            f"CREATE TABLE IF NOT EXISTS ops_weights (id INTEGER PRIMARY KEY, body {t['text']} NOT NULL, "
+            f"version INTEGER NOT NULL, updated_at {t['ts']}, updated_by {t['text']} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS ops_weights_audit (id {t['serial']}, at {t['ts']} NOT NULL, "
+            f"actor {t['text']} NOT NULL, old {t['text']} NOT NULL, new {t['text']} NOT NULL, version INTEGER NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS api_keys (key_id {t['text']} PRIMARY KEY, key_hash {t['text']} NOT NULL UNIQUE, "
+            f"role {t['text']} NOT NULL, seller_id {t['text']}, brand {t['text']}, name {t['text']} NOT NULL, "
+            f"rate_per_minute INTEGER, created_at {t['ts']} NOT NULL, revoked_at {t['ts']})",
+            f"CREATE TABLE IF NOT EXISTS copy_history (group_id {t['text']} NOT NULL, day {t['date']} NOT NULL, "
+            f"template_id {t['text']} NOT NULL, PRIMARY KEY (group_id, day, template_id))",
+        ]
+        return stmts
+
+    def init(self) -> None:
+        """Create the tables if they are missing."""
+        with self._transaction() as cur:
+            for stmt in self._ddl():
+                cur.execute(stmt)
+
+    # Feedback -----------------------------------------------------------------------------------
+    def _event_param(self, column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        kind = _EVENT_TYPES[column]
+        if kind == "ts":
+            return self._ts_param(value)
+        if kind == "bool":
+            return bool(value)
+        return value
+
+    def _event_value(self, column: str, raw: Any) -> Any:
+        if raw is None:
+            return None
+        kind = _EVENT_TYPES[column]
+        if kind == "ts":
+            return self._ts_value(raw)
+        if kind == "bool":
+            return bool(raw)
+        if kind == "real":
+            return float(raw)
+        return raw
+
+    def add_events(self, table: EventTable, events: list[dict[str, Any]]) -> list[str]:
+        """Insert events, skipping any whose event id (or order id) is already stored."""
+        cols = ("event_id", *EVENT_COLUMNS[table], *BOOKKEEPING)
+        sql = self._sql(
+            f"INSERT INTO feedback_{table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+            "ON CONFLICT DO NOTHING"
+        )
+        now = utcnow()
+        stored: list[str] = []
+        with self._transaction() as cur:
+            for event in events:
+                row = {**event, "received_at": event.get("received_at") or now}
+                cur.execute(sql, [self._event_param(c, row.get(c)) for c in cols])
+                if cur.rowcount == 1:
+                    stored.append(event["event_id"])
+        return stored
+
+    def events(self, table: EventTable, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Stored events received at or after `since`, oldest first."""
+        cols = ("event_id", *EVENT_COLUMNS[table], *BOOKKEEPING)
+        sql = f"SELECT {', '.join(cols)} FROM feedback_{table}"
+        params: list[Any] = []
+        if since is not None:
+            sql += " WHERE received_at >= ?"
+            params.append(self._ts_param(since))
+        sql += " ORDER BY received_at, event_id"
+        with self._transaction() as cur:
+            cur.execute(self._sql(sql), params)
+            rows = cur.fetchall()
+        return [{c: self._event_value(c, v) for c, v in zip(cols, row)} for row in rows]
+
+    # Weights ------------------------------------------------------------------------------------
+    def _lock_weights(self, cur: Cursor) -> None:
+        """Serialise concurrent weight changes (a backend may need more than its transaction)."""
+
+    def weights(self) -> StoredWeights | None:
+        """The stored weights, or None before the first change."""
+        with self._transaction() as cur:
+            cur.execute(self._sql("SELECT body, version, updated_at, updated_by FROM ops_weights WHERE id = 1"))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return StoredWeights(json.loads(row[0]), int(row[1]), self._ts_value(row[2]), row[3])
+
+    def set_weights(self, new: dict[str, Any], actor: str, default: dict[str, Any]) -> AuditEntry:
+        """Replace the weights and append an audit entry atomically."""
+        now = utcnow()
+        body = json.dumps(new, sort_keys=True, ensure_ascii=False)
+        with self._transaction() as cur:
+            self._lock_weights(cur)
+            cur.execute(self._sql("SELECT body, version FROM ops_weights WHERE id = 1"))
+            row = cur.fetchone()
+            old, version = (json.loads(row[0]), int(row[1]) + 1) if row else (default, 1)
+            cur.execute(
+                self._sql(
+                    "INSERT INTO ops_weights (id, body, version, updated_at, updated_by) VALUES (1, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET body = excluded.body, version = excluded.version, "
+                    "updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+                ),
+                [body, version, self._ts_param(now), actor],
+            )
+            cur.execute(
+                self._sql("INSERT INTO ops_weights_audit (at, actor, old, new, version) VALUES (?, ?, ?, ?, ?) RETURNING id"),
+                [self._ts_param(now), actor, json.dumps(old, sort_keys=True, ensure_ascii=False), body, version],
+            )
+            entry_id = int(cur.fetchone()[0])
+        return AuditEntry(entry_id, now, actor, old, new, version)
+
+    def audit(self, limit: int = 100) -> list[AuditEntry]:
+        """The latest weight changes, newest first."""
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql("SELECT id, at, actor, old, new, version FROM ops_weights_audit ORDER BY id DESC LIMIT ?"),
+                [int(limit)],
+            )
+            rows = cur.fetchall()
+        return [AuditEntry(int(r[0]), self._ts_value(r[1]), r[2], json.loads(r[3]), json.loads(r[4]), int(r[5])) for r in rows]
+
+    # Keys ---------------------------------------------------------------------------------------
+    def _key_record(self, row: Sequence[Any]) -> KeyRecord:
+        values = dict(zip(_KEY_COLUMNS, row))
+        values["created_at"] = self._ts_value(values["created_at"])
+        values["revoked_at"] = None if values["revoked_at"] is None else self._ts_value(values["revoked_at"])
+        return KeyRecord(**values)
+
+    def add_key(self, record: KeyRecord) -> None:
+        """Insert a key record."""
+        values = [getattr(record, c) for c in _KEY_COLUMNS]
+        values[7] = self._ts_param(record.created_at or utcnow())
+        values[8] = None if record.revoked_at is None else self._ts_param(record.revoked_at)
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql(f"INSERT INTO api_keys ({', '.join(_KEY_COLUMNS)}) VALUES ({', '.join('?' for _ in _KEY_COLUMNS)})"),
+                values,
+            )
+
+    def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        """The key with this hash, or None."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {', '.join(_KEY_COLUMNS)} FROM api_keys WHERE key_hash = ?"), [key_hash])
+            row = cur.fetchone()
+        return None if row is None else self._key_record(row)
+
+    def keys(self) -> list[KeyRecord]:
+        """Every key record, oldest first."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {', '.join(_KEY_COLUMNS)} FROM api_keys ORDER BY created_at, key_id"))
+            rows = cur.fetchall()
+        return [self._key_record(r) for r in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke an active key."""
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"),
+                [self._ts_param(utcnow()), key_id],
+            )
+            return cur.rowcount == 1
+
+    # Copy history -------------------------------------------------------------------------------
+    def record_copy(self, group_id: str, day: date, template_ids: list[str]) -> None:
+        """Remember the templates shown to a group on a day."""
+        sql = self._sql("INSERT INTO copy_history (group_id, day, template_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        with self._transaction() as cur:
+            for template_id in dict.fromkeys(template_ids):
+                cur.execute(sql, [group_id, self._date_param(day), template_id])
+
+    def copy_history(self, group_id: str, start: date, end: date) -> list[tuple[str, date]]:
+        """Templates a group was shown with start <= day < end."""
+        with self._transaction() as cur:
+            cur.execute(
+                self._sql(
+                    "SELECT template_id, day FROM copy_history WHERE group_id = ? AND day >= ? AND day < ? "
+                    "ORDER BY day, template_id"
+                ),
+                [group_id, self._date_param(start), self._date_param(end)],
+            )
+            rows = cur.fetchall()
+        return [(r[0], self._date_value(r[1])) for r in rows]
+

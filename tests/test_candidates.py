@@ -1,0 +1,251 @@
+"""Candidate sources: a shared behavioural suite over every source, filters, and known answers per source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from features.interactions import build_train_data
+from recsys.candidates import (
+    ALSSource, BlendRecommender, ContentSource, EASESource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
+    RatingCommissionRule, RepurchaseSource, SegmentPopular, TrendingSource, top_k, union_candidates,
+)
+from recsys.config import FeatureConfig
+
+NOW = pd.Timestamp("2024-06-01")
+N_GROUPS, N_ITEMS = 20, 20
+HALF = N_ITEMS // 2
+
+
+def world(in_stock: np.ndarray | None = None) -> tuple:
+    """A checkerboard: groups 0–9 (宝妈 sellers) buy only items 0–9 (食品), groups 10–19 (学生) only items 10–19 (3C).
+
+    Each group bought every item of its half except two; items repeat on a 10-day cycle.
+    """
+    products = pd.DataFrame({
+        "product_id": [f"p{i}" for i in range(N_ITEMS)],
+        "title": [("零食饼干" if i < HALF else "蓝牙耳机") + str(i) for i in range(N_ITEMS)],
+        "category": ["食品/零食" if i < HALF else "3C/耳机" for i in range(N_ITEMS)],
+        "brand": "", "price": 10.0 + np.arange(N_ITEMS), "commission_rate": 0.1,
+        "rating": np.linspace(0.9, 0.99, N_ITEMS),
+        "in_stock": np.ones(N_ITEMS, dtype=bool) if in_stock is None else in_stock,
+    })
+    sellers = pd.DataFrame({"seller_id": ["s0", "s1"], "seller_type": ["宝妈", "学生"], "city_tier": [1, 2]})
+    groups = pd.DataFrame({"group_id": [f"g{g}" for g in range(N_GROUPS)],
+                           "seller_id": ["s0" if g < N_GROUPS // 2 else "s1" for g in range(N_GROUPS)], "member_count": 80})
+    rows = []
+    for g in range(N_GROUPS):
+        start = 0 if g < N_GROUPS // 2 else HALF
+        skip = {start + g % HALF, start + (g + 3) % HALF}
+        for i in range(start, start + HALF):
+            if i in skip:
+                continue
+            for age in (35, 25, 15, 5):
+                rows.append((f"g{g}", f"p{i}", NOW - pd.Timedelta(days=age + (i % 3) * 0.1)))
+    orders = pd.DataFrame(rows, columns=["group_id", "product_id", "ordered_at"])
+    orders.insert(0, "order_id", [f"o{n}" for n in range(len(orders))])
+    orders["quantity"] = 1
+    orders["paid"] = 10.0
+    return products, sellers, groups, orders
+
+
+def train_data(in_stock: np.ndarray | None = None):
+    """TrainData of the checkerboard world."""
+    products, sellers, groups, orders = world(in_stock)
+    return build_train_data(products, sellers, groups, None, orders, FeatureConfig(half_life_days=30), now=NOW)
+
+
+ALL_SOURCES = {
+    "als": lambda: ALSSource(factors=8, iterations=15, regularization=0.01),
+    "bpr": lambda: ALSSource(factors=8, iterations=200, algorithm="bpr", learning_rate=0.05),
+    "knn_cosine": lambda: ItemKNNSource(neighbours=20),
+    "knn_bm25": lambda: ItemKNNSource(neighbours=20, weighting="bm25"),
+    "ease": lambda: EASESource(lam=5.0),
+    "content": lambda: ContentSource(),
+    "repurchase": lambda: RepurchaseSource(),
+    "segment_popular": lambda: SegmentPopular(shrink=0.0),
+    "own_top": lambda: OwnTopItems(),
+    "popular": lambda: GlobalPopular(),
+    "rating_commission": lambda: RatingCommissionRule(),
+    "random": lambda: RandomSource(seed=3),
+    "trending": lambda: TrendingSource(days=10, baseline_days=20),
+}
+# Sources that personalise: on the checkerboard each must stay inside the group's own half.
+PERSONAL = ["als", "bpr", "knn_cosine", "knn_bm25", "ease", "content", "repurchase", "segment_popular", "own_top"]
+# Sources that can propose items the group never bought (the new-pairs test).
+DISCOVERING = ["als", "bpr", "knn_cosine", "knn_bm25", "ease", "content", "segment_popular"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return train_data()
+
+
+@pytest.mark.parametrize("name", list(ALL_SOURCES))
+def test_shapes_padding_and_determinism(name, data):
+    source = ALL_SOURCES[name]().fit(data)
+    groups = np.array([0, 5, 12])
+    ids, scores = source.recommend(groups, 25)
+    assert ids.shape == scores.shape == (3, 25)
+    assert ids.dtype == np.int64
+    # More slots than items: the tail is padded, and padding is -1 / -inf together.
+    assert (ids[:, N_ITEMS:] == -1).all()
+    assert ((ids == -1) == np.isneginf(scores)).all()
+    valid_scores = np.where(ids >= 0, scores, np.nan)
+    assert (np.diff(valid_scores, axis=1)[~np.isnan(np.diff(valid_scores, axis=1))] <= 1e-6).all()
+    again, _ = source.recommend(groups, 25)
+    assert (again == ids).all()
+
+
+@pytest.mark.parametrize("name", PERSONAL)
+def test_checkerboard_stays_in_the_groups_half(name, data):
+    source = ALL_SOURCES[name]().fit(data)
+    ids, _ = source.recommend(np.arange(N_GROUPS), 5)
+    top = ids[:, :5]
+    left, right = top[: N_GROUPS // 2], top[N_GROUPS // 2:]
+    assert (left[left >= 0] < HALF).all() and (left >= 0).any()
+    assert (right[right >= 0] >= HALF).all() and (right >= 0).any()
+
+
+@pytest.mark.parametrize("name", DISCOVERING)
+def test_new_pairs_are_the_two_skipped_items(name, data):
+    source = ALL_SOURCES[name]().fit(data)
+    groups = np.arange(N_GROUPS)
+    ids, _ = source.recommend(groups, 2, exclude=data.bought[groups])
+    for g in groups:
+        start = 0 if g < N_GROUPS // 2 else HALF
+        assert set(ids[g].tolist()) == {start + g % HALF, start + (g + 3) % HALF}, (name, g, ids[g])
+
+
+@pytest.mark.parametrize("name", list(ALL_SOURCES))
+def test_out_of_stock_exclusions_and_allowed_items(name):
+    in_stock = np.ones(N_ITEMS, dtype=bool)
+    in_stock[[1, 2, 11, 12]] = False
+    data = train_data(in_stock)
+    source = ALL_SOURCES[name]().fit(data)
+    groups = np.arange(N_GROUPS)
+    ids, _ = source.recommend(groups, N_ITEMS)
+    assert not np.isin(ids, [1, 2, 11, 12]).any()
+    exclude = sp.csr_matrix((np.ones(N_GROUPS), (groups, np.full(N_GROUPS, 5))), shape=(N_GROUPS, N_ITEMS))
+    ids, _ = source.recommend(groups, N_ITEMS, exclude=exclude)
+    assert not (ids == 5).any()
+    allowed = np.array([0, 3, 13, 2])  # 2 is out of stock, so it still never comes back
+    ids, _ = source.recommend(groups, N_ITEMS, allowed_items=allowed)
+    assert set(ids[ids >= 0].tolist()) <= {0, 3, 13}
+
+
+def test_recommend_validates_arguments(data):
+    source = GlobalPopular().fit(data)
+    with pytest.raises(ValueError, match="one row per requested group"):
+        source.recommend(np.array([0, 1]), 3, exclude=data.bought)
+    with pytest.raises(ValueError, match="group index"):
+        source.recommend(np.array([N_GROUPS]), 3)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        GlobalPopular().recommend(np.array([0]), 3)
+
+
+def test_top_k_orders_and_pads():
+    ids, vals = top_k(np.array([[0.1, 0.5, -np.inf, 0.3]], dtype=np.float32), 5)
+    assert ids.tolist() == [[1, 3, 0, -1, -1]]
+    assert vals[0, :3].tolist() == pytest.approx([0.5, 0.3, 0.1])
+
+
+def test_popularity_counts_orders_and_decays():
+    data = train_data()
+    counts = np.bincount(data.events["i"].to_numpy(), minlength=N_ITEMS)
+    pop = GlobalPopular().fit(data)
+    assert pop.popularity_.tolist() == counts.astype(np.float32).tolist()
+    recent = GlobalPopular(half_life_days=5).fit(data)
+    # Items i%3==0 were bought 0.1 days more recently than i%3==1 with the same counts: they rank first.
+    assert recent.popularity_[0] > recent.popularity_[1]
+
+
+def test_rating_commission_rule_sorts_by_rating_times_commission_yuan():
+    data = train_data()
+    ids, scores = RatingCommissionRule().fit(data).recommend(np.array([0]), 3)
+    # price and rating both rise with the index, commission rate is flat: the last items win.
+    assert ids.tolist() == [[19, 18, 17]]
+    assert scores[0, 0] == pytest.approx(0.99 * 29.0 * 0.1, rel=1e-5)
+
+
+def test_trending_poisson_z_score():
+    products, sellers, groups, orders = world()
+    extra = pd.DataFrame({"order_id": ["t1", "t2", "t3"], "group_id": "g0", "product_id": ["p7", "p7", "p7"],
+                          "ordered_at": NOW - pd.Timedelta(hours=5), "quantity": 1, "paid": 1.0})
+    data = build_train_data(products, sellers, groups, None, pd.concat([orders, extra]), now=NOW)
+    trend = TrendingSource(days=1, baseline_days=3).fit(data)
+    # p7: 3 orders today, none in the 3 days before → z = 3 / √1; nothing else was ordered today.
+    assert trend.z_[7] == pytest.approx(3.0)
+    assert np.isneginf(np.delete(trend.z_, 7)).all()
+    # Against a 7-day baseline the checkerboard's orders 5 days ago (8 groups buy p7) are expected: 8 / 7 per day.
+    wide = TrendingSource(days=1, baseline_days=7).fit(data)
+    assert wide.z_[7] == pytest.approx((3 - 8 / 7) / np.sqrt(8 / 7 + 1), rel=1e-5)
+
+
+def test_repurchase_is_due_on_the_cycle():
+    products, sellers, groups, orders = world()
+    data = build_train_data(products, sellers, groups, None, orders, now=NOW + pd.Timedelta(days=5))
+    source = RepurchaseSource(category_weight=0.0).fit(data)
+    # Group 0 bought item 1 at ages 40, 30, 20, 10 (days, on that clock): cycle 10, last 10 days ago → due ratio ≈ 1.
+    score = source.item_due_[0].toarray()[0]
+    assert score[1] == pytest.approx(np.sqrt(3) * np.exp(-0.5 * (np.log(10.5 / 10) / 1.0) ** 2), rel=1e-3)
+    early = RepurchaseSource(category_weight=0.0).fit(train_data())  # 5 days after the last: not yet due
+    assert early.item_due_[0].toarray()[0, 1] < score[1]
+
+
+def test_ease_matches_the_closed_form():
+    data = train_data()
+    source = EASESource(lam=5.0).fit(data)
+    x = data.bought.toarray()[:, source.items_]
+    p = np.linalg.inv(x.T @ x + 5.0 * np.eye(x.shape[1]))
+    b = np.eye(x.shape[1]) - p / np.diag(p)
+    np.testing.assert_allclose(source.weights_, b, atol=1e-4)
+
+
+def test_own_top_and_content_know_the_group():
+    data = train_data()
+    own, _ = OwnTopItems().fit(data).recommend(np.array([0]), N_ITEMS)
+    assert sorted(own[0][own[0] >= 0].tolist()) == [i for i in range(HALF) if i not in (0, 3)]
+    content = ContentSource().fit(data)
+    scores = content.score(np.array([0, 15]))
+    assert scores[0, :HALF].min() > scores[0, HALF:].max()
+    assert scores[1, HALF:].min() > scores[1, :HALF].max()
+
+
+def test_als_folds_in_cold_groups_from_their_seller():
+    products, sellers, groups, orders = world()
+    groups = pd.concat([groups, pd.DataFrame({"group_id": ["new"], "seller_id": ["s1"], "member_count": [10]})])
+    data = build_train_data(products, sellers, groups, None, orders, now=NOW)
+    ids, _ = ALSSource(factors=8, regularization=0.01).fit(data).recommend(np.array([N_GROUPS]), 5)
+    assert (ids[0] >= HALF).all()
+
+
+def test_union_shape_and_provenance(data):
+    sources = {"pop": GlobalPopular().fit(data), "own": OwnTopItems().fit(data)}
+    frame = union_candidates(sources, data, np.array([0, 12]), per_source=3, union_size=4)
+    assert list(frame.columns) == ["group_id", "product_id", "score__pop", "rank__pop", "score__own", "rank__own", "sources"]
+    assert frame.groupby("group_id").size().to_dict() == {"g0": 4, "g12": 4}
+    both = frame[frame["sources"] == "pop,own"]
+    assert both[["rank__pop", "rank__own"]].notna().all().all()
+    only_pop = frame[frame["sources"] == "pop"]
+    assert only_pop["rank__own"].isna().all()
+    # Items proposed by both sources come first within a group, then by best rank.
+    n_sources = frame["sources"].str.count(",") + 1
+    assert all((np.diff(n_sources[frame["group_id"] == g].to_numpy()) <= 0).all() for g in ("g0", "g12"))
+    pop_ids, _ = sources["pop"].recommend(np.array([12]), 3)
+    own_ids, _ = sources["own"].recommend(np.array([12]), 3)
+    expected = set(data.items.id_of(np.r_[pop_ids[0], own_ids[0]]))
+    assert set(frame.loc[frame["group_id"] == "g12", "product_id"]) <= expected
+
+
+def test_blend_with_one_weight_reproduces_that_source(data):
+    knn = ItemKNNSource(neighbours=20).fit(data)
+    pop = GlobalPopular().fit(data)
+    blend = BlendRecommender({"knn": knn, "pop": pop}, {"knn": 1.0, "pop": 0.0}, per_source=N_ITEMS).fit(data)
+    groups = np.arange(N_GROUPS)
+    assert (blend.recommend(groups, 5)[0] == knn.recommend(groups, 5)[0]).all()
+    mixed = BlendRecommender({"knn": knn, "pop": pop}, {"knn": 1.0, "pop": 1.0}, per_source=5).fit(data)
+    ids, _ = mixed.recommend(groups, 8)
+    assert ids.shape == (N_GROUPS, 8)

@@ -1,0 +1,565 @@
+"""The evaluation harness: time split, tuned baselines, the tuned blend of candidate sources, metrics and breakdowns.
+
+Headline figures always come from a split by time (train before a cut-off, test the following days) or from
+train/test tables given separately; hyper-parameters are tuned on a validation window carved from the end of
+the TRAINING data, then every model is refitted on the full training data with the chosen values.
+`evaluate_models(train, test, models, cfg)` is the plug-in point for any `Recommender` (e.g. the LightGBM ranker).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.interactions import TrainData, build_train_data, to_local_naive
+from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from recsys import metrics as M
+from recsys.candidates import (
+    ALSSource, BlendRecommender, ContentSource, EASESource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
+    RatingCommissionRule, Recommender, RepurchaseSource, SegmentPopular, TrendingSource,
+)
+from recsys.candidates.union import normalise_scores
+from recsys.config import Config
+
+SIZE_BANDS = ((0, 50, "<50"), (50, 201, "50–200"), (201, np.inf, ">200"))
+
+
+@dataclass
+class Frames:
+    """The five contract tables (plus the sample world's ground truth when there is one)."""
+
+    products: pd.DataFrame
+    sellers: pd.DataFrame | None
+    groups: pd.DataFrame
+    pushes: pd.DataFrame | None
+    orders: pd.DataFrame
+    truth: Any = None
+
+    @classmethod
+    def of(cls, obj: Any) -> "Frames":
+        """Wrap anything with products/sellers/groups/pushes/orders attributes (SampleWorld, Dataset)."""
+        if isinstance(obj, Frames):
+            return obj
+        return cls(obj.products, getattr(obj, "sellers", None), obj.groups, getattr(obj, "pushes", None), obj.orders,
+                   getattr(obj, "truth", None))
+
+
+@dataclass
+class EvalOptions:
+    """How an evaluation runs."""
+
+    ks: tuple[int, ...] = (10, 20)
+    test_days: int = 7
+    validation_days: int = 7
+    new_pairs_only: bool = False
+    tune: bool = True
+    tune_metric: str = "ndcg@10"
+    max_eval_groups: int | None = None  # subsample test groups (seeded) to bound run time
+    max_tune_groups: int = 3000
+    seed: int = 7
+    baselines: tuple[str, ...] = (
+        "random", "popular", "rating_commission", "segment_popular", "own_top",
+        "item_knn_cosine", "item_knn_bm25", "als", "ease",
+    )
+    blend_sources: tuple[str, ...] = (
+        "popular", "trending", "segment_popular", "own_top", "repurchase", "item_knn_cosine", "ease", "als", "content",
+    )
+
+
+@dataclass
+class EvalResult:
+    """Every figure of one evaluation run, plus what produced it."""
+
+    dataset: str
+    split: dict[str, Any]
+    metrics: dict[str, dict[str, float]]  # model -> metric -> value
+    breakdowns: dict[str, dict[str, dict[str, dict[str, float]]]]  # kind -> band -> model -> metric -> value
+    params: dict[str, Any]
+    fit_seconds: dict[str, float]
+    tuning: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    spearman: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    model_name: str = "blend"
+
+    def best_baseline(self, metric: str = "ndcg@10") -> tuple[str, float]:
+        """The strongest baseline on a metric (every model except the one under test)."""
+        others = {m: v[metric] for m, v in self.metrics.items() if m != self.model_name}
+        name = max(others, key=others.get)
+        return name, others[name]
+
+    def lift(self, metric: str = "ndcg@10") -> float:
+        """Model / best baseline on a metric."""
+        _, best = self.best_baseline(metric)
+        return self.metrics[self.model_name][metric] / best if best > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dictionary."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+
+def time_split(frames: Frames, test_days: int = 7, cutoff: pd.Timestamp | str | None = None) -> tuple[Frames, Frames, pd.Timestamp]:
+    """Train on everything before the cut-off, test on the `test_days` that follow (default: the last days).
+
+    The default cut-off is midnight `test_days` days before the day after the last order, so the test is the
+    last `test_days` whole calendar days. Catalogue, sellers and groups are shared; no event crosses the cut.
+    """
+    ordered = to_local_naive(frames.orders[ORDERED_AT])
+    if cutoff is None:
+        cutoff = ordered.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=test_days)
+    cutoff = to_local_naive(pd.Timestamp(cutoff))
+    end = cutoff + pd.Timedelta(days=test_days)
+    in_train = (ordered < cutoff).to_numpy()
+    in_test = ((ordered >= cutoff) & (ordered < end)).to_numpy()
+
+    def pushes_where(lo: pd.Timestamp | None, hi: pd.Timestamp) -> pd.DataFrame | None:
+        if frames.pushes is None:
+            return None
+        t = to_local_naive(frames.pushes[PUSHED_AT])
+        keep = (t < hi) if lo is None else ((t >= lo) & (t < hi))
+        return frames.pushes.loc[keep.to_numpy()].reset_index(drop=True)
+
+    train = Frames(frames.products, frames.sellers, frames.groups, pushes_where(None, cutoff),
+                   frames.orders.loc[in_train].reset_index(drop=True), frames.truth)
+    test = Frames(frames.products, frames.sellers, frames.groups, pushes_where(cutoff, end),
+                  frames.orders.loc[in_test].reset_index(drop=True), frames.truth)
+    return train, test, cutoff
+
+
+def relevance(test_orders: pd.DataFrame, data: TrainData, new_pairs_only: bool) -> sp.csr_matrix:
+    """Groups × items, 1 where the group ordered the item in the test window (refunds and unknown ids left out)."""
+    o = test_orders
+    if "refunded" in o:
+        o = o.loc[~o["refunded"].fillna(False).astype(bool).to_numpy()]
+    g = data.groups.index_of(o[GROUP_ID].astype(str).to_numpy(), missing="mark")
+    i = data.items.index_of(o[PRODUCT_ID].astype(str).to_numpy(), missing="mark")
+    keep = (g >= 0) & (i >= 0)
+    rel = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (g[keep], i[keep])), shape=(data.n_groups, data.n_items))
+    rel.sum_duplicates()
+    rel.data[:] = 1.0
+    if new_pairs_only:
+        rel = rel - rel.multiply(data.bought.sign())
+        rel.eliminate_zeros()
+    return rel.tocsr()
+
+
+def eval_groups(rel: sp.csr_matrix, limit: int | None, seed: int) -> np.ndarray:
+    """Groups with at least one relevant item, subsampled (seeded) to `limit`."""
+    groups = np.flatnonzero(np.diff(rel.indptr) > 0)
+    if limit is not None and groups.size > limit:
+        groups = np.sort(np.random.default_rng(seed).choice(groups, limit, replace=False))
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def list_metrics(ids: np.ndarray, rel: sp.csr_matrix, data: TrainData, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per-group metric arrays for one model's lists."""
+    out: dict[str, np.ndarray] = {}
+    commission = data.commission_yuan
+    for k in ks:
+        out[f"recall@{k}"] = M.recall_at_k(ids, rel, k)
+        out[f"ndcg@{k}"] = M.ndcg_at_k(ids, rel, k)
+        out[f"hr@{k}"] = M.hit_rate_at_k(ids, rel, k)
+        out[f"map@{k}"] = M.average_precision_at_k(ids, rel, k)
+        out[f"commission_realised@{k}"] = M.realised_commission_at_k(ids, rel, commission, k)
+        out[f"commission_potential@{k}"] = M.potential_commission_at_k(ids, commission, k)
+    return out
+
+
+def summary_metrics(ids: np.ndarray, per_group: dict[str, np.ndarray], data: TrainData, ks: tuple[int, ...]) -> dict[str, float]:
+    """Means of the per-group metrics plus list-level coverage and diversity."""
+    out = {name: float(np.nanmean(v)) if v.size else float("nan") for name, v in per_group.items()}
+    categories = pd.factorize(data.item_frame["category"])[0]
+    for k in ks:
+        out[f"coverage@{k}"] = M.catalogue_coverage(ids, data.n_items, k)
+        out[f"diversity_category@{k}"] = float(np.nanmean(M.intra_list_diversity_category(ids, categories, k)))
+        if isinstance(data.item_vectors, np.ndarray):
+            out[f"diversity_embedding@{k}"] = float(np.nanmean(M.intra_list_diversity_embedding(ids, data.item_vectors, k)))
+    return out
+
+
+def group_bands(data: TrainData, groups: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Masks over the evaluated groups for each breakdown: size band, seller type, cold vs warm."""
+    frame = data.group_frame.iloc[groups]
+    members = frame["member_count"].to_numpy(dtype=np.float64)
+    bands: dict[str, dict[str, np.ndarray]] = {"size_band": {}, "seller_type": {}, "history": {}}
+    for lo, hi, label in SIZE_BANDS:
+        bands["size_band"][label] = (members >= lo) & (members < hi)
+    for seller_type in sorted(frame["seller_type"].unique()):
+        bands["seller_type"][seller_type] = (frame["seller_type"] == seller_type).to_numpy()
+    cold = data.cold[groups]
+    bands["history"]["cold"] = cold
+    bands["history"]["warm"] = ~cold
+    return bands
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def make_source(name: str, params: Mapping[str, Any] | None = None, cfg: Config | None = None) -> Recommender:
+    """A fresh source by its harness name, with the given hyper-parameters over the configured defaults."""
+    cfg = cfg or Config()
+    c = cfg.candidates
+    p = dict(params or {})
+    factories: dict[str, Callable[[], Recommender]] = {
+        "random": lambda: RandomSource(seed=c.seed),
+        "popular": lambda: GlobalPopular(**p),
+        "rating_commission": lambda: RatingCommissionRule(),
+        "segment_popular": lambda: SegmentPopular(**p),
+        "own_top": lambda: OwnTopItems(**p),
+        "item_knn_cosine": lambda: ItemKNNSource(**{"neighbours": c.knn_neighbours, **p, "weighting": "cosine"}),
+        "item_knn_bm25": lambda: ItemKNNSource(**{"neighbours": c.knn_neighbours, **p, "weighting": "bm25"}),
+        "als": lambda: ALSSource(**{"factors": c.als_factors, "regularization": c.als_regularization,
+                                    "iterations": c.als_iterations, "algorithm": c.algorithm, "seed": c.seed, **p}),
+        "ease": lambda: EASESource(**{"lam": c.ease_lambda, **p}),
+        "content": lambda: ContentSource(**p),
+        "repurchase": lambda: RepurchaseSource(**p),
+        "trending": lambda: TrendingSource(**{"days": c.trending_days, "baseline_days": c.trending_baseline_days, **p}),
+    }
+    if name not in factories:
+        raise KeyError(f"unknown source {name!r}; known: {sorted(factories)}")
+    source = factories[name]()
+    source.name = name
+    return source
+
+
+# Grids searched on the validation window; kept small so a run stays within minutes on 2 cores.
+GRIDS: dict[str, dict[str, list[Any]]] = {
+    "popular": {"half_life_days": [None, 3.0, 7.0, 14.0, 30.0]},
+    "segment_popular": {"shrink": [0.0, 0.3, 1.0, 3.0], "half_life_days": [None, 7.0]},
+    "own_top": {"half_life_days": [None, 7.0, 30.0]},
+    "item_knn_cosine": {"neighbours": [20, 100, 400]},
+    "item_knn_bm25": {"neighbours": [20, 100, 400], "k1": [1.2, 100.0]},
+    "als": {"factors": [32, 64, 128], "regularization": [0.05, 1.0, 10.0]},
+    "ease": {"lam": [10.0, 50.0, 250.0, 1000.0, 5000.0]},
+    "trending": {"days": [1, 3, 7], "baseline_days": [7, 21]},
+    "repurchase": {"width": [0.3, 0.6, 1.0], "category_weight": [0.0, 0.3, 1.0]},
+    "content": {},
+}
+
+BLEND_WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass
+class Validation:
+    """The tuning split: sources fit on `data` (train minus its last days), scored on `rel` for `groups`."""
+
+    data: TrainData
+    rel: sp.csr_matrix
+    groups: np.ndarray
+    exclude: sp.csr_matrix | None
+
+
+def build_validation(train: Frames, cfg: Config, options: EvalOptions, item_vectors: Any = None) -> Validation:
+    """Carve the last `validation_days` of the training data off as a validation window."""
+    sub, val, cut = time_split(train, options.validation_days)
+    data = build_train_data(sub.products, sub.sellers, sub.groups, sub.pushes, sub.orders, cfg.features, now=cut,
+                            item_vectors=item_vectors)
+    rel = relevance(val.orders, data, options.new_pairs_only)
+    groups = eval_groups(rel, options.max_tune_groups, options.seed)
+    exclude = data.bought[groups] if options.new_pairs_only else None
+    return Validation(data, rel[groups], groups, exclude)
+
+
+def validation_score(model: Recommender, val: Validation, metric: str) -> float:
+    """Mean validation metric of a fitted model."""
+    name, k = metric.split("@")
+    ids, _ = model.recommend(val.groups, int(k), exclude=val.exclude)
+    fn = {"ndcg": M.ndcg_at_k, "hr": M.hit_rate_at_k, "recall": M.recall_at_k, "map": M.average_precision_at_k}[name]
+    return float(fn(ids, val.rel, int(k)).mean())
+
+
+def tune_source(name: str, val: Validation, cfg: Config, metric: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Grid search of one source's hyper-parameters on the validation window: (best params, every trial)."""
+    grid = GRIDS.get(name, {})
+    keys = list(grid)
+    trials = []
+    for values in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
+        params = dict(zip(keys, values))
+        model = make_source(name, params, cfg).fit(val.data)
+        trials.append({"params": params, metric: validation_score(model, val, metric)})
+    best = max(trials, key=lambda t: t[metric])
+    return best["params"], trials
+
+
+def _ranked_score(rows: np.ndarray, scores: np.ndarray, labels: np.ndarray, n_rel: np.ndarray, metric: str) -> float:
+    """A top-k metric computed from (group row, score, label) candidate pairs."""
+    name, k_text = metric.split("@")
+    k = int(k_text)
+    order = np.lexsort((-scores, rows))
+    r, lab = rows[order], labels[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(r)) + 1]
+    rank = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
+    top = rank < k
+    per_row_hits = np.bincount(r[top], weights=lab[top], minlength=len(n_rel))
+    if name == "hr":
+        return float((per_row_hits > 0).mean())
+    if name == "recall":
+        return float((per_row_hits / n_rel).mean())
+    if name == "ndcg":
+        disc = 1.0 / np.log2(rank[top] + 2.0)
+        dcg = np.bincount(r[top], weights=lab[top] * disc, minlength=len(n_rel))
+        idcg = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))[np.minimum(n_rel, k) - 1]
+        return float((dcg / idcg).mean())
+    raise ValueError(f"blend tuning supports ndcg, hr and recall, not {name!r}")
+
+
+def tune_blend(sources: Mapping[str, Recommender], val: Validation, per_source: int, metric: str,
+               rounds: int = 3) -> tuple[dict[str, float], str, list[dict[str, Any]]]:
+    """Coordinate ascent on the blend weights (and the normalisation) over the sources' validation lists.
+
+    Every source is fitted on the validation data already; its top-`per_source` lists are computed once and the
+    weighted sums are evaluated on the union of candidates, exactly as `BlendRecommender` scores.
+    """
+    names = list(sources)
+    lists = {name: sources[name].recommend(val.groups, per_source, exclude=val.exclude) for name in names}
+    n_rel = np.diff(val.rel.indptr)
+    trials: list[dict[str, Any]] = []
+    best_overall: tuple[float, dict[str, float], str] = (-1.0, {}, "rank")
+    for how in ("rank", "minmax"):
+        parts = []
+        for j, name in enumerate(names):
+            ids, scores = lists[name]
+            norm = normalise_scores(ids, scores, how)
+            rr, cc = np.nonzero(ids >= 0)
+            parts.append(pd.DataFrame({"r": rr, "i": ids[rr, cc], "s": j, "v": norm[rr, cc]}))
+        long = pd.concat(parts, ignore_index=True)
+        wide = long.pivot_table(index=["r", "i"], columns="s", values="v", aggfunc="sum", fill_value=0.0)
+        wide = wide.reindex(columns=range(len(names)), fill_value=0.0)
+        rows = wide.index.get_level_values("r").to_numpy()
+        items = wide.index.get_level_values("i").to_numpy()
+        features = wide.to_numpy(dtype=np.float64)
+        labels = np.asarray(val.rel[rows, items]).ravel().astype(np.float64)
+
+        def evaluate(w: dict[str, float]) -> float:
+            vec = np.array([w[n] for n in names])
+            s = features @ vec
+            keep = s > 0
+            return _ranked_score(rows[keep], s[keep], labels[keep], n_rel, metric)
+
+        weights = {n: 1.0 for n in names}
+        best = evaluate(weights)
+        trials.append({"normalise": how, "weights": dict(weights), metric: best})
+        for _ in range(rounds):
+            improved = False
+            for n in names:
+                for step in BLEND_WEIGHT_STEPS:
+                    if step == weights[n]:
+                        continue
+                    cand = {**weights, n: step}
+                    if not any(cand.values()):
+                        continue
+                    value = evaluate(cand)
+                    trials.append({"normalise": how, "weights": dict(cand), metric: value})
+                    if value > best + 1e-9:
+                        best, weights, improved = value, cand, True
+            if not improved:
+                break
+        if best > best_overall[0]:
+            best_overall = (best, weights, how)
+    return best_overall[1], best_overall[2], trials
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def evaluate_models(
+    train: Any,
+    test: Any,
+    models: Mapping[str, Recommender],
+    cfg: Config | None = None,
+    options: EvalOptions | None = None,
+    model_name: str = "blend",
+    dataset: str = "",
+    item_vectors: Any = None,
+    cutoff: pd.Timestamp | None = None,
+) -> EvalResult:
+    """Fit every model on `train` and score its top-K lists against the orders of `test`, with breakdowns."""
+    cfg = cfg or Config()
+    options = options or EvalOptions()
+    train, test = Frames.of(train), Frames.of(test)
+    if cutoff is None and len(test.orders):
+        cutoff = to_local_naive(test.orders[ORDERED_AT]).min()
+    data = build_train_data(train.products, train.sellers, train.groups, train.pushes, train.orders, cfg.features,
+                            now=cutoff, item_vectors=item_vectors)
+    rel_full = relevance(test.orders, data, options.new_pairs_only)
+    groups = eval_groups(rel_full, options.max_eval_groups, options.seed)
+    if groups.size == 0:
+        raise ValueError("no test group has an order to find: check the split and the new-pairs option")
+    rel = rel_full[groups]
+    exclude = data.bought[groups] if options.new_pairs_only else None
+    k_max = max(options.ks)
+    bands = group_bands(data, groups)
+    result_metrics: dict[str, dict[str, float]] = {}
+    per_band: dict[str, dict[str, dict[str, dict[str, float]]]] = {kind: {b: {} for b in masks} for kind, masks in bands.items()}
+    fit_seconds: dict[str, float] = {}
+    params: dict[str, Any] = {}
+    lists: dict[str, np.ndarray] = {}
+    for name, model in models.items():
+        start = time.perf_counter()
+        model.fit(data)
+        fit_seconds[name] = round(time.perf_counter() - start, 3)
+        ids, _ = model.recommend(groups, k_max, exclude=exclude)
+        lists[name] = ids
+        per_group = list_metrics(ids, rel, data, options.ks)
+        result_metrics[name] = summary_metrics(ids, per_group, data, options.ks)
+        params[name] = {"class": type(model).__name__, **_jsonable(model.params())}
+        for kind, masks in bands.items():
+            for band, mask in masks.items():
+                if mask.any():
+                    per_band[kind][band][name] = {
+                        "groups": int(mask.sum()),
+                        **{m: float(np.nanmean(per_group[m][mask])) for m in ("ndcg@10", "hr@10", "recall@10") if m in per_group},
+                    }
+    spearman: dict[str, float] = {}
+    truth = category_truth(test.truth, data)
+    if truth is not None:
+        for name, model in models.items():
+            spearman[name] = category_spearman(model, data, truth)
+    return EvalResult(
+        dataset=dataset,
+        split={"cutoff": str(cutoff), "test_orders": int(len(test.orders)), "train_orders": int(len(train.orders)),
+               "eval_groups": int(groups.size), "items": data.n_items, "groups": data.n_groups,
+               "new_pairs_only": options.new_pairs_only, "relevant_pairs": int(rel.nnz)},
+        metrics=result_metrics, breakdowns=per_band, params=params, fit_seconds=fit_seconds,
+        spearman=spearman, config=cfg.model_dump(mode="json", by_alias=True), model_name=model_name,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Parameters as JSON-friendly values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------------- ground truth
+
+
+def category_truth(truth: Any, data: TrainData) -> pd.DataFrame | None:
+    """The generator's per-group category preferences as a groups × main-categories frame, if available.
+
+    Accepts a wide frame indexed (or keyed by a group_id column) with one column per main category, or a
+    long frame with group_id, category and a numeric weight column.
+    """
+    if truth is None:
+        return None
+    frame = getattr(truth, "group_category", truth)
+    if not isinstance(frame, pd.DataFrame):
+        return None
+    if {GROUP_ID, "category"} <= set(frame.columns):
+        value = [c for c in frame.columns if c not in (GROUP_ID, "category") and pd.api.types.is_numeric_dtype(frame[c])]
+        if not value:
+            return None
+        frame = frame.pivot_table(index=GROUP_ID, columns="category", values=value[0], aggfunc="mean")
+    elif GROUP_ID in frame.columns:
+        frame = frame.set_index(GROUP_ID)
+    frame = frame.select_dtypes("number")
+    cats = sorted(set(frame.columns) & set(data.item_frame["main_category"].unique()))
+    if len(cats) < 3:
+        return None
+    frame = frame[cats]
+    frame.index = frame.index.astype(str)
+    return frame
+
+
+def category_spearman(model: Recommender, data: TrainData, truth: pd.DataFrame, k: int = 50, max_groups: int = 2000) -> float:
+    """Mean per-group Spearman between a model's category preference (rank-discounted top-k mass) and the truth."""
+    idx = data.groups.index_of(truth.index.to_numpy(), missing="mark")
+    keep = idx >= 0
+    idx, t = idx[keep][:max_groups], truth.to_numpy(dtype=np.float64)[keep][:max_groups]
+    cats = list(truth.columns)
+    cat_of_item = pd.Categorical(data.item_frame["main_category"], categories=cats).codes
+    ids, _ = model.recommend(idx, k)
+    weight = np.where(ids >= 0, 1.0 / np.log2(np.arange(2, k + 2)), 0.0)
+    item_cat = np.where(ids >= 0, cat_of_item[np.maximum(ids, 0)], -1)
+    pred = np.zeros((len(idx), len(cats)))
+    rows = np.repeat(np.arange(len(idx)), k).reshape(len(idx), k)
+    ok = item_cat >= 0
+    np.add.at(pred, (rows[ok], item_cat[ok]), weight[ok])
+    return M.mean_spearman(pred, t)
+
+
+# ---------------------------------------------------------------------------------------------- the full run
+
+
+def run_evaluation(
+    train: Any,
+    test: Any,
+    cfg: Config | None = None,
+    options: EvalOptions | None = None,
+    dataset: str = "",
+    item_vectors: Any = None,
+    cutoff: pd.Timestamp | None = None,
+    log: Callable[[str], None] = print,
+) -> EvalResult:
+    """Tune every baseline and the blend on a validation window of the training data, then evaluate all on test."""
+    cfg = cfg or Config()
+    options = options or EvalOptions()
+    train, test = Frames.of(train), Frames.of(test)
+    needed = sorted(set(options.baselines) | set(options.blend_sources))
+    chosen: dict[str, dict[str, Any]] = {name: {} for name in needed}
+    tuning: dict[str, list[dict[str, Any]]] = {}
+    blend_weights: dict[str, float] = {name: 1.0 for name in options.blend_sources}
+    normalise = "rank"
+    if options.tune:
+        start = time.perf_counter()
+        val = build_validation(train, cfg, options, item_vectors)
+        log(f"validation: {val.groups.size} groups, {val.rel.nnz} pairs ({time.perf_counter() - start:.1f}s)")
+        for name in needed:
+            if name in GRIDS and GRIDS[name]:
+                t0 = time.perf_counter()
+                chosen[name], tuning[name] = tune_source(name, val, cfg, options.tune_metric)
+                log(f"tuned {name}: {chosen[name]} ({time.perf_counter() - t0:.1f}s)")
+        fitted = {name: make_source(name, chosen[name], cfg).fit(val.data) for name in options.blend_sources}
+        blend_weights, normalise, tuning["blend"] = tune_blend(fitted, val, cfg.candidates.per_source, options.tune_metric)
+        log(f"tuned blend: {normalise} {blend_weights}")
+    models: dict[str, Recommender] = {name: make_source(name, chosen[name], cfg) for name in options.baselines}
+    # The blend shares fitted baseline instances (same data object), so each source is fitted once.
+    sources = {name: models[name] if name in models else make_source(name, chosen[name], cfg) for name in options.blend_sources}
+    models["blend"] = BlendRecommender(sources, blend_weights, per_source=cfg.candidates.per_source, normalise=normalise)
+    result = evaluate_models(train, test, models, cfg, options, model_name="blend", dataset=dataset,
+                             item_vectors=item_vectors, cutoff=cutoff)
+    result.tuning = _jsonable(tuning)
+    result.config["evaluation"] = _jsonable(asdict(options))
+    return result
+
+
+def load_frames(spec: str, seed: int = 7, groups: int = 2000, products: int = 2000, days: int = 60) -> tuple[Any, str]:
+    """Load a dataset by spec: 'sample', a contract folder, 'tafeng:<csv.zip>[:area_age]' or 'beibei:<folder>'.
+
+    Returns (frames, name); Beibei gives a (train, test) pair because it has no timestamps to split on.
+    """
+    if spec == "sample":
+        from features.sample_world import generate
+
+        return generate(seed=seed, groups=groups, products=products, days=days), f"sample world {groups}×{products}×{days}d"
+    if spec.startswith("tafeng:"):
+        from features.adapter import load_tafeng
+
+        parts = spec.split(":")
+        level = parts[2] if len(parts) > 2 else "customer"
+        return load_tafeng(parts[1], level=level), f"Ta Feng ({level})"
+    if spec.startswith("beibei:"):
+        from features.adapter import load_beibei
+
+        return load_beibei(spec.split(":", 1)[1]), "Beibei"
+    from features.loading import load_dataset
+
+    return load_dataset(spec), spec
