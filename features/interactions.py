@@ -180,6 +180,7 @@ class TrainData:
     n_orders: np.ndarray  # non-refunded orders per group
     cold: np.ndarray  # bool: fewer than cfg.cold_min_orders orders
     item_vectors: np.ndarray | sp.csr_matrix | None = None
+    push_events: pd.DataFrame | None = None  # one row per push before `now`: g, i, age_days
     cfg: FeatureConfig = field(default_factory=FeatureConfig)
 
     @property
@@ -278,13 +279,17 @@ def build_train_data(
     bought = interaction_matrix(g_idx, i_idx, np.ones(len(o)), shape)
     bought.data[:] = 1.0
     weights = purchases
-    if pushes is not None and len(pushes) and push_weight > 0:
+    push_events = None
+    if pushes is not None and len(pushes):
         pushed = to_local_naive(pushes[PUSHED_AT])
         p = pushes.loc[(pushed < now).to_numpy()]
         pg = groups_map.index_of(p[GROUP_ID].astype(str).to_numpy())
         pi = items_map.index_of(p[PRODUCT_ID].astype(str).to_numpy())
-        exposure = interaction_matrix(pg, pi, push_weight * decay(days_before(p[PUSHED_AT], now), cfg.half_life_days), shape)
-        weights = (purchases + exposure).tocsr()
+        p_age = days_before(p[PUSHED_AT], now)
+        push_events = pd.DataFrame({"g": pg.astype(np.int32), "i": pi.astype(np.int32), "age_days": p_age})
+        if push_weight > 0:
+            exposure = interaction_matrix(pg, pi, push_weight * decay(p_age, cfg.half_life_days), shape)
+            weights = (purchases + exposure).tocsr()
     n_orders = np.bincount(g_idx, minlength=shape[0])
     cold = n_orders < cfg.cold_min_orders
     group_frame = _group_frame(groups, sellers)
@@ -307,5 +312,6 @@ def build_train_data(
         n_orders=n_orders,
         cold=cold,
         item_vectors=item_vectors,
+        push_events=push_events,
         cfg=cfg,
     )

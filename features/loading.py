@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import (GROUP_ID, LOAD_ORDER, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES)
+from features.schema import GROUP_ID, LOAD_ORDER, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES, TIMEZONE
 from features.validation import (DATETIME_DTYPE, REPLACEMENT_CHAR, CheckedTable, Problem, ValidationError,
-                                 check_frame, final_dtypes, reference_problems)
+                                 check_frame, final_dtypes, index_in, reference_problems)
 
 __all__ = [
     "Dataset", "LoadReport", "Problem", "TableReport", "ValidationError", "dataset_from_frames",
@@ -43,6 +43,8 @@ UNKNOWN_CATEGORY = "未知"
 DEFAULT_SELLER_TYPE = "其他"
 DEFAULT_CITY_TIER = 3
 FALLBACK_PRICE = 1.0  # yuan, only when no order, push or other product says anything about prices
+# Tables that other tables point at: only their ids are collected for the reference checks.
+REFERENCED = frozenset(target for t in TABLES.values() for target in t.references.values())
 
 
 @dataclass
@@ -327,8 +329,11 @@ def derive_products(orders: pd.DataFrame, pushes: pd.DataFrame,
 def derive_groups(orders: pd.DataFrame, pushes: pd.DataFrame) -> pd.DataFrame:
     """Groups seen in orders/pushes, each run by a seller of the same id; member_count = distinct buyers, ≥ 1."""
     ids = pd.Index(pd.unique(pd.concat([orders[GROUP_ID], pushes[GROUP_ID]], ignore_index=True)), dtype="str")
-    buyers = orders["buyer_id"].groupby(orders[GROUP_ID]).nunique()
-    members = buyers.reindex(ids).fillna(0).clip(lower=1).astype("int64")
+    # Distinct (group, buyer) pairs counted per group position, without grouping by strings.
+    pairs = pd.DataFrame({"g": index_in(orders[GROUP_ID], ids), "b": orders["buyer_id"].factorize()[0]})
+    pairs = pairs[pairs["b"] >= 0].drop_duplicates()
+    counts = np.bincount(pairs["g"].to_numpy(), minlength=len(ids))
+    members = pd.Series(np.maximum(counts, 1), index=ids, dtype="int64")
     frame = pd.DataFrame({GROUP_ID: ids, SELLER_ID: ids, "member_count": members.to_numpy()})
     return final_dtypes("groups", check_frame("groups", frame).frame)
 
@@ -342,14 +347,23 @@ def derive_sellers(seller_ids: pd.Series | pd.Index) -> pd.DataFrame:
 
 def _fill_when_absent(products: pd.DataFrame, pushes: pd.DataFrame, orders: pd.DataFrame) -> None:
     """Fill commission (paid × commission_rate) and launched_at (first push or order), as the contract says."""
-    rate = orders[PRODUCT_ID].map(products.set_index(PRODUCT_ID)["commission_rate"])
-    orders["commission"] = orders["commission"].fillna(orders["paid"] * rate)
+    missing = orders["commission"].isna().to_numpy()
+    if missing.any():
+        at = index_in(orders[PRODUCT_ID][missing], products[PRODUCT_ID])
+        rate = np.where(at >= 0, products["commission_rate"].to_numpy()[at], 0.0)
+        commission = orders["commission"].to_numpy(copy=True)
+        commission[missing] = orders["paid"].to_numpy()[missing] * rate
+        orders["commission"] = commission
     if products["launched_at"].isna().any():
-        first = pd.concat([
-            orders[ORDERED_AT].groupby(orders[PRODUCT_ID]).min(),
-            pushes[PUSHED_AT].groupby(pushes[PRODUCT_ID]).min(),
-        ]).groupby(level=0).min()
-        launched = products[PRODUCT_ID].map(first).astype(DATETIME_DTYPE)
+        # Group by integer product positions: far faster than grouping by the id strings.
+        at = np.concatenate([index_in(orders[PRODUCT_ID], products[PRODUCT_ID]),
+                             index_in(pushes[PRODUCT_ID], products[PRODUCT_ID])])
+        ns = np.concatenate([orders[ORDERED_AT].astype(DATETIME_DTYPE).dt.tz_convert(None).to_numpy().view("int64"),
+                             pushes[PUSHED_AT].astype(DATETIME_DTYPE).dt.tz_convert(None).to_numpy().view("int64")])
+        first = np.full(len(products), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, at[at >= 0], ns[at >= 0])
+        launched = pd.to_datetime(pd.Series(first, index=products.index).where(first < np.iinfo(np.int64).max),
+                                  utc=True).dt.tz_convert(TIMEZONE).astype(DATETIME_DTYPE)
         products["launched_at"] = products["launched_at"].fillna(launched)
 
 
@@ -398,7 +412,7 @@ def _assemble(raws: dict[str, RawTable], quarantine: bool, rejects_root: Path | 
         bad = np.isin(c.rows, [p.row for p in found if p.row is not None])
         good[name] = ~bad
         key = TABLES[name].key
-        if key:
+        if key and name in REFERENCED:
             ids = c.frame[key]
             # Ids on unreadable lines still count as rejected rows, so references to them cascade.
             if key in raws[name].unreadable.columns:
@@ -449,10 +463,10 @@ def _assemble(raws: dict[str, RawTable], quarantine: bool, rejects_root: Path | 
         frames["groups"] = derive_groups(orders, pushes)
         reports["groups"].derived = len(frames["groups"])
     sellers = frames.get("sellers", empty_table("sellers"))
-    missing = pd.Index(frames["groups"][SELLER_ID].unique()).difference(pd.Index(sellers[SELLER_ID]))
+    missing = pd.Index(frames["groups"][SELLER_ID].unique()).difference(pd.Index(sellers[SELLER_ID]), sort=False)
     if len(missing):
         # Only reachable when sellers are absent or groups were derived: given files were cross-checked.
-        extra = derive_sellers(frames["groups"][SELLER_ID][frames["groups"][SELLER_ID].isin(missing)])
+        extra = derive_sellers(missing)
         sellers = pd.concat([sellers, extra], ignore_index=True) if len(sellers) else extra
         reports["sellers"].derived = len(extra)
     frames["sellers"] = sellers

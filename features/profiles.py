@@ -3,7 +3,7 @@
 Every function takes contract tables (`features.schema`) as DataFrames plus `as_of`, and uses only
 events strictly before `as_of`, so the same code builds training rows (as_of = a past cut-off) and
 serving rows (as_of = now). Everything is vectorised on integer codes (bincount, groupby on int
-keys, `Index.get_indexer`): no Python loop runs per group or per product.
+keys, id lookups hashed in Arrow): no Python loop runs per group or per product.
 
 Conventions
 -----------
@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.schema import (
     GROUP_ID,
@@ -146,6 +148,35 @@ def segment_key(seller_type: pd.Series, city_tier: pd.Series) -> pd.Series:
     return (st + "|" + tier_s).astype(object)
 
 
+def _arrow_strings(values: object) -> pa.Array | pa.ChunkedArray:
+    """Values as Arrow large strings (zero-copy for pandas' Arrow-backed str columns)."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.cast(pa.large_string())
+    series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
+    if series.dtype != "str":
+        series = series.astype("str")
+    return pa.array(series).cast(pa.large_string())
+
+
+def _positions(keys: object, values: object) -> np.ndarray:
+    """Row of each value among `keys` (ids), -1 where absent.
+
+    Hashing in Arrow: about ten times faster than pandas' get_indexer on millions of string ids.
+    """
+    pos = pc.index_in(_arrow_strings(values), value_set=_arrow_strings(keys))
+    return np.asarray(pos.fill_null(-1).to_numpy(), dtype=np.int64)
+
+
+def _factorize(values: object) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques) of string ids in order of first appearance; -1 for missing values."""
+    arr = _arrow_strings(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    encoded = arr.dictionary_encode()
+    codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(), dtype=np.int64)
+    return codes, np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+
+
 def _take(values: np.ndarray, idx: np.ndarray, fill: float = np.nan) -> np.ndarray:
     """values[idx] as float, `fill` where idx is -1."""
     out = np.asarray(values, dtype=float)[np.maximum(idx, 0)] if len(values) else np.full(len(idx), fill)
@@ -156,6 +187,12 @@ def _take_obj(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=object)
     out = values[np.maximum(idx, 0)] if len(values) else np.full(len(idx), None, dtype=object)
     return np.where(idx >= 0, out, None)
+
+
+def _categorical(values: np.ndarray, categories: tuple[object, ...] | list[object]) -> pd.Categorical:
+    """A categorical with fixed categories; values outside them (free-text themes, blanks) become missing."""
+    values = np.asarray(values, dtype=object)
+    return pd.Categorical(np.where(pd.Index(categories).get_indexer(values) >= 0, values, None), categories=categories)
 
 
 def _smoothed_rate(hits: np.ndarray, trials: np.ndarray, strength: float) -> np.ndarray:
@@ -210,7 +247,7 @@ def _catalog(products: pd.DataFrame) -> _Catalog:
 class _Purchases:
     """Non-refunded orders before as_of, as arrays aligned row by row."""
 
-    group_id: np.ndarray
+    group_id: pa.Array | pa.ChunkedArray
     product: np.ndarray  # catalogue row, -1 for a product missing from the catalogue
     cat: np.ndarray  # main category code, -1 when unknown
     brand: np.ndarray  # brand code, -1 when unbranded or unknown
@@ -226,9 +263,9 @@ def _purchases(orders: pd.DataFrame, catalog: _Catalog, as_of: pd.Timestamp) -> 
     refunded = o["refunded"].fillna(False).astype(bool).to_numpy()
     keep = (times < as_of).to_numpy() & ~refunded
     o, times = o.loc[keep], times.loc[keep].reset_index(drop=True)
-    prod = catalog.index.get_indexer(o[PRODUCT_ID].astype(str))
+    prod = _positions(catalog.index, o[PRODUCT_ID])
     return _Purchases(
-        group_id=o[GROUP_ID].astype(str).to_numpy(),
+        group_id=_arrow_strings(o[GROUP_ID]),
         product=prod,
         cat=np.where(prod >= 0, catalog.cat_codes[np.maximum(prod, 0)] if len(catalog.cat_codes) else -1, -1),
         brand=np.where(prod >= 0, catalog.brand_codes[np.maximum(prod, 0)] if len(catalog.brand_codes) else -1, -1),
@@ -276,15 +313,14 @@ def group_profile(
     out = pd.DataFrame(index=index)
     out[SELLER_ID] = g[SELLER_ID].astype(str).to_numpy()
     out["member_count"] = g["member_count"].to_numpy(dtype=np.int64)
-    seller_row = pd.Index(s[SELLER_ID].astype(str)).get_indexer(out[SELLER_ID])
-    out["seller_type"] = pd.Categorical(_take_obj(s["seller_type"].to_numpy(dtype=object), seller_row),
-                                        categories=SELLER_TYPES)
+    seller_row = _positions(s[SELLER_ID], out[SELLER_ID])
+    out["seller_type"] = _categorical(_take_obj(s["seller_type"].to_numpy(dtype=object), seller_row), SELLER_TYPES)
     out["city_tier"] = _take(s["city_tier"].to_numpy(dtype=float), seller_row)
     out["theme"] = g["theme"].fillna("").astype(str).to_numpy()
     out["segment"] = segment_key(out["seller_type"], out["city_tier"]).to_numpy()
 
     buys = _purchases(orders, catalog, as_of)
-    gi = index.get_indexer(buys.group_id)
+    gi = _positions(index, buys.group_id)
     mine = gi >= 0
     gi, age = gi[mine], buys.age[mine]
     qty, paid, cat, brand = buys.quantity[mine], buys.paid[mine], buys.cat[mine], buys.brand[mine]
@@ -297,7 +333,7 @@ def group_profile(
     out["days_since_last_order"] = _last_age(gi, age, n)
 
     pu, pu_times = _pushes_before(pushes, as_of)
-    pgi = index.get_indexer(pu[GROUP_ID].astype(str))
+    pgi = _positions(index, pu[GROUP_ID])
     pmine = pgi >= 0
     pgi = pgi[pmine]
     page = ((as_of - pu_times) / DAY).to_numpy(dtype=float)[pmine]
@@ -361,7 +397,7 @@ def group_brand_shares(orders: pd.DataFrame, products: pd.DataFrame, as_of: obje
     as_of = to_as_of(as_of)
     catalog = _catalog(_complete(products, PRODUCTS))
     buys = _purchases(orders, catalog, as_of)
-    codes, names = pd.factorize(buys.group_id)
+    codes, names = _factorize(buys.group_id)
     code, b, count = _brand_counts(codes, buys.brand, len(catalog.brands))
     total = np.bincount(code, weights=count, minlength=len(names))
     return pd.DataFrame({
@@ -389,7 +425,7 @@ def group_category_cycle(
     catalog = _catalog(_complete(products, PRODUCTS))
     buys = _purchases(orders, catalog, as_of)
     known = buys.cat >= 0
-    gcode, gnames = pd.factorize(buys.group_id[known])
+    gcode, gnames = _factorize(buys.group_id.filter(pa.array(known)))
     ncat = max(len(catalog.categories), 1)
     frame = pd.DataFrame({
         "key": gcode.astype(np.int64) * ncat + buys.cat[known],
@@ -427,3 +463,431 @@ def group_category_cycle(
         "due_ratio": since / cycle,
     })
     return out.sort_values([GROUP_ID, "category"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- product table
+
+
+def _price_observations(
+    products_index: pd.Index, orders: pd.DataFrame, pushes: pd.DataFrame, as_of: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Observed prices before as_of: from pushes (price_at_push) and from orders (paid / quantity), as
+    frames of product row, age in days, log price."""
+    pu, pu_times = _pushes_before(pushes, as_of)
+    price = pd.to_numeric(pu["price_at_push"], errors="coerce").to_numpy(dtype=float)
+    prow = _positions(products_index, pu[PRODUCT_ID])
+    ok = (prow >= 0) & (price > 0)
+    from_pushes = pd.DataFrame({
+        "row": prow[ok], "age": ((as_of - pu_times) / DAY).to_numpy(dtype=float)[ok], "log_price": np.log(price[ok]),
+    })
+    o = _complete(orders, ORDERS)
+    times = _times(o[ORDERED_AT])
+    qty = o["quantity"].to_numpy(dtype=float)
+    unit = np.divide(o["paid"].to_numpy(dtype=float), qty, out=np.zeros(len(o)), where=qty > 0)
+    orow = _positions(products_index, o[PRODUCT_ID])
+    # A refunded order still showed the price it was sold at.
+    ok = (orow >= 0) & (unit > 0) & (times < as_of).to_numpy()
+    from_orders = pd.DataFrame({
+        "row": orow[ok], "age": ((as_of - times) / DAY).to_numpy(dtype=float)[ok], "log_price": np.log(unit[ok]),
+    })
+    return from_pushes, from_orders
+
+
+def _price_stats(obs: pd.DataFrame, n: int, window_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per product row: max relative change (max/min − 1) within the window, std of log price over all history."""
+    recent = obs[obs["age"] < window_days].groupby("row")["log_price"].agg(["min", "max"]).reindex(range(n))
+    change = np.exp((recent["max"] - recent["min"]).to_numpy(dtype=float)) - 1.0
+    spread = obs.groupby("row")["log_price"].std(ddof=0).reindex(range(n)).to_numpy(dtype=float)
+    return change, spread
+
+
+def product_profile(
+    products: pd.DataFrame,
+    orders: pd.DataFrame,
+    pushes: pd.DataFrame,
+    as_of: object,
+    cfg: FeatureConfig | None = None,
+    price_window_days: float = 7.0,
+) -> pd.DataFrame:
+    """One row per product (indexed by product_id): catalogue facts, sales velocity, conversion, price stability, age.
+
+    Columns: category, main_category, brand, price, log_price, shop_type, in_stock, coupon, presale,
+    commission_rate, commission_yuan (price × commission_rate), rating (imputed: the main category's
+    median, else the catalogue's), rating_imputed, review_count, n_orders, orders_7d, orders_30d,
+    units_7d, units_30d, days_since_last_order, n_pushes, pushes_30d, conv_rate (orders per push,
+    smoothed toward the catalogue's), price_change_7d (max/min − 1 of the prices observed in the last
+    `price_window_days` days, from pushes when the product has push prices there, else from orders;
+    NaN when none; pass RuleConfig.price_window_days), log_price_std (std of observed log prices,
+    same source rule, all history), first_seen_days (days since its first push or order), age_days
+    (days since launched_at, or since first seen when launched_at is absent).
+    """
+    cfg = cfg or FeatureConfig()
+    as_of = to_as_of(as_of)
+    p = _complete(products, PRODUCTS)
+    catalog = _catalog(p)
+    index = catalog.index
+    n = len(index)
+
+    out = pd.DataFrame(index=index)
+    out["category"] = p["category"].astype(str).to_numpy()
+    out["main_category"] = np.asarray(catalog.categories, dtype=object)[catalog.cat_codes] if n else []
+    out["brand"] = p["brand"].fillna("").astype(str).to_numpy()
+    price = p["price"].to_numpy(dtype=float)
+    out["price"] = price
+    out["log_price"] = np.log(price)
+    out["shop_type"] = p["shop_type"].fillna("POP").astype(str).to_numpy()
+    out["in_stock"] = p["in_stock"].fillna(True).astype(bool).to_numpy()
+    out["coupon"] = p["coupon"].fillna(0.0).to_numpy(dtype=float)
+    out["presale"] = p["presale"].fillna(False).astype(bool).to_numpy()
+    rate = p["commission_rate"].to_numpy(dtype=float)
+    out["commission_rate"] = rate
+    out["commission_yuan"] = price * rate
+
+    rating = pd.to_numeric(p["rating"], errors="coerce").to_numpy(dtype=float)
+    by_cat = pd.Series(rating).groupby(catalog.cat_codes).median().reindex(catalog.cat_codes).to_numpy(dtype=float)
+    overall = float(np.nanmedian(rating)) if np.isfinite(rating).any() else np.nan
+    imputed = np.isnan(rating)
+    out["rating"] = np.where(imputed, np.where(np.isnan(by_cat), overall, by_cat), rating)
+    out["rating_imputed"] = imputed
+    out["review_count"] = p["review_count"].fillna(0).to_numpy(dtype=np.int64)
+
+    buys = _purchases(orders, catalog, as_of)
+    row, age, qty = buys.product, buys.age, buys.quantity
+    known = row >= 0
+    row, age, qty = row[known], age[known], qty[known]
+    n_orders = np.bincount(row, minlength=n)
+    out["n_orders"] = n_orders
+    out["orders_7d"] = np.bincount(row[age < 7], minlength=n)
+    out["orders_30d"] = np.bincount(row[age < 30], minlength=n)
+    out["units_7d"] = np.bincount(row[age < 7], weights=qty[age < 7], minlength=n)
+    out["units_30d"] = np.bincount(row[age < 30], weights=qty[age < 30], minlength=n)
+    out["days_since_last_order"] = _last_age(row, age, n)
+
+    pu, pu_times = _pushes_before(pushes, as_of)
+    prow = _positions(index, pu[PRODUCT_ID])
+    page = ((as_of - pu_times) / DAY).to_numpy(dtype=float)
+    pknown = prow >= 0
+    prow, page = prow[pknown], page[pknown]
+    n_pushes = np.bincount(prow, minlength=n)
+    out["n_pushes"] = n_pushes
+    out["pushes_30d"] = np.bincount(prow[page < 30], minlength=n)
+    out["conv_rate"] = _smoothed_rate(n_orders.astype(float), n_pushes.astype(float), cfg.conversion_prior_strength)
+
+    from_pushes, from_orders = _price_observations(index, orders, pushes, as_of)
+    push_change, push_spread = _price_stats(from_pushes, n, price_window_days)
+    order_change, order_spread = _price_stats(from_orders, n, price_window_days)
+    out["price_change_7d"] = np.where(np.isnan(push_change), order_change, push_change)
+    out["log_price_std"] = np.where(np.isnan(push_spread), order_spread, push_spread)
+
+    # First seen: the earliest push or order of any kind (refunded too) before as_of.
+    o = _complete(orders, ORDERS)
+    o_times = _times(o[ORDERED_AT])
+    o_row = _positions(index, o[PRODUCT_ID])
+    o_ok = (o_row >= 0) & (o_times < as_of).to_numpy()
+    first_age = np.full(n, -np.inf)
+    np.maximum.at(first_age, o_row[o_ok], ((as_of - o_times) / DAY).to_numpy(dtype=float)[o_ok])
+    np.maximum.at(first_age, prow, page)
+    first_seen = np.where(np.isinf(first_age), np.nan, first_age)
+    out["first_seen_days"] = first_seen
+    launched = _times(p["launched_at"])
+    launch_age = ((as_of - launched) / DAY).to_numpy(dtype=float)
+    out["age_days"] = np.where(np.isnan(launch_age), first_seen, launch_age)
+    return out
+
+
+# --------------------------------------------------------------------------- segments
+
+
+@dataclass
+class SegmentAggregates:
+    """Category shares and product popularity pooled over sellers and over segments (seller_type × city_tier).
+
+    shares frames are indexed by seller_id / segment with n_groups, n_orders and the cat_share__*
+    columns (pooled: the segment's purchases by category over its purchases); popularity frames are
+    long (seller_id or segment, product_id, n_orders, units, rank) with the top products of the last
+    `window_days`, rank 1 = most ordered.
+    """
+
+    seller_shares: pd.DataFrame
+    segment_shares: pd.DataFrame
+    overall_shares: pd.Series
+    seller_popularity: pd.DataFrame
+    segment_popularity: pd.DataFrame
+
+
+def _pooled_shares(group_prof: pd.DataFrame, by: str) -> pd.DataFrame:
+    share_cols = [c for c in group_prof.columns if c.startswith(CAT_SHARE_PREFIX)]
+    n_orders = group_prof["n_orders"].to_numpy(dtype=float)
+    counts = pd.DataFrame(group_prof[share_cols].to_numpy(dtype=float) * n_orders[:, None], columns=share_cols)
+    counts["n_orders"] = n_orders
+    counts["n_groups"] = 1
+    summed = counts.groupby(group_prof[by].to_numpy(), sort=True).sum()
+    summed.index.name = by
+    summed[share_cols] = summed[share_cols].to_numpy() / np.maximum(summed["n_orders"].to_numpy(), 1)[:, None]
+    summed["n_orders"] = summed["n_orders"].round().astype(np.int64)
+    return summed[["n_groups", "n_orders", *share_cols]]
+
+
+def _popularity(keys: np.ndarray, product: np.ndarray, qty: np.ndarray, product_ids: pd.Index,
+                key_name: str, top_n: int) -> pd.DataFrame:
+    frame = pd.DataFrame({key_name: keys, "row": product, "units": qty})
+    agg = frame.groupby([key_name, "row"], sort=False).agg(n_orders=("units", "size"), units=("units", "sum")).reset_index()
+    agg = agg.sort_values([key_name, "n_orders", "units", "row"], ascending=[True, False, False, True], kind="stable")
+    agg["rank"] = agg.groupby(key_name, sort=False).cumcount() + 1
+    agg = agg[agg["rank"] <= top_n]
+    return pd.DataFrame({
+        key_name: agg[key_name].to_numpy(dtype=object),
+        PRODUCT_ID: np.asarray(product_ids, dtype=object)[agg["row"].to_numpy()],
+        "n_orders": agg["n_orders"].to_numpy(dtype=np.int64),
+        "units": agg["units"].to_numpy(dtype=float),
+        "rank": agg["rank"].to_numpy(dtype=np.int64),
+    })
+
+
+def segment_aggregates(
+    group_prof: pd.DataFrame,
+    orders: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of: object,
+    top_n: int = 100,
+    window_days: float = 30.0,
+) -> SegmentAggregates:
+    """Seller-level and segment-level category shares and product popularity, for groups with little history."""
+    as_of = to_as_of(as_of)
+    catalog = _catalog(_complete(products, PRODUCTS))
+    share_cols = [c for c in group_prof.columns if c.startswith(CAT_SHARE_PREFIX)]
+    total = group_prof["n_orders"].to_numpy(dtype=float)
+    overall = pd.Series(
+        (group_prof[share_cols].to_numpy(dtype=float) * total[:, None]).sum(axis=0) / max(total.sum(), 1.0),
+        index=share_cols, name="overall",
+    )
+    buys = _purchases(orders, catalog, as_of)
+    gi = _positions(group_prof.index, buys.group_id)
+    ok = (gi >= 0) & (buys.product >= 0) & (buys.age < window_days)
+    rows, qty = buys.product[ok], buys.quantity[ok]
+    sellers = group_prof[SELLER_ID].to_numpy(dtype=object)[gi[ok]]
+    segments = group_prof["segment"].to_numpy(dtype=object)[gi[ok]]
+    return SegmentAggregates(
+        seller_shares=_pooled_shares(group_prof, SELLER_ID),
+        segment_shares=_pooled_shares(group_prof, "segment"),
+        overall_shares=overall,
+        seller_popularity=_popularity(sellers, rows, qty, catalog.index, SELLER_ID, top_n),
+        segment_popularity=_popularity(segments, rows, qty, catalog.index, "segment", top_n),
+    )
+
+
+# --------------------------------------------------------------------------- group × product
+
+
+def _shrink(own: np.ndarray, n: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
+    """(n·own + m·prior) / (n + m): an observed share pulled toward its prior when n is small."""
+    denom = n + strength
+    return np.where(denom > 0, (n * own + strength * prior) / np.where(denom > 0, denom, 1), prior)
+
+
+def _group_price_scale(group_prof: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    """Per group, sqrt((n·s² + m·S²) / (n + m)) floored at cfg.min_log_price_scale, where s = IQR/1.349 of
+    the group's log unit prices, n its orders, S² the order-weighted mean s² of groups with 2+ orders."""
+    n = group_prof["n_orders"].to_numpy(dtype=float)
+    own = group_prof["log_price_iqr"].to_numpy(dtype=float) / IQR_TO_STD
+    has = np.isfinite(own)
+    multi = has & (n >= 2)
+    pooled = float(np.average(own[multi] ** 2, weights=n[multi])) if multi.any() else cfg.min_log_price_scale**2
+    n_eff = np.where(has, n, 0.0)
+    var = (n_eff * np.nan_to_num(own) ** 2 + cfg.share_prior_strength * pooled) / np.maximum(n_eff + cfg.share_prior_strength, 1e-12)
+    return np.maximum(np.sqrt(var), cfg.min_log_price_scale)
+
+
+def _pair_lookup(left_keys: np.ndarray, right_keys: np.ndarray) -> np.ndarray:
+    """Row in `left_keys` (unique int64) of each right key, -1 when absent."""
+    return pd.Index(left_keys).get_indexer(right_keys)
+
+
+def pair_features(
+    pairs: pd.DataFrame,
+    group_prof: pd.DataFrame,
+    product_prof: pd.DataFrame,
+    cycles: pd.DataFrame,
+    pushes: pd.DataFrame,
+    as_of: object,
+    *,
+    brands: pd.DataFrame | None = None,
+    segment_shares: pd.DataFrame | None = None,
+    overall_shares: pd.Series | None = None,
+    cfg: FeatureConfig | None = None,
+) -> pd.DataFrame:
+    """Features of each (group_id, product_id) row of `pairs` for the conversion ranker: group_id, product_id, PAIR_FEATURES.
+
+    Rows keep the order of `pairs`. `brands` is `group_brand_shares(...)` (brand columns are NaN
+    without it); segment and overall shares are pooled from `group_prof` when not given. A group or
+    product missing from its profile gets NaN features (LightGBM treats them as missing).
+    """
+    cfg = cfg or FeatureConfig()
+    as_of = to_as_of(as_of)
+    m = len(pairs)
+    gi = _positions(group_prof.index, pairs[GROUP_ID])
+    pi = _positions(product_prof.index, pairs[PRODUCT_ID])
+    n_groups, n_products = len(group_prof), len(product_prof)
+    out: dict[str, object] = {GROUP_ID: pairs[GROUP_ID].to_numpy(), PRODUCT_ID: pairs[PRODUCT_ID].to_numpy()}
+
+    # Category affinity: the group's share of the product's main category, shrunk to its segment's.
+    share_cols = [c for c in group_prof.columns if c.startswith(CAT_SHARE_PREFIX)]
+    categories = [c[len(CAT_SHARE_PREFIX):] for c in share_cols]
+    prod_cat = pd.Index(categories).get_indexer(product_prof["main_category"].astype(str))
+    ci = np.where(pi >= 0, prod_cat[np.maximum(pi, 0)] if n_products else -1, -1)
+    shares = group_prof[share_cols].to_numpy(dtype=float)
+    both = (gi >= 0) & (ci >= 0)
+    own = np.where(gi >= 0, 0.0, np.nan)
+    own[both] = shares[gi[both], ci[both]]
+    if overall_shares is None or segment_shares is None:
+        pooled = _pooled_shares(group_prof, "segment")
+        segment_shares = pooled if segment_shares is None else segment_shares
+        if overall_shares is None:
+            counts = pooled[share_cols].to_numpy() * pooled["n_orders"].to_numpy()[:, None]
+            overall_shares = pd.Series(counts.sum(axis=0) / max(pooled["n_orders"].sum(), 1), index=share_cols)
+    seg_matrix = segment_shares.reindex(columns=share_cols).fillna(0.0).to_numpy(dtype=float)
+    seg_matrix = _shrink(seg_matrix, segment_shares["n_orders"].to_numpy(dtype=float)[:, None],
+                         overall_shares.reindex(share_cols).fillna(0.0).to_numpy(dtype=float)[None, :],
+                         cfg.share_prior_strength)
+    seg_row = segment_shares.index.get_indexer(group_prof["segment"].astype(object).to_numpy())
+    si = np.where(gi >= 0, seg_row[np.maximum(gi, 0)] if n_groups else -1, -1)
+    seg = np.full(m, np.nan)
+    ok = (si >= 0) & (ci >= 0)
+    seg[ok] = seg_matrix[si[ok], ci[ok]]
+    # A segment absent from segment_shares (e.g. a new seller type) falls back to the overall share.
+    overall = overall_shares.reindex(share_cols).fillna(0.0).to_numpy(dtype=float)
+    fallback = np.isnan(seg) & (ci >= 0)
+    seg[fallback] = overall[ci[fallback]]
+    g_orders = _take(group_prof["n_orders"].to_numpy(dtype=float), gi)
+    out["cat_share"] = own
+    out["segment_cat_share"] = seg
+    out["cat_affinity"] = np.where(np.isnan(own), np.nan, _shrink(own, np.nan_to_num(g_orders), np.nan_to_num(seg), cfg.share_prior_strength))
+
+    # Price against the group's band, in robust standard deviations of log price. A group with few
+    # purchases has an unreliable spread (0 after one order), so its variance is shrunk toward the
+    # typical within-group variance, weighted by orders like the shares.
+    log_price = _take(product_prof["log_price"].to_numpy(dtype=float), pi)
+    median = _take(group_prof["log_price_median"].to_numpy(dtype=float), gi)
+    out["price_z"] = (log_price - median) / _take(_group_price_scale(group_prof, cfg), gi)
+
+    # Brand loyalty: share of the group's branded purchases that went to this product's brand.
+    brand = pd.Series(_take_obj(product_prof["brand"].to_numpy(dtype=object), pi)).fillna("").astype(str).to_numpy(dtype=object)
+    branded = brand != ""
+    brand_share = np.full(m, np.nan)
+    if brands is not None:
+        codes, _vocab = pd.factorize(np.concatenate([brands["brand"].astype(str).to_numpy(dtype=object), brand]))
+        nb = max(len(_vocab), 1)
+        bg = _positions(group_prof.index, brands[GROUP_ID])
+        known = bg >= 0
+        table_keys = bg[known].astype(np.int64) * nb + codes[: len(brands)][known]
+        row = _pair_lookup(table_keys, gi.astype(np.int64) * nb + codes[len(brands):])
+        found = (row >= 0) & (gi >= 0)
+        brand_share = np.where(gi >= 0, 0.0, np.nan)
+        brand_share[found] = brands["share"].to_numpy(dtype=float)[known][row[found]]
+        brand_share[~branded] = np.nan
+    out["brand_share"] = brand_share
+    out["brand_bought"] = np.where(np.isnan(brand_share), np.nan, (brand_share > 0).astype(float))
+
+    # Repurchase timing of the product's category in this group.
+    cg = _positions(group_prof.index, cycles[GROUP_ID])
+    cc = pd.Index(categories).get_indexer(cycles["category"].astype(str))
+    nc = max(len(categories), 1)
+    valid = (cg >= 0) & (cc >= 0)
+    row = _pair_lookup(cg[valid].astype(np.int64) * nc + cc[valid], np.where(both, gi.astype(np.int64) * nc + ci, -1))
+    row = np.where(both, row, -1)
+    out["days_since_cat"] = _take(cycles["days_since_last"].to_numpy(dtype=float)[valid], row)
+    out["cat_cycle_days"] = _take(cycles["cycle_days"].to_numpy(dtype=float)[valid], row)
+    due = _take(cycles["due_ratio"].to_numpy(dtype=float)[valid], row)
+    out["due_ratio"] = due
+    out["repurchase_due"] = (np.nan_to_num(due) >= cfg.repurchase_due_ratio).astype(float)
+
+    # Push history of this product to this group.
+    pu, pu_times = _pushes_before(pushes, as_of)
+    pg = _positions(group_prof.index, pu[GROUP_ID])
+    pp = _positions(product_prof.index, pu[PRODUCT_ID])
+    np_ = max(n_products, 1)
+    pair_key = np.where((gi >= 0) & (pi >= 0), gi.astype(np.int64) * np_ + pi, -1)
+    push_key = np.where((pg >= 0) & (pp >= 0), pg.astype(np.int64) * np_ + pp, -2)
+    relevant = np.isin(push_key, pair_key)
+    stats = pd.DataFrame({"key": push_key[relevant], "age": ((as_of - pu_times) / DAY).to_numpy(dtype=float)[relevant]})
+    stats = stats.groupby("key").agg(times=("age", "size"), last=("age", "min"))
+    row = np.where(pair_key >= 0, stats.index.get_indexer(pair_key), -1)
+    out["days_since_push"] = _take(stats["last"].to_numpy(dtype=float), row)
+    out["times_pushed"] = np.where(gi >= 0, _take(stats["times"].to_numpy(dtype=float), row, fill=0.0), np.nan)
+
+    # Group facts.
+    out["member_count"] = _take(group_prof["member_count"].to_numpy(dtype=float), gi)
+    out["seller_type"] = _categorical(_take_obj(group_prof["seller_type"].astype(object).to_numpy(), gi), SELLER_TYPES)
+    out["city_tier"] = _categorical(_take(group_prof["city_tier"].to_numpy(dtype=float), gi), [float(t) for t in CITY_TIERS])
+    out["theme"] = _categorical(_take_obj(group_prof["theme"].to_numpy(dtype=object), gi), GROUP_THEMES)
+    out["group_n_orders"] = g_orders
+    out["group_orders_30d"] = _take(group_prof["orders_30d"].to_numpy(dtype=float), gi)
+    out["group_conv_rate"] = _take(group_prof["conv_rate"].to_numpy(dtype=float), gi)
+    out["group_days_since_order"] = _take(group_prof["days_since_last_order"].to_numpy(dtype=float), gi)
+    out["group_is_cold"] = _take(group_prof["is_cold"].to_numpy(dtype=float), gi)
+
+    # Product facts.
+    out["main_category"] = pd.Categorical(_take_obj(product_prof["main_category"].to_numpy(dtype=object), pi),
+                                          categories=sorted(set(categories) | set(product_prof["main_category"].astype(str))))
+    out["shop_type"] = _categorical(_take_obj(product_prof["shop_type"].to_numpy(dtype=object), pi), SHOP_TYPES)
+    out["log_price"] = log_price
+    for name in ("coupon", "presale", "commission_rate", "commission_yuan", "rating", "review_count",
+                 "price_change_7d", "log_price_std"):
+        out[name] = _take(product_prof[name].to_numpy(dtype=float), pi)
+    out["product_conv_rate"] = _take(product_prof["conv_rate"].to_numpy(dtype=float), pi)
+    out["product_orders_7d"] = _take(product_prof["orders_7d"].to_numpy(dtype=float), pi)
+    out["product_orders_30d"] = _take(product_prof["orders_30d"].to_numpy(dtype=float), pi)
+    out["age_days"] = _take(product_prof["age_days"].to_numpy(dtype=float), pi)
+    return pd.DataFrame(out, index=pairs.index)
+
+
+# --------------------------------------------------------------------------- all at once
+
+
+@dataclass
+class Profiles:
+    """Every feature table as of one cut-off; `pair_features(pairs)` builds ranker rows from them."""
+
+    as_of: pd.Timestamp
+    groups: pd.DataFrame
+    products: pd.DataFrame
+    cycles: pd.DataFrame
+    brands: pd.DataFrame
+    segments: SegmentAggregates
+    pushes: pd.DataFrame
+    cfg: FeatureConfig = field(default_factory=FeatureConfig)
+
+    def pair_features(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        """group_id, product_id and PAIR_FEATURES for each row of `pairs`."""
+        return pair_features(
+            pairs, self.groups, self.products, self.cycles, self.pushes, self.as_of,
+            brands=self.brands, segment_shares=self.segments.segment_shares,
+            overall_shares=self.segments.overall_shares, cfg=self.cfg,
+        )
+
+
+def build_profiles(
+    products: pd.DataFrame,
+    sellers: pd.DataFrame,
+    groups: pd.DataFrame,
+    pushes: pd.DataFrame,
+    orders: pd.DataFrame,
+    as_of: object,
+    cfg: FeatureConfig | None = None,
+    price_window_days: float = 7.0,
+) -> Profiles:
+    """Group, product, cycle, brand and segment tables as of `as_of` (events strictly before it)."""
+    cfg = cfg or FeatureConfig()
+    as_of = to_as_of(as_of)
+    group_prof = group_profile(orders, pushes, groups, sellers, products, as_of, cfg)
+    pu, _ = _pushes_before(pushes, as_of)
+    return Profiles(
+        as_of=as_of,
+        groups=group_prof,
+        products=product_profile(products, orders, pushes, as_of, cfg, price_window_days),
+        cycles=group_category_cycle(orders, products, as_of, cfg),
+        brands=group_brand_shares(orders, products, as_of),
+        segments=segment_aggregates(group_prof, orders, products, as_of),
+        pushes=pu,
+        cfg=cfg,
+    )

@@ -237,6 +237,7 @@ def _mix64(x: np.ndarray) -> np.ndarray:
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a DataFrame (strings become pandas' default string dtype)."""
     return table.to_pandas()
 
 
@@ -269,11 +270,13 @@ class _Sink:
         self.schemas: dict[str, pa.Schema] = {}
 
     def path(self, name: str) -> Path:
+        """Where table `name` goes: truth tables under truth/, the rest at the top."""
         sub = self.out_dir / "truth" if name in TRUTH_NAMES else self.out_dir
         sub.mkdir(parents=True, exist_ok=True)
         return sub / f"{name}.{self.fmt}"
 
     def append(self, name: str, table: pa.Table) -> None:
+        """Append a block to table `name`, opening its file on the first block."""
         writer = self.writers.get(name)
         if writer is None:
             path = str(self.path(name))
@@ -285,6 +288,7 @@ class _Sink:
         writer.write_table(table if table.schema == schema else table.cast(schema))  # type: ignore[attr-defined]
 
     def close(self) -> None:
+        """Close every open file."""
         for writer in self.writers.values():
             writer.close()  # type: ignore[attr-defined]
 
@@ -310,7 +314,7 @@ def stream(seed: int, groups: int, products: int, days: int, out_dir: str | Path
     return counts
 
 
-def write(world: SampleWorld, out_dir: str | Path, fmt: Format = "parquet") -> list[Path]:
+def write(world: SampleWorld, out_dir: str | Path, fmt: Format = "csv") -> list[Path]:
     """Write the five tables to OUT/<table>.<fmt> and the ground truth to OUT/truth/; returns the paths."""
     sink = _Sink(Path(out_dir), fmt)
     frames = {**world.tables(), "group_category_truth": world.truth.group_category,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
 from features.schema import TABLES, TIMEZONE, Column, Table
@@ -250,6 +252,9 @@ def check_frame(table: Table | str, raw: pd.DataFrame, rows: np.ndarray | None =
 def duplicate_problems(key: str, ids: pd.Series, rows: np.ndarray, file: str) -> list[Problem]:
     """Every repeat of a key after its first occurrence (the first one is kept)."""
     present = ids.notna()
+    arr = _arrow_strings(ids.dropna())
+    if len(pc.unique(arr)) == len(arr):  # the usual case, decided by Arrow hashing alone
+        return []
     repeat = (ids.duplicated(keep="first") & present).to_numpy()
     if not repeat.any():
         return []
@@ -259,6 +264,32 @@ def duplicate_problems(key: str, ids: pd.Series, rows: np.ndarray, file: str) ->
         Problem(file, int(r), key, str(v), f"duplicate {key} (first at row {f})")
         for r, v, f in zip(rows[repeat], ids[repeat].tolist(), firsts)
     ]
+
+
+def _arrow_strings(values: Iterable[str]) -> pa.Array:
+    """Strings as one Arrow array (zero-copy for Arrow-backed pandas strings)."""
+    if isinstance(values, pd.Index):
+        values = pd.Series(values, copy=False)
+    if not isinstance(values, pd.Series):
+        values = pd.Series(list(values), dtype="str")
+    if not ptypes.is_string_dtype(values):
+        values = values.astype("str")
+    arr = pa.array(values, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def index_in(values: Iterable[str], ids: Iterable[str]) -> np.ndarray:
+    """Position of each value in `ids` (unique), or -1; Arrow hashing, much faster than pandas on strings."""
+    found = pc.index_in(_arrow_strings(values), value_set=_arrow_strings(ids))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _member(values: pd.Series, ids: Iterable[str]) -> np.ndarray:
+    """Whether each value is one of `ids`."""
+    found = pc.is_in(_arrow_strings(values), value_set=_arrow_strings(ids))
+    return found.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def reference_problems(table: Table | str, frame: pd.DataFrame, rows: np.ndarray, file: str,
@@ -271,12 +302,10 @@ def reference_problems(table: Table | str, frame: pd.DataFrame, rows: np.ndarray
         if target not in known_ids or column not in frame.columns:
             continue
         ids = frame[column]
-        known = pd.Index(list(known_ids[target]) if not isinstance(known_ids[target], pd.Index) else known_ids[target])
-        unknown = (ids.notna() & ~ids.isin(known)).to_numpy()
+        unknown = ids.notna().to_numpy() & ~_member(ids, known_ids[target])
         if not unknown.any():
             continue
-        rejected = pd.Index(list((rejected_ids or {}).get(target, ())))
-        cascade = unknown & ids.isin(rejected).to_numpy()
+        cascade = unknown & _member(ids, (rejected_ids or {}).get(target, ()))
         problems += _problems(file, rows, column, ids, cascade, f"references a rejected {target} row")
         problems += _problems(file, rows, column, ids, unknown & ~cascade, f"unknown {column} (not in {target})")
     return problems

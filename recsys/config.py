@@ -63,6 +63,10 @@ class RankerConfig(_Section):
 
     label_window_days: int = Field(3, ge=1, le=60, description="An order within this many days of a push labels it positive.")
     negatives_per_positive: int = Field(4, ge=1, le=100, description="Sampled negatives when only orders exist.")
+    examples: Literal["pushes", "candidates"] = Field("pushes", description="Ranker examples: pushes labelled by a later order "
+                                                      "(P(order | shown)), or a past snapshot's candidates labelled by an order in the label window.")
+    example_days: int = Field(21, ge=2, le=365, description="Days of pushes (or orders) before today used as ranker examples; "
+                              "their features come from a snapshot at the start of this span.")
     num_leaves: int = Field(31, ge=2, le=1024)
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(300, ge=1, le=10000)
@@ -120,6 +124,24 @@ class CopyConfig(_Section):
     short_title_chars: int = Field(16, ge=4, le=64)
     no_repeat_template_days: int = Field(7, ge=0, le=365)
     emoji_seller_types: list[str] = Field(default_factory=lambda: ["宝妈", "微商", "学生", "导购"])
+    min_rating_to_show: float = Field(0.9, ge=0, le=1, description="The good-review rate is only quoted at or above this rate.")
+    max_selling_points: int = Field(2, ge=0, le=5, description="Selling points (title attributes) quoted per copy.")
+
+
+class ReachConfig(_Section):
+    """Brand reach forecasts, ops previews and the count model behind their intervals."""
+
+    interval_level: float = Field(0.8, gt=0, lt=1, description="Nominal coverage of the forecast intervals.")
+    dispersion: float = Field(0.5, ge=0, le=100, description="Gamma-Poisson extra variance of a forecast count: var = mean + dispersion·mean²; "
+                              "measured by the backtest (benchmarks/reach_backtest.py).")
+    week_days: int = Field(7, ge=1, le=31, description="Days simulated for the week forecast (one pick list per day).")
+    max_groups: int = Field(300, ge=1, le=10_000_000, description="Groups simulated per forecast (a pick list costs ≈4 ms a "
+                            "day); above this a seeded sample is simulated and its totals scaled up.")
+    preview_groups: int = Field(200, ge=1, le=1_000_000, description="Groups replayed by an ops preview (seeded sample).")
+    curve_points: int = Field(5, ge=2, le=41, description="Points of the preview's conversion-earnings trade-off curve.")
+    cold_neighbours: int = Field(10, ge=1, le=500, description="Known products whose placements a new product borrows.")
+    history_weeks: int = Field(8, ge=1, le=104, description="Weeks of orders the backtest forecaster reads before the cut-off.")
+    seed: int = 7
 
 
 class ServiceSettings(_Section):
@@ -151,6 +173,7 @@ class Config(_Section):
     weights: OpsWeights = Field(default_factory=OpsWeights)
     rules: RuleConfig = Field(default_factory=RuleConfig)
     copy_: CopyConfig = Field(default_factory=CopyConfig, alias="copy")
+    reach: ReachConfig = Field(default_factory=ReachConfig)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)

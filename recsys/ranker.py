@@ -14,7 +14,11 @@ AUC is flattered, and the base rate is fixed by the sampling at 1/(1 + r) instea
 conversion rate: p_conv is then a relative score, calibrated to the sampled world, not a real
 probability. Multiply the odds by (true rate odds / sampled rate odds) if the true rate is known.
 
-Fit and evaluation (`fit_and_evaluate`) use a time split: examples before the last
+With candidate examples (`RankerConfig.examples = "candidates"`): every union candidate of a past
+snapshot is an example, positive when the group ordered it within `label_window_days`; p_conv then
+means P(ordered | proposed to the seller, who pushes as usual), which is what logged orders can judge.
+
+Fit and evaluation (`fit_and_evaluate`) use a time split (a group split for one-snapshot examples): examples before the last
 `validation_days` train the booster; the validation window is split in two by time, the first half
 drives early stopping and fits the calibrator (isotonic or Platt), the second half reports log loss,
 AUC and ECE (see `recsys.calibration`) for the calibrated model, the raw model and a smoothed
@@ -205,10 +209,15 @@ def fit_and_evaluate(
 ) -> tuple[ConversionRanker, dict[str, Any]]:
     """Time-split fit (train / calibrate / report, see the module docstring); returns the ranker and its metrics."""
     cfg = config or RankerConfig()
-    train, valid = time_split(examples, cfg.validation_days, time_col)
-    t = pd.to_datetime(valid[time_col])
-    mid = t.min() + (t.max() - t.min()) / 2
-    cal, test = valid[t <= mid], valid[t > mid]
+    if pd.to_datetime(examples[time_col]).nunique() > 1:
+        train, valid = time_split(examples, cfg.validation_days, time_col)
+        t = pd.to_datetime(valid[time_col])
+        mid = t.min() + (t.max() - t.min()) / 2
+        cal, test = valid[t <= mid], valid[t > mid]
+    else:
+        # One snapshot (candidate examples): hold out whole groups instead, 70 / 15 / 15.
+        bucket = pd.util.hash_array(examples[GROUP_ID].astype(str).to_numpy(dtype=object)) % 20
+        train, cal, test = examples[bucket < 14], examples[(bucket >= 14) & (bucket < 17)], examples[bucket >= 17]
     if len(test) == 0 or len(cal) == 0 or len(train) == 0:
         raise ValueError("not enough time span for a train / calibrate / test split")
     ranker = ConversionRanker(cfg).fit(train, train[LABEL].to_numpy(), cal, cal[LABEL].to_numpy())

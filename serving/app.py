@@ -18,8 +18,9 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from features.schema import TIMEZONE
 from recsys.blend import weights_hash
@@ -98,21 +99,19 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
-    if x_api_key:
-        return x_api_key.strip()
-    if authorization and authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip()
-    return None
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey",
+                              description="An API key made by `quanxuan keys create` or POST /v1/admin/keys.")
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="The same API key as `Authorization: Bearer <key>`.")
 
 
 def authenticate(
     services: ServicesDep,
-    authorization: Annotated[str | None, Header(description="`Bearer <API key>`")] = None,
-    x_api_key: Annotated[str | None, Header(description="The API key (alternative to Authorization).")] = None,
+    api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
 ) -> auth.Principal:
     """The caller's principal; 401 without a valid key, 429 when its rate limit is spent."""
-    principal = services.keys.resolve(_presented_key(authorization, x_api_key))
+    presented = api_key or (bearer.credentials if bearer else None)
+    principal = services.keys.resolve(presented.strip() if presented else None)
     if principal is None:
         raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
     wait = services.limiter.wait_seconds(principal)
@@ -122,6 +121,8 @@ def authenticate(
 
 
 PrincipalDep = Annotated[auth.Principal, Depends(authenticate)]
+DayQuery = Annotated[date | None, Query(alias="date", description="Day of the picks (Asia/Shanghai); default today.")]
+KQuery = Annotated[int | None, Query(ge=1, le=200, description="Number of picks; default rules.top_k.")]
 
 
 def _require(principal: auth.Principal, action: str) -> None:
@@ -213,14 +214,11 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         return Response(metrics.render(), media_type=metrics.content_type)
 
     # Picks -------------------------------------------------------------------------------------
-    KQuery = Annotated[int | None, Query(ge=1, le=200, description="Number of picks; default rules.top_k.")]
-
     @app.get("/v1/groups/{group_id}/picks", response_model=schemas.GroupPicks, tags=["picks"],
              responses={**ERRORS, 404: {"description": "Unknown group."}, 503: {"description": "No artifact loaded."}})
     def group_picks(
-        group_id: Annotated[str, Path(max_length=128)], principal: PrincipalDep, services: ServicesDep,
-        day: Annotated[date | None, Query(alias="date", description="Day of the picks (Asia/Shanghai); default today.")] = None,
-        k: KQuery = None,
+        group_id: Annotated[str, Path(max_length=128, examples=["G1"])], principal: PrincipalDep, services: ServicesDep,
+        day: DayQuery = None, k: KQuery = None,
     ) -> Response:
         """A group's ranked picks with component scores, reasons and promo copy, blended with the current ops weights."""
         _require(principal, "picks:read")
@@ -237,9 +235,8 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
     @app.get("/v1/sellers/{seller_id}/picks", response_model=schemas.SellerPicks, tags=["picks"],
              responses={**ERRORS, 404: {"description": "Unknown seller."}, 503: {"description": "No artifact loaded."}})
     def seller_picks(
-        seller_id: Annotated[str, Path(max_length=128)], principal: PrincipalDep, services: ServicesDep,
-        day: Annotated[date | None, Query(alias="date", description="Day of the picks (Asia/Shanghai); default today.")] = None,
-        k: KQuery = None,
+        seller_id: Annotated[str, Path(max_length=128, examples=["S0"])], principal: PrincipalDep, services: ServicesDep,
+        day: DayQuery = None, k: KQuery = None,
     ) -> Response:
         """Picks of every group of a seller in one call."""
         _require(principal, "picks:read")
@@ -372,6 +369,9 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         return schemas.ReloadResult(swapped=outcome.swapped, version=outcome.version,
                                     previous_version=outcome.previous_version, reason=outcome.reason)
 
+    from serving.reach_routes import router as reach_router  # imported here: it imports this module
+
+    app.include_router(reach_router)
     return app
 
 

@@ -143,7 +143,8 @@ def export_feedback(store: Store, out_dir: str | Path, since: datetime | None = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    for table, contract in (("pushes", PUSHES), ("orders", ORDERS)):
+    for table in ("pushes", "orders"):
+        contract = TABLES[table]
         columns = [c for c in contract.names if c in EVENT_COLUMNS[table]]
         rows = store.events(table, since=since)  # type: ignore[arg-type]
         with open(out / f"{table}.csv", "w", newline="", encoding="utf-8") as fh:

@@ -12,9 +12,9 @@ from recsys.blend import weights_hash
 from recsys.config import CopyConfig, OpsWeights, RuleConfig, config_hash
 from recsys.picks import pick_for_group
 from recsys.promo import adlaw
+from recsys.promo.render import CopyContext, ProductInfo, RenderedCopy, render_copy
 from recsys.rules import REASON_LABELS
 from serving.artifacts import Served
-from serving.copywriting import render_pick_copy
 from serving.metrics import Metrics
 from serving.storage.base import Cache, Store
 
@@ -29,6 +29,25 @@ def _num(value: Any) -> float | None:
 
 def _text(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def product_info(product_id: str, pick: dict[str, Any], catalogue: dict[str, Any]) -> ProductInfo:
+    """What the copy may say about a pick: today's candidate numbers first, the catalogue row for the rest."""
+
+    def first(name: str, default: Any) -> Any:
+        for source in (pick, catalogue):
+            value = source.get(name)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                return value
+        return default
+
+    rating = first("rating", None)
+    return ProductInfo(
+        product_id=product_id, title=_text(first("title", product_id)), category=_text(first("category", "")),
+        brand=_text(first("brand", "")), price=float(first("price", 0.0)), coupon=float(first("coupon", 0.0)),
+        rating=None if rating is None else float(rating), review_count=int(first("review_count", 0)),
+        presale=bool(first("presale", False)),
+    )
 
 
 def dumps(payload: Any) -> bytes:
@@ -78,16 +97,19 @@ class PicksService:
         profile = weights.for_seller_type(seller_type)
         picks, cold = pick_for_group(artifact, group_id, weights, self.rules, k)
         start = day - timedelta(days=self.copy_cfg.no_repeat_template_days)
-        history = self.store.copy_history(group_id, start, day) if self.copy_cfg.no_repeat_template_days > 0 else []
+        history = [(group_id, template_id, when) for template_id, when in self.store.copy_history(group_id, start, day)]
         out: list[dict[str, Any]] = []
         used: list[str] = []
         for row in picks.to_dict("records"):
             product = served.product(str(row["product_id"])) or {}
-            copy = render_pick_copy(product, row, group, day, history, self.copy_cfg)
-            # Later picks of the same answer avoid templates used by earlier ones.
-            history = [*history, (copy.template_id, day)]
-            used.append(copy.template_id)
             reasons = [str(r) for r in (row.get("reasons") or [])]
+            context = CopyContext(group_id=group_id, seller_type=seller_type, theme=_text(group.get("theme")),
+                                  day=day, reasons=reasons)
+            copy: RenderedCopy = render_copy(product_info(str(row["product_id"]), row, product), context, history,
+                                             self.copy_cfg)
+            # Later picks of the same answer avoid templates used by earlier ones.
+            history.append((group_id, copy.template_id, day))
+            used.append(copy.template_id)
             out.append({
                 "rank": int(row["rank"]),
                 "product_id": str(row["product_id"]),

@@ -23,8 +23,9 @@ ORDER_EXAMPLE = {"event_id": "o-20240501-0001", "order_id": "O1", "group_id": "G
 class FeedbackBatch(BaseModel):
     """A batch of events from a seller app."""
 
-    events: list[dict[str, Any]] = Field(
-        ..., description="Events: `event_id` (client-made, at most 128 characters; a retried event is stored once) "
+    # list[Any], not list[dict]: a non-object event is rejected by its index like any other bad event.
+    events: list[Any] = Field(
+        ..., json_schema_extra={"items": {"type": "object"}}, description="Events: `event_id` (client-made, at most 128 characters; a retried event is stored once) "
         "plus the columns of the contract table (see `quanxuan contract`). Each event is validated like a file row.",
     )
     partial: bool = Field(False, description="Keep the valid events when some are rejected (else nothing is stored).")

@@ -14,11 +14,18 @@ PUSH = {"event_id": "e1", "group_id": "G2", "product_id": "P1", "pushed_at": "20
 WEIGHTS = {"default": {"conversion": 1, "earnings": 1, "rating": 2, "order_value": 0, "diversity": 1}, "overrides": {}}
 
 
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """One small artifact shared by the module's tests (they never change it)."""
+    root = tmp_path_factory.mktemp("artifacts")
+    write_small_artifact(root)
+    return root
+
+
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, artifacts):
     """A served app on a small artifact, its store and one key per role."""
-    write_small_artifact(tmp_path / "artifacts")
-    config = service_config(tmp_path)
+    config = service_config(tmp_path, artifact_dir=str(artifacts))
     store = open_store(config.service.db_url)
     keys = make_keys(store)
     with TestClient(create_app(config, store=store)) as client:
@@ -167,16 +174,16 @@ def test_brand_scope_helper():
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path):
     write_small_artifact(tmp_path / "artifacts")
-    config = service_config(tmp_path, rate_limit_per_minute=600)
+    config = service_config(tmp_path, rate_limit_per_minute=60)
     store = open_store(config.service.db_url)
     slow, _ = auth.create_key(store, PEPPER, "ops", rate_per_minute=6)  # bucket of 1, one token per 10 s
-    fast, _ = auth.create_key(store, PEPPER, "ops")  # default 600/min: bucket of 100
+    usual, _ = auth.create_key(store, PEPPER, "ops")  # the default 60/min: bucket of 10, one token a second
     with TestClient(create_app(config, store=store)) as client:
         assert call(client, "GET", "/v1/ops/weights", slow).status_code == 200
         refused = call(client, "GET", "/v1/ops/weights", slow)
         assert refused.status_code == 429 and refused.headers["Retry-After"] == "10"
-        assert [call(client, "GET", "/v1/ops/weights", fast).status_code for _ in range(100)] == [200] * 100
-        assert call(client, "GET", "/v1/ops/weights", fast).status_code == 429
+        assert [call(client, "GET", "/v1/ops/weights", usual).status_code for _ in range(10)] == [200] * 10
+        assert call(client, "GET", "/v1/ops/weights", usual).status_code == 429
     store.close()
 
 

@@ -228,8 +228,8 @@ class Artifact:
         self._group_rows = {str(g): i for i, g in enumerate(self.groups["group_id"].tolist())}
         self._cand_slices = _slices(self.candidates["group_id"])
         self._seg_slices = _slices(self.segment_candidates["segment"])
-        self._cand_arrays = {c: self.candidates[c].to_numpy() for c in self.candidates.columns}
-        self._seg_arrays = {c: self.segment_candidates[c].to_numpy() for c in self.segment_candidates.columns}
+        self._cand_arrays = _numpy_columns(self.candidates)
+        self._seg_arrays = _numpy_columns(self.segment_candidates)
 
     @property
     def version(self) -> str:
@@ -277,6 +277,16 @@ class Artifact:
     def picks_of(self, group_id: str) -> pd.DataFrame:
         """The precomputed default-weights picks of a group, by rank."""
         return self.picks[self.picks["group_id"] == group_id].sort_values("rank")
+
+
+def _numpy_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    # Plain numpy (object for text): slicing Arrow-backed string arrays per request costs far more.
+    out: dict[str, np.ndarray] = {}
+    for col in frame.columns:
+        series = frame[col]
+        numeric = pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+        out[col] = series.to_numpy() if numeric else series.to_numpy(dtype=object)
+    return out
 
 
 def _py(value: Any) -> Any:

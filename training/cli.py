@@ -12,7 +12,13 @@ COMMANDS: dict[str, str] = {
     "contract": "training.commands.contract",
     "sample": "training.commands.sample",
     "validate": "training.commands.validate",
+    "adapt": "training.commands.adapt",
     "evaluate": "training.commands.evaluate",
+    "serve": "training.commands.serve",
+    "keys": "training.commands.keys",
+    "feedback": "training.commands.feedback",
+    "copy-check": "training.commands.copycheck",
+    "train": "training.commands.train",
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -21,7 +21,7 @@ from features.interactions import TrainData, build_train_data, to_local_naive
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
 from recsys import metrics as M
 from recsys.candidates import (
-    ALSSource, BlendRecommender, ContentSource, EASESource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
+    ALSSource, BlendRecommender, ContentSource, EASESource, ExposureSource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
     RatingCommissionRule, Recommender, RepurchaseSource, SegmentPopular, TrendingSource,
 )
 from recsys.candidates.union import normalise_scores
@@ -69,6 +69,7 @@ class EvalOptions:
     )
     blend_sources: tuple[str, ...] = (
         "popular", "trending", "segment_popular", "own_top", "repurchase", "item_knn_cosine", "ease", "als", "content",
+        "exposure",
     )
 
 
@@ -224,6 +225,7 @@ def make_source(name: str, params: Mapping[str, Any] | None = None, cfg: Config 
         "ease": lambda: EASESource(**{"lam": c.ease_lambda, **p}),
         "content": lambda: ContentSource(**p),
         "repurchase": lambda: RepurchaseSource(**p),
+        "exposure": lambda: ExposureSource(**p),
         "trending": lambda: TrendingSource(**{"days": c.trending_days, "baseline_days": c.trending_baseline_days, **p}),
     }
     if name not in factories:
@@ -243,6 +245,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "als": {"factors": [32, 64, 128], "regularization": [0.05, 1.0, 10.0]},
     "ease": {"lam": [10.0, 50.0, 250.0, 1000.0, 5000.0]},
     "trending": {"days": [1, 3, 7], "baseline_days": [7, 21]},
+    "exposure": {"conversion_weight": [0.0, 0.5, 1.0], "group_weight": [0.0, 1.0], "half_life_days": [None, 14.0]},
     "repurchase": {"width": [0.3, 0.6, 1.0], "category_weight": [0.0, 0.3, 1.0]},
     "content": {},
 }
@@ -513,6 +516,9 @@ def run_evaluation(
     cfg = cfg or Config()
     options = options or EvalOptions()
     train, test = Frames.of(train), Frames.of(test)
+    if train.pushes is None or not len(train.pushes):
+        # The exposure source models the seller's pushes: without a pushes table it has nothing to learn from.
+        options = replace(options, blend_sources=tuple(s for s in options.blend_sources if s != "exposure"))
     needed = sorted(set(options.baselines) | set(options.blend_sources))
     chosen: dict[str, dict[str, Any]] = {name: {} for name in needed}
     tuning: dict[str, list[dict[str, Any]]] = {}

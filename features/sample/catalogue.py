@@ -86,42 +86,56 @@ def build_catalogue(rng: np.random.Generator, n: int, days: int) -> Catalogue:
     brand_vec = {b: rng.standard_normal(FACTORS) for s in specs for b in s.brands}
     brand_pop = {b: 1.0 / (rank + 1) ** 0.8 for s in specs for rank, b in enumerate(s.brands)}
 
+    # Choose words, brand, attributes and size per subcategory, vectorised over its products.
+    n_subs = np.array([len(sp.parts) for sp in specs])
+    sub = np.minimum((u_sub * n_subs[cat]).astype(np.int64), n_subs[cat] - 1)
+    word = np.empty(n, dtype=object)
+    extra = np.full(n, "", dtype=object)
+    brand = np.full(n, "", dtype=object)
+    size = np.empty(n, dtype=object)
+    attrs = np.full((n, 4), "", dtype=object)
+    path = np.empty(n, dtype=object)
+    for c, spec in enumerate(specs):
+        for k, (sub_name, part) in enumerate(spec.parts.items()):
+            idx = np.flatnonzero((cat == c) & (sub == k))
+            if len(idx) == 0:
+                continue
+            words = np.array(part.words, dtype=object)
+            w_i = np.minimum((u_word[idx] * len(words)).astype(np.int64), len(words) - 1)
+            word[idx] = words[w_i]
+            if len(words) > 1:
+                x_i = (w_i + 1 + (u_word2[idx] * (len(words) - 1)).astype(np.int64)) % len(words)
+                extra[idx] = np.where(second_word[idx], words[x_i], "")
+            weights = np.array([brand_pop[b] for b in part.brands])
+            b_i = np.minimum(np.searchsorted(np.cumsum(weights) / weights.sum(), u_brand[idx]), len(weights) - 1)
+            brand[idx] = np.where(unbranded[idx], "", np.array(part.brands, dtype=object)[b_i])
+            sizes = np.array(part.specs, dtype=object)
+            size[idx] = sizes[np.minimum((u_spec[idx] * len(sizes)).astype(np.int64), len(sizes) - 1)]
+            order = np.argsort(attr_keys[idx, : len(part.attributes)], axis=1)[:, :4]
+            chosen = np.array(part.attributes, dtype=object)[order]
+            keep = np.arange(order.shape[1])[None, :] < n_attr[idx, None]
+            attrs[idx, : order.shape[1]] = np.where(keep, chosen, "")
+            path[idx] = f"{spec.name}/{sub_name}"
+
     titles: list[str] = []
-    paths: list[str] = []
-    brands: list[str] = []
-    levels = np.empty(n)
-    bvec = np.zeros((n, FACTORS))
-    bpop = np.full(n, 0.3)
     for i in range(n):
-        spec = specs[cat[i]]
-        subs = list(spec.parts)
-        sub = subs[int(u_sub[i] * len(subs))]
-        part = spec.parts[sub]
-        word = part.words[int(u_word[i] * len(part.words))]
-        weights = np.array([brand_pop[b] for b in part.brands])
-        brand = "" if unbranded[i] else part.brands[min(int(np.searchsorted(np.cumsum(weights) / weights.sum(), u_brand[i])), len(part.brands) - 1)]
-        attrs = [part.attributes[j] for j in np.argsort(attr_keys[i, : len(part.attributes)])[: n_attr[i]]]
-        pool = spec.fillers + _SHOP_FILLERS
+        pool = specs[cat[i]].fillers + _SHOP_FILLERS
         fills = list(dict.fromkeys(pool[int(fill_draw[i, k] * len(pool))] for k in range(n_fill[i])))
-        size = part.specs[int(u_spec[i] * len(part.specs))]
-        # Sellers stuff a synonym into a title ("暖手宝暖水袋"); here a sibling product word.
-        extra = []
-        if second_word[i] and len(part.words) > 1:
-            extra = [part.words[(part.words.index(word) + 1 + int(u_word2[i] * (len(part.words) - 1))) % len(part.words)]]
-        head = [brand] if brand else []
+        a = [x for x in attrs[i] if x]
+        head = [brand[i]] if brand[i] else []
+        more = [extra[i]] if extra[i] else []  # a sibling word stuffed in, as sellers do ("暖手宝暖水袋")
         if template[i] == 0:
-            tokens = head + attrs[:1] + [word] + extra + attrs[1:] + [size] + fills
+            tokens = head + a[:1] + [word[i]] + more + a[1:] + [size[i]] + fills
         elif template[i] == 1:
-            tokens = head + [word] + attrs + extra + [size] + fills
+            tokens = head + [word[i]] + a + more + [size[i]] + fills
         else:
-            tokens = fills[:1] + head + [word] + extra + attrs + [size] + fills[1:]
+            tokens = fills[:1] + head + [word[i]] + more + a + [size[i]] + fills[1:]
         titles.append(("" if no_space[i] else " ").join(tokens))
-        paths.append(f"{spec.name}/{sub}")
-        brands.append(brand)
-        levels[i] = word_level[word]
-        if brand:
-            bvec[i] = brand_vec[brand]
-            bpop[i] = brand_pop[brand]
+    paths: list[str] = path.tolist()
+    brands: list[str] = brand.tolist()
+    levels = np.array([word_level[w] for w in word])
+    bvec = np.array([brand_vec.get(b, np.zeros(FACTORS)) for b in brands]).reshape(n, FACTORS)
+    bpop = np.array([brand_pop.get(b, 0.3) for b in brands])
 
     lo = np.array([s.price_range[0] for s in specs])[cat]
     hi = np.array([s.price_range[1] for s in specs])[cat]

@@ -187,7 +187,7 @@ def simulate_block(
         rg = gl[cand]
         r_since = _days_since_bought(bought_p, bought_day, cand, rp, t)
         r_lam = (REBUY_BASE * pop.activity[rg] * eff[cand] * np.exp(true_affinity(cat, pop, rg, rp))
-                 * repurchase_factor(r_since, cat.cat[rp]) * cat.in_stock[rp])
+                 * repurchase_factor(r_since, cat.cat[rp]) * (cat.in_stock[rp] | (t < days - 3)))
         n_re = rng.poisson(r_lam)
         r_src = np.repeat(np.arange(len(cand)), n_re)
         r_hour = np.searchsorted(_HOUR_CDF, rng.random(len(r_src)))
@@ -206,7 +206,8 @@ def simulate_block(
     return _finish(cat, pop, pushes, orders, rng)
 
 
-def _finish(cat: Catalogue, pop: Population, pushes: list, orders: list, rng: np.random.Generator) -> BlockEvents:
+def _finish(cat: Catalogue, pop: Population, pushes: list[tuple[np.ndarray, ...]], orders: list[tuple[np.ndarray, ...]],
+            rng: np.random.Generator) -> BlockEvents:
     """Concatenate the days and fill the order lines: quantity, paid, commission, buyer, refund."""
     pg, pp, pt, pr = (np.concatenate(x) for x in zip(*pushes))
     og, op, ot = (np.concatenate(x) for x in zip(*orders))

@@ -6,6 +6,7 @@ from recsys.candidates.als import ALSSource
 from recsys.candidates.base import Recommender, top_k
 from recsys.candidates.content import ContentSource
 from recsys.candidates.ease import EASESource
+from recsys.candidates.exposure import ExposureSource
 from recsys.candidates.knn import ItemKNNSource
 from recsys.candidates.popular import GlobalPopular, OwnTopItems, RandomSource, RatingCommissionRule, SegmentPopular
 from recsys.candidates.repurchase import RepurchaseSource
@@ -13,7 +14,7 @@ from recsys.candidates.trending import TrendingSource
 from recsys.candidates.union import BlendRecommender, union_candidates
 
 __all__ = [
-    "ALSSource", "BlendRecommender", "ContentSource", "EASESource", "GlobalPopular", "ItemKNNSource", "OwnTopItems",
+    "ALSSource", "BlendRecommender", "ContentSource", "EASESource", "ExposureSource", "GlobalPopular", "ItemKNNSource", "OwnTopItems",
     "RandomSource", "RatingCommissionRule", "Recommender", "RepurchaseSource", "SegmentPopular", "TrendingSource",
     "top_k", "union_candidates",
 ]

@@ -37,6 +37,7 @@ class _Lexicon:
     version: str
     terms: dict[str, tuple[str, str]]  # lower-cased term -> (category, suggestion)
     term_lengths: tuple[int, ...]
+    first_chars: frozenset[str]
     patterns: tuple[tuple[re.Pattern[str], str, str], ...]  # (regex, category, suggestion)
     allow_re: re.Pattern[str]
     labels: dict[str, str]
@@ -66,6 +67,7 @@ def load_lexicon(path: str | None = None) -> _Lexicon:
         version=data["version"],
         terms=terms,
         term_lengths=tuple(sorted({len(t) for t in terms}, reverse=True)),
+        first_chars=frozenset(t[0] for t in terms),
         patterns=tuple(patterns),
         allow_re=re.compile("|".join(f"(?:{p})" for p in allow_parts if p), re.IGNORECASE),
         labels=labels,
@@ -83,6 +85,8 @@ def _term_spans(lowered: str, lex: _Lexicon) -> list[tuple[int, int]]:
     spans = []
     n = len(lowered)
     for i in range(n):
+        if lowered[i] not in lex.first_chars:
+            continue
         for length in lex.term_lengths:
             if i + length <= n and lowered[i : i + length] in lex.terms:
                 spans.append((i, i + length))

@@ -226,3 +226,9 @@ def short_title(title: str, brand: str | None = None, max_chars: int = 16) -> st
         for hit in reversed(hits):
             text = text[: hit.start] + text[hit.end :]
     return text.strip() or (brand or "")[:max_chars]
+
+
+def title_tokens(title: str, brand: str | None = None) -> list[tuple[str, str]]:
+    """(word, kind) pairs of a title; kinds: brand, product, attr, latin, unknown, other, noise."""
+    brand = (brand or "").strip() or None
+    return [(t.text, t.kind) for t in _tokens(title, brand)]

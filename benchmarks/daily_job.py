@@ -1,0 +1,164 @@
+"""Benchmark: the daily job's offline quality, run time and memory.
+
+1. Sample world (default 2000 groups × 2000 products × 60 days), last 7 days held out: the full pipeline
+   (`ranker`: candidates re-ranked by the LightGBM p_conv; `ranker_ops`: the default ops blend
+   p_conv × commission × rating²) against the candidate-only blend and every baseline, for each way of
+   building ranker examples (`pushes`: P(order | pushed); `candidates`: a past snapshot's candidates
+   labelled by an order in the next 7 days). Targets checked and printed.
+2. The whole `run_daily` job (evaluation included) on that world: wall time and peak memory; `--sizes`
+   adds larger worlds.
+3. Ta Feng (`--tafeng`, margin = price − cost as commission, neighbourhood groups = area × age): HR@10
+   against expected margin@10 as the earnings weight moves, saved as a PNG.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/daily_job.py
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/daily_job.py --job --sizes 5000x3000
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/daily_job.py --skip-world --tafeng
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recsys.config import BlendWeights, Config  # noqa: E402
+from training.daily import evaluate_pipeline, headline, run_daily  # noqa: E402
+
+TAFENG = ROOT.parent / "shared" / "data" / "tafeng" / "ta_feng.csv.zip"
+
+
+def mode_config(mode: str) -> Config:
+    """Configuration for one way of building ranker examples."""
+    cfg = Config()
+    cfg.ranker.examples = mode
+    if mode == "candidates":
+        cfg.ranker.label_window_days = 7  # matches the 7-day test window
+    return cfg
+
+
+def check_targets(ev: dict) -> list[str]:
+    """The issue's targets, each with PASS / FAIL."""
+    m = ev["metrics"]
+    others = {k: v["ndcg@10"] for k, v in m.items() if k not in ("ranker", "ranker_ops")}
+    best = max(others, key=others.get)
+    rule = m["rating_commission"]
+    ops = m["ranker_ops"]
+    lines = [
+        f"{'PASS' if m['ranker']['ndcg@10'] > others[best] else 'FAIL'} ndcg@10 ranker {m['ranker']['ndcg@10']:.4f} "
+        f"> best other {best} {others[best]:.4f}",
+        f"{'PASS' if ops['commission_realised@10'] > rule['commission_realised@10'] else 'FAIL'} commission@10 ranker_ops "
+        f"{ops['commission_realised@10']:.3f} > rating×commission {rule['commission_realised@10']:.3f}",
+        f"{'PASS' if ops['recall@10'] >= 1.5 * rule['recall@10'] else 'FAIL'} recall@10 ranker_ops {ops['recall@10']:.4f} "
+        f">= 1.5 × rating×commission {rule['recall@10']:.4f}",
+    ]
+    r = ev["ranker"]
+    lines.append(f"{'PASS' if r['calibrated']['ece'] <= 0.02 else 'FAIL'} ranker ECE {r['calibrated']['ece']:.4f} <= 0.02 "
+                 f"(raw {r['uncalibrated']['ece']:.4f}; AUC {r['calibrated']['auc']:.3f} vs popularity "
+                 f"{r['popularity_rate']['auc']:.3f}; log loss {r['calibrated']['log_loss']:.4f} vs "
+                 f"{r['popularity_rate']['log_loss']:.4f})")
+    return lines
+
+
+def world_quality(groups: int, products: int, days: int, modes: list[str]) -> None:
+    """Section 1."""
+    from features.sample_world import generate
+
+    world = generate(seed=7, groups=groups, products=products, days=days)
+    for mode in modes:
+        t0 = time.perf_counter()
+        ev = evaluate_pipeline(world, mode_config(mode), 7, log=lambda _: None)
+        print(f"\n== sample world {groups}×{products}×{days}d, last 7 days held out, ranker examples: {mode} "
+              f"({time.perf_counter() - t0:.0f}s)")
+        for line in headline(ev) + check_targets(ev):
+            print(line)
+
+
+def job_timing(sizes: list[tuple[int, int]], days: int, mode: str) -> None:
+    """Section 2: each size in a fresh process would be cleaner; peak RSS here is cumulative (max so far)."""
+    from features.sample_world import generate
+
+    for groups, products in sizes:
+        world = generate(seed=7, groups=groups, products=products, days=days)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            result = run_daily(world, mode_config(mode), tmp, evaluate=True, log=lambda _: None)
+            wall = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        steps = ", ".join(f"{k} {v:.0f}s" for k, v in result.timings.items() if not k.startswith("total"))
+        print(f"\n== daily job {groups}×{products}×{days}d ({mode}): {wall:.0f}s wall, peak RSS {peak:.0f} MiB\n   {steps}")
+
+
+def tafeng_curve(out: Path, mode: str) -> None:
+    """Section 3: one fitted pipeline, re-blended with earnings weights 0..3."""
+    from features.adapter import load_tafeng
+    from training.daily import PipelineRecommender
+    from training.evaluate import EvalOptions, Frames, evaluate_models, time_split
+
+    frames = Frames.of(load_tafeng(TAFENG, level="area_age"))
+    train, test, cutoff = time_split(frames, 14)
+    cfg = mode_config(mode)
+    cfg.ranker.example_days = 28
+    steps = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+    first = PipelineRecommender(train, cfg, BlendWeights(earnings=0.0, rating=0.0, diversity=0.0), log=lambda _: None)
+    models = {"w=0": first}
+    for w in steps[1:]:
+        models[f"w={w:g}"] = PipelineRecommender(train, cfg, BlendWeights(earnings=w, rating=0.0, diversity=0.0), share=first)
+    ev = evaluate_models(train, test, models, cfg, EvalOptions(ks=(10,), test_days=14), model_name="w=0", cutoff=cutoff)
+    hr = [ev.metrics[f"w={w:g}"]["hr@10"] for w in steps]
+    margin = [ev.metrics[f"w={w:g}"]["commission_realised@10"] for w in steps]
+    print(f"\n== Ta Feng (area × age groups), last 14 days held out, earnings weight → HR@10, margin@10")
+    for w, h, m in zip(steps, hr, margin):
+        print(f"earnings {w:>4g}: HR@10 {h:.4f}, realised margin@10 {m:.2f}")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(hr, margin, marker="o")
+    for w, h, m in zip(steps, hr, margin):
+        ax.annotate(f"{w:g}", (h, m), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("HR@10")
+    ax.set_ylabel("realised margin@10 (TWD)")
+    ax.set_title("Ta Feng: earnings weight trade-off")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"saved {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen sections."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", type=int, default=2000)
+    parser.add_argument("--products", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--modes", default="candidates,pushes", help="ranker example modes to compare")
+    parser.add_argument("--skip-world", action="store_true")
+    parser.add_argument("--job", action="store_true", help="time the whole job (section 2)")
+    parser.add_argument("--sizes", default="", help="extra sizes for section 2, e.g. 5000x3000,20000x5000")
+    parser.add_argument("--tafeng", action="store_true", help="section 3 (needs ../shared/data/tafeng)")
+    parser.add_argument("--png", type=Path, default=ROOT / "reports" / "tafeng_earnings_tradeoff.png")
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    if not args.skip_world:
+        world_quality(args.groups, args.products, args.days, modes)
+    if args.job or args.sizes:
+        sizes = [(args.groups, args.products)] + [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",") if s]
+        job_timing(sizes, args.days, modes[0])
+    if args.tafeng:
+        if not TAFENG.exists():
+            print(f"{TAFENG} is absent: skipping Ta Feng")
+        else:
+            tafeng_curve(args.png, modes[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Brand reach, what-if and ops preview endpoints, and the web console pages (included by `serving.app`).
+
+The reach answers come from `recsys.reach` on the artifact serving now and the ops weights in force;
+they are cached per (artifact version, weights, request) because a week of pick lists costs seconds.
+A brand key reads only its own brand; ops and admin keys read any brand.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+from collections import OrderedDict
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Callable
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from recsys.config import BlendWeights, OpsWeights
+from recsys.preview import CURVE_WEIGHTS, preview
+from recsys.reach import (
+    ArtifactCandidates,
+    Change,
+    NewProduct,
+    RankerRescorer,
+    ReachForecaster,
+    Rescorer,
+    brand_products,
+)
+from serving import auth
+from serving.app import ERRORS, PrincipalDep, ServicesDep, Services, _require, _served
+
+CONSOLE = FilePath(__file__).parent / "console"
+PAGES = {"ops": "ops.html", "brand": "brand.html"}
+STATIC = {"console.css": "text/css", "console.js": "text/javascript", "charts.js": "text/javascript"}
+# What the daily job may add to an artifact for what-ifs to go through the ranker.
+FEATURES_FILE = "candidate_features.parquet"
+RANKER_FILE = "ranker.pkl"
+
+router = APIRouter()
+
+
+class WhatIf(BaseModel):
+    """A change to try on some of the brand's products (all of them when product_ids is empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+    product_ids: list[Annotated[str, Field(max_length=128)]] = Field(default_factory=list, max_length=500)
+    price: float | None = Field(None, gt=0, le=1e6, description="New list price in yuan.")
+    commission_rate: float | None = Field(None, ge=0, le=1, description="New commission rate (0–1).")
+    coupon: float | None = Field(None, ge=0, le=1e6, description="New coupon amount in yuan.")
+
+
+class NewProductRequest(BaseModel):
+    """A product nobody has bought yet."""
+
+    model_config = ConfigDict(extra="forbid")
+    product_id: str = Field("NEW", min_length=1, max_length=128)
+    title: str = Field(min_length=1, max_length=200)
+    category: str = Field(min_length=1, max_length=100)
+    price: float = Field(gt=0, le=1e6)
+    commission_rate: float = Field(ge=0, le=1)
+    coupon: float = Field(0.0, ge=0, le=1e6)
+
+
+class PreviewRequest(BaseModel):
+    """Weights to try, and which default weight the trade-off curve moves."""
+
+    model_config = ConfigDict(extra="forbid")
+    weights: OpsWeights
+    curve_weight: str = Field("earnings", description="One of " + ", ".join(CURVE_WEIGHTS) + ".")
+    curve_values: list[Annotated[float, Field(ge=0, le=10)]] | None = Field(None, min_length=2, max_length=41)
+
+
+class _Lru:
+    """A small thread-safe LRU of computed answers."""
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or(self, key: str, compute: Callable[[], Any]) -> Any:
+        """The cached value of key, computing and storing it on a miss."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
+_answers = _Lru()
+_rescorers: dict[str, Rescorer | None] = {}
+
+
+def load_rescorer(artifact_path: FilePath) -> Rescorer | None:
+    """The ranker rescorer of an artifact holding ranker.pkl and candidate_features.parquet, else None."""
+    key = str(artifact_path)
+    if key not in _rescorers:
+        model, features = artifact_path / RANKER_FILE, artifact_path / FEATURES_FILE
+        if model.is_file() and features.is_file():
+            import pandas as pd
+
+            with open(model, "rb") as fh:
+                ranker = pickle.load(fh)  # written by our own daily job; the manifest's sha256 was verified at load
+            _rescorers[key] = RankerRescorer(ranker, pd.read_parquet(features))
+        else:
+            _rescorers[key] = None
+    return _rescorers[key]
+
+
+def _forecaster(services: Services) -> tuple[ReachForecaster, str]:
+    served = _served(services)
+    weights, _ = services.weights.current()
+    art = served.artifact
+    forecaster = ReachForecaster(ArtifactCandidates(art), weights, services.config.rules, services.config.reach,
+                                 art.products, load_rescorer(art.path))
+    tag = f"{served.version}:{json.dumps(weights.model_dump(mode='json'), sort_keys=True)}"
+    return forecaster, tag
+
+
+def _brand_ids(principal: auth.Principal, services: Services, brand: str, wanted: list[str]) -> list[str]:
+    _require(principal, "brand:read")
+    if not auth.may_read_brand(principal, brand):
+        raise HTTPException(403, "a brand key reads only its own brand")
+    ids = brand_products(_served(services).artifact.products, brand)
+    if not ids:
+        raise HTTPException(404, f"no product of brand {brand!r} in the artifact")
+    if wanted:
+        foreign = sorted(set(wanted) - set(ids))
+        if foreign:
+            raise HTTPException(422, f"products {foreign[:10]} are not of brand {brand!r}")
+        return list(dict.fromkeys(wanted))
+    return ids
+
+
+def _titles(services: Services, ids: list[str]) -> dict[str, str]:
+    served = _served(services)
+    return {pid: str((served.product(pid) or {}).get("title", "")) for pid in ids}
+
+
+BrandPath = Annotated[str, Path(min_length=1, max_length=128)]
+BRAND_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"description": "The brand has no product in the artifact."},
+                                                 422: {"description": "A product is not of this brand."},
+                                                 503: {"description": "No artifact loaded."}}
+
+
+@router.get("/v1/brands/{brand}/reach", tags=["brands"], responses=BRAND_ERRORS)
+def brand_reach(brand: BrandPath, principal: PrincipalDep, services: ServicesDep,
+                product_id: Annotated[list[str], Query(max_length=500)] = []) -> dict[str, Any]:  # noqa: B006 - FastAPI reads it
+    """Groups, members, orders, GMV and commission the brand's products get from the programme (day and week,
+    80 % intervals, by seller type and city tier); `product_id` narrows to some of its products."""
+    ids = _brand_ids(principal, services, brand, product_id)
+    forecaster, tag = _forecaster(services)
+    result = _answers.get_or(f"reach:{tag}:{brand}:{ids}", lambda: forecaster.forecast(ids))
+    return {"brand": brand, "artifact_version": _served(services).version, "titles": _titles(services, ids), **result}
+
+
+@router.post("/v1/brands/{brand}/reach/what-if", tags=["brands"], responses=BRAND_ERRORS)
+def brand_what_if(brand: BrandPath, body: WhatIf, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    """The reach forecast before and after a new price, commission rate or coupon, re-scored and re-picked."""
+    ids = _brand_ids(principal, services, brand, body.product_ids)
+    change = Change(price=body.price, commission_rate=body.commission_rate, coupon=body.coupon)
+    if change.is_empty():
+        raise HTTPException(422, "give at least one of price, commission_rate, coupon")
+    forecaster, tag = _forecaster(services)
+    result = _answers.get_or(f"whatif:{tag}:{brand}:{ids}:{change}", lambda: forecaster.what_if(ids, change))
+    return {"brand": brand, "artifact_version": _served(services).version, "titles": _titles(services, ids), **result}
+
+
+@router.post("/v1/brands/{brand}/reach/new-product", tags=["brands"], responses=BRAND_ERRORS)
+def brand_new_product(brand: BrandPath, body: NewProductRequest, principal: PrincipalDep,
+                      services: ServicesDep) -> dict[str, Any]:
+    """Forecast for a product nobody has bought yet, placed where its nearest products by title embedding sit."""
+    _require(principal, "brand:read")
+    if not auth.may_read_brand(principal, brand):
+        raise HTTPException(403, "a brand key reads only its own brand")
+    from features.embeddings import get_embedder
+
+    forecaster, tag = _forecaster(services)
+    new = NewProduct(body.product_id, body.title, body.category, body.price, body.commission_rate, brand, body.coupon)
+    result = _answers.get_or(f"new:{tag}:{brand}:{new}",
+                             lambda: forecaster.new_product(new, get_embedder(services.config.features)))
+    return {"brand": brand, "artifact_version": _served(services).version, **result}
+
+
+@router.post("/v1/ops/preview", tags=["ops"], responses={**ERRORS, 422: {"description": "Unknown curve weight."},
+                                                          503: {"description": "No artifact loaded."}})
+def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    """Replay the artifact's candidates with proposed weights beside the current ones, plus a conversion–earnings curve."""
+    _require(principal, "weights:read")
+    if body.curve_weight not in CURVE_WEIGHTS:
+        raise HTTPException(422, f"curve_weight must be one of {', '.join(CURVE_WEIGHTS)}")
+    served = _served(services)
+    current, _ = services.weights.current()
+    key = json.dumps([served.version, current.model_dump(mode="json"), body.model_dump(mode="json")], sort_keys=True)
+
+    def compute() -> dict[str, Any]:
+        return preview(ArtifactCandidates(served.artifact), current, body.weights, services.config.rules,
+                       services.config.reach, body.curve_weight, body.curve_values)
+
+    result = _answers.get_or("preview:" + key, compute)
+    return {"artifact_version": served.version, "weights_fields": list(BlendWeights.model_fields), **result}
+
+
+# Console pages ---------------------------------------------------------------------------------
+
+
+@router.get("/console", include_in_schema=False)
+def console_root() -> RedirectResponse:
+    """The console starts on the ops page."""
+    return RedirectResponse("/console/ops")
+
+
+@router.get("/console/{page}", include_in_schema=False)
+def console_page(page: str) -> FileResponse:
+    """The ops or brand page (static HTML; the page calls the API with the key typed into it)."""
+    if page not in PAGES:
+        raise HTTPException(404, "no such page")
+    return FileResponse(CONSOLE / PAGES[page], media_type="text/html; charset=utf-8")
+
+
+@router.get("/console/static/{name}", include_in_schema=False)
+def console_static(name: str) -> FileResponse:
+    """The console's own CSS and JavaScript (nothing is loaded from elsewhere)."""
+    if name not in STATIC:
+        raise HTTPException(404, "no such file")
+    return FileResponse(CONSOLE / name, media_type=STATIC[name] + "; charset=utf-8")

@@ -1,0 +1,223 @@
+"""Rendering promo copy: template coverage, exact numbers, no repeats, determinism, length, emoji."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+
+from features.schema import GROUP_THEMES, SELLER_TYPES
+from recsys.config import CopyConfig
+from recsys.promo import CopyContext, ProductInfo, check, render_copy, render_for_group
+from recsys.promo.render import format_count, format_yuan, punctuation_problems, rating_percent
+from recsys.promo.templates import ANY, fill, load_templates, reason_phrases
+
+DAYS = {
+    "weekday": date(2025, 7, 9),
+    "weekend": date(2025, 7, 12),
+    "618": date(2025, 6, 10),
+    "双11": date(2025, 11, 5),
+    "春节": date(2026, 2, 10),
+    "开学": date(2025, 8, 28),
+}
+REASONS = ["group_buys_category", "trending"]
+
+
+def _product(**overrides) -> ProductInfo:
+    base = dict(
+        product_id="p1",
+        title="羚跑商务背包双肩包男士防盗多功能出差韩版休闲15.6寸电脑包皮潮",
+        category="服饰/箱包",
+        brand="羚跑",
+        price=159.9,
+        coupon=20.0,
+        rating=0.987,
+        review_count=3562,
+        presale=False,
+    )
+    base.update(overrides)
+    return ProductInfo(**base)
+
+
+def _values() -> dict[str, str]:
+    return {"title": "羚跑商务双肩包", "points": "防盗、多功能", "price": "159.9元", "final": "139.9元",
+            "coupon": "20元", "rate": "98.7%", "reviews": "3562条", "reason": "群里最近常买同类"}
+
+
+def test_there_are_enough_templates_covering_every_family() -> None:
+    templates = [t for t in load_templates() if not t.fallback]
+    assert len(templates) >= 60
+    for seller in SELLER_TYPES:
+        assert sum(seller in t.seller_types for t in templates) >= 10, seller
+    for theme in GROUP_THEMES:
+        assert any(theme in t.themes for t in templates), theme
+    for occasion in [*DAYS, "presale", "coupon"]:
+        assert sum(occasion in t.occasions for t in templates) >= 3, occasion
+    from features.lexicon import CATEGORIES
+
+    for category in CATEGORIES:
+        assert any(category in t.categories for t in templates), category
+
+
+@pytest.mark.parametrize("emoji", [True, False])
+@pytest.mark.parametrize("slots", ["all", "title_price", "title_price_final"])
+def test_every_template_fills_cleanly_and_passes_the_law_check(emoji: bool, slots: str) -> None:
+    keep = {"all": set(_values()), "title_price": {"title", "price"}, "title_price_final": {"title", "price", "final", "coupon"}}[slots]
+    values = {k: v for k, v in _values().items() if k in keep}
+    filled = 0
+    for template in load_templates():
+        if not template.slots <= values.keys():
+            continue
+        filled += 1
+        text = fill(template, values, emoji)
+        assert "[" not in text and "]" not in text, (template.id, text)
+        assert punctuation_problems(text) == [], (template.id, text)
+        assert check(text) == [], (template.id, text)
+        assert len(text) <= 90, (template.id, text)
+    assert filled >= 60
+    assert all(check(phrase) == [] for phrase in reason_phrases().values())
+
+
+def test_optional_parts_appear_only_with_their_values() -> None:
+    from recsys.promo.templates import Template
+
+    tpl = Template(id="t", text="{title}[，好评率{rate}]，{price}")
+    assert tpl.slots == {"title", "price"}
+    assert fill(tpl, {"title": "杯子", "price": "9.9元", "rate": "98%"}, True) == "杯子，好评率98%，9.9元"
+    assert fill(tpl, {"title": "杯子", "price": "9.9元"}, True) == "杯子，9.9元"
+
+
+def test_every_family_renders_for_every_seller_type_theme_and_occasion() -> None:
+    used: set[str] = set()
+    for seller in SELLER_TYPES:
+        for theme in GROUP_THEMES:
+            for occasion, day in DAYS.items():
+                for i, presale in enumerate((False, True)):
+                    ctx = CopyContext(f"g-{seller}-{theme}", seller, theme, day, REASONS)
+                    product = _product(product_id=f"p{i}", presale=presale)
+                    copy = render_copy(product, ctx)
+                    assert check(copy.text) == [] and punctuation_problems(copy.text) == []
+                    assert len(copy.text) <= 90
+                    used.add(copy.template_id)
+                    if presale:
+                        assert "预售" in copy.text
+    by_id = {t.id: t for t in load_templates()}
+    for seller in SELLER_TYPES:
+        assert any(seller in by_id[i].seller_types for i in used), seller
+    for theme in GROUP_THEMES:
+        assert any(theme in by_id[i].themes for i in used), theme
+    for occasion in [*DAYS, "presale", "coupon"]:
+        assert any(occasion in by_id[i].occasions for i in used), occasion
+
+
+def test_numbers_are_exact() -> None:
+    product = _product(price=59.9, coupon=10.0, rating=0.9876, review_count=12)
+    seen_final = seen_rate = False
+    for g in range(40):
+        copy = render_copy(product, CopyContext(f"g{g}", "导购", "同事", DAYS["weekday"], REASONS))
+        text = copy.text
+        if "price" in copy.numbers:
+            assert "59.9元" in text and copy.numbers["price"] == 59.9
+        if "final_price" in copy.numbers:
+            seen_final = True
+            assert "49.9元" in text and copy.numbers["final_price"] == 49.9
+        if "rating_pct" in copy.numbers:
+            seen_rate = True
+            assert re.search(r"好评率98\.7%", text) and copy.numbers["rating_pct"] == 98.7
+        for amount in re.findall(r"(\d+(?:\.\d+)?)元", text):
+            assert float(amount) in {59.9, 49.9, 10.0}
+    assert seen_final and seen_rate
+
+
+def test_number_formats() -> None:
+    assert [format_yuan(x) for x in (59.9, 59.0, 12.5, 0.99, 199.999)] == ["59.9", "59", "12.5", "0.99", "200"]
+    assert [rating_percent(x) for x in (0.987, 0.9996, 1.0, 0.95)] == [98.7, 99.9, 100.0, 95.0]
+    assert [format_count(x) for x in (12, 9999, 12345, 250000)] == ["12", "9999", "1.2万+", "25万+"]
+
+
+def test_no_coupon_and_low_rating_are_never_mentioned() -> None:
+    product = _product(coupon=0.0, rating=0.62, review_count=0)
+    for g in range(30):
+        copy = render_copy(product, CopyContext(f"g{g}", "宝妈", "母婴", DAYS["weekday"], ["coupon", "high_rating"]))
+        assert "券" not in copy.text and "好评" not in copy.text and "评价" not in copy.text
+        assert set(copy.numbers) == {"price"}
+
+
+def test_choice_is_deterministic_for_group_product_and_day() -> None:
+    ctx = CopyContext("g1", "快递员", "邻里", DAYS["weekday"], REASONS)
+    first = render_copy(_product(), ctx)
+    assert render_copy(_product(), ctx) == first
+    others = {render_copy(_product(), CopyContext(f"g{i}", "快递员", "邻里", DAYS["weekday"], REASONS)).template_id for i in range(20)}
+    assert len(others) > 3  # different groups get different templates
+
+
+def test_same_template_never_reaches_a_group_twice_within_seven_days() -> None:
+    history: list[tuple[str, str, date]] = []
+    start = date(2025, 7, 7)
+    products = [_product(product_id=f"p{i}") for i in range(3)]
+    for d in range(21):
+        day = start + timedelta(days=d)
+        ctx = CopyContext("g1", "宝妈", "母婴", day, REASONS)
+        for copy in render_for_group(products, ctx, history):
+            history.append(("g1", copy.template_id, day))
+    for i, (_, tid, day) in enumerate(history):
+        for _, tid2, day2 in history[i + 1 :]:
+            if tid2 == tid:
+                assert (day2 - day).days >= 7, (tid, day, day2)
+
+
+def test_history_of_other_groups_and_old_days_does_not_block() -> None:
+    ctx = CopyContext("g1", "学生", "学习", DAYS["weekday"], REASONS)
+    chosen = render_copy(_product(), ctx).template_id
+    other_group = [("g2", chosen, DAYS["weekday"])]
+    week_ago = [("g1", chosen, DAYS["weekday"] - timedelta(days=7))]
+    yesterday = [("g1", chosen, DAYS["weekday"] - timedelta(days=1))]
+    assert render_copy(_product(), ctx, other_group).template_id == chosen
+    assert render_copy(_product(), ctx, week_ago).template_id == chosen
+    assert render_copy(_product(), ctx, yesterday).template_id != chosen
+
+
+def test_length_limit_is_configurable() -> None:
+    cfg = CopyConfig(max_chars=30)
+    for g in range(30):
+        copy = render_copy(_product(), CopyContext(f"g{g}", "导购", "福利", DAYS["weekday"], REASONS), cfg=cfg)
+        assert len(copy.text) <= 30
+        assert check(copy.text) == []
+
+
+_EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\u23F3]")
+
+
+def test_emoji_follow_the_seller_type() -> None:
+    with_emoji = CopyConfig(emoji_seller_types=["微商"])
+    for g in range(20):
+        ctx_ws = CopyContext(f"g{g}", "微商", "福利", DAYS["weekday"], REASONS)
+        ctx_kd = CopyContext(f"g{g}", "快递员", "邻里", DAYS["weekend"], REASONS)
+        assert not _EMOJI.search(render_copy(_product(), ctx_kd, cfg=with_emoji).text)
+        assert not _EMOJI.search(render_copy(_product(), ctx_ws, cfg=CopyConfig(emoji_seller_types=[])).text)
+    texts = [render_copy(_product(), CopyContext(f"g{g}", "微商", "福利", DAYS["weekday"], REASONS), cfg=with_emoji).text for g in range(20)]
+    assert any(_EMOJI.search(t) for t in texts)
+
+
+def test_banned_words_in_the_title_never_reach_the_copy() -> None:
+    product = _product(title="顶级特供极品大红袍茶叶礼盒装全网最低价", brand="", category="酒水")
+    for g in range(20):
+        copy = render_copy(product, CopyContext(f"g{g}", "其他", "亲友", DAYS["春节"], ["trending", "unknown_code"]))
+        assert check(copy.text) == []
+        assert "顶级" not in copy.text and "特供" not in copy.text
+
+
+def test_reason_codes_map_to_phrases_and_unknown_codes_are_ignored() -> None:
+    phrases = reason_phrases()
+    assert phrases["group_buys_category"] == "群里最近常买同类"
+    texts = [render_copy(_product(), CopyContext(f"g{g}", "其他", "", DAYS["weekday"], ["nonsense", "trending"])).text for g in range(40)]
+    assert any("这两天好多群在买" in t for t in texts)
+    assert not any("nonsense" in t for t in texts)
+
+
+def test_templates_without_a_theme_only_when_the_group_has_none() -> None:
+    for g in range(20):
+        copy = render_copy(_product(), CopyContext(f"g{g}", "其他", "", DAYS["weekday"], REASONS))
+        tpl = {t.id: t for t in load_templates()}[copy.template_id]
+        assert ANY in tpl.themes

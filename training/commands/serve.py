@@ -1,0 +1,45 @@
+"""Run the HTTP service (uvicorn): picks with copy, feedback, ops weights, keys, health and metrics."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options: config file, host, port, workers; other settings come from QUANXUAN_* variables."""
+    parser.add_argument("--config", help="TOML or JSON configuration file (sections as in recsys.config).")
+    parser.add_argument("--host", help="Listen address (default from settings: 127.0.0.1).")
+    parser.add_argument("--port", type=int, help="Listen port (default from settings: 8000).")
+    parser.add_argument("--workers", type=int, help="uvicorn worker processes (default from settings: 1).")
+    parser.add_argument("--artifact-dir", help="Folder of versioned artifacts (QUANXUAN_ARTIFACT_DIR).")
+    parser.add_argument("--db-url", help="sqlite:///file or postgresql://… (QUANXUAN_DB_URL).")
+    parser.add_argument("--cache-url", help="redis://… or empty for in-process (QUANXUAN_CACHE_URL).")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start uvicorn with the app factory, so every worker builds its own app from the same settings."""
+    import uvicorn
+
+    from recsys.config import Config
+
+    # Workers are separate processes: hand them the settings through the environment.
+    if args.config:
+        os.environ["QUANXUAN_CONFIG"] = os.path.abspath(args.config)
+    for name in ("artifact_dir", "db_url", "cache_url"):
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"QUANXUAN_{name.upper()}"] = value
+    settings = Config.load(os.environ.get("QUANXUAN_CONFIG") or None).service
+    if not settings.key_pepper:
+        print("warning: QUANXUAN_KEY_PEPPER is empty; set the same secret for the service and `quanxuan keys`")
+    uvicorn.run(
+        "serving.app:create_app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        log_level="info",
+        access_log=False,
+    )
+    return 0
