@@ -30,12 +30,13 @@ import numpy as np
 import pandas as pd
 
 from features.schema import GROUP_ID, LOAD_ORDER, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES, TIMEZONE
-from features.validation import (DATETIME_DTYPE, REPLACEMENT_CHAR, CheckedTable, Problem, ValidationError,
-                                 check_frame, final_dtypes, index_in, reference_problems)
+from features.validation import (DATETIME_DTYPE, CheckedTable, Problem, ValidationError, check_frame, final_dtypes,
+                                 index_in, reference_problems, validate_rows)
 
 __all__ = [
     "Dataset", "LoadReport", "Problem", "TableReport", "ValidationError", "dataset_from_frames",
     "derive_groups", "derive_products", "derive_sellers", "empty_table", "load_dataset", "load_table",
+    "validate_rows",
 ]
 
 NULL_TOKENS = ["", "NULL", "null", "NaN", "nan", "None"]
@@ -128,21 +129,6 @@ def _fatal(name: str, file: str, reason: str) -> RawTable:
                     [Problem(file, None, None, None, reason)])
 
 
-def _decode_marking(data: bytes) -> tuple[bytes, np.ndarray]:
-    """Re-encode non-UTF-8 input as UTF-8 with U+FFFD for bad bytes; also return the bad byte offsets."""
-    offsets: list[int] = []
-
-    def mark(err: UnicodeDecodeError) -> tuple[str, int]:
-        offsets.append(err.start)
-        return REPLACEMENT_CHAR, err.end
-
-    # A per-call handler name keeps concurrent loads from sharing the offsets list.
-    name = f"quanxuan_mark_{id(offsets)}"
-    codecs.register_error(name, mark)
-    text = data.decode("utf-8", errors=name)
-    return text.encode("utf-8"), np.asarray(offsets, dtype=np.int64)
-
-
 def _split_line(text: str, width: int) -> list[str | None]:
     """Best-effort fields of a malformed line, padded or cut to the header width, for the rejects file."""
     try:
@@ -167,8 +153,8 @@ def _read_csv(path: Path, name: str) -> RawTable:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        # Bad cells become U+FFFD, which the row checks report per cell as "not valid UTF-8".
-        data, _ = _decode_marking(data)
+        # Bad bytes become U+FFFD, which the row checks report per cell as "not valid UTF-8".
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
 
     arr = np.frombuffer(data, dtype=np.uint8)
     newlines = np.flatnonzero(arr == 10)
@@ -231,9 +217,12 @@ def _read_csv(path: Path, name: str) -> RawTable:
             return _fatal(name, file, "could not locate a malformed line; check the file's structure")
         i = int(np.searchsorted(kept_starts, found, side="right") - 1)
         skipped_idx.append(i)
+        try:
+            n_fields = len(next(csv.reader([text]), []))
+        except csv.Error:
+            n_fields = text.count(",") + 1
         unreadable_rows.append((int(kept_line_no[i]), text,
-                                f"wrong number of fields: {text.count(',') + 1 if text else 0} "
-                                f"where the header has {width} (truncated line?)"))
+                                f"wrong number of fields: {n_fields} where the header has {width} (truncated line?)"))
         pos = int(kept_starts[i] + seg_len[i])
     parsed = kept_is_data.copy()
     parsed[skipped_idx] = False

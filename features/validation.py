@@ -76,10 +76,6 @@ class CheckedTable:
     problems: list[Problem]  # row-level problems
     file_problems: list[Problem]  # problems with the table as a whole
 
-    def bad_mask(self) -> np.ndarray:
-        """True for the rows that have at least one row-level problem."""
-        return np.isin(self.rows, [p.row for p in self.problems if p.row is not None])
-
 
 def _problems(file: str, rows: np.ndarray, column: str | None, values: pd.Series, mask: np.ndarray,
               reason: str) -> list[Problem]:

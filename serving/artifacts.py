@@ -27,15 +27,19 @@ class Served:
     artifact: Artifact
     product_rows: dict[str, int] = field(default_factory=dict)
     seller_groups: dict[str, list[str]] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, artifact: Artifact) -> "Served":
-        """Index an artifact: product id -> row, seller id -> its group ids."""
+        """Index an artifact: product id -> row, seller id -> its group ids, group id -> its row as a dict."""
         products = {str(p): i for i, p in enumerate(artifact.products["product_id"].tolist())}
+        groups = {str(row["group_id"]): row for row in artifact.groups.to_dict("records")}
+        for row in groups.values():
+            row["seller_id"] = str(row["seller_id"])
         sellers: dict[str, list[str]] = {}
-        for gid, sid in zip(artifact.groups["group_id"].tolist(), artifact.groups["seller_id"].astype(str).tolist()):
-            sellers.setdefault(sid, []).append(str(gid))
-        return cls(artifact, products, sellers)
+        for gid, row in groups.items():
+            sellers.setdefault(row["seller_id"], []).append(gid)
+        return cls(artifact, products, sellers, groups)
 
     @property
     def version(self) -> str:
@@ -44,9 +48,8 @@ class Served:
 
     def group_seller(self, group_id: str) -> str | None:
         """The seller running a group, or None for an unknown group."""
-        if group_id not in self.artifact:
-            return None
-        return str(self.artifact.group(group_id)["seller_id"])
+        row = self.groups.get(group_id)
+        return None if row is None else row["seller_id"]
 
     def product(self, product_id: str) -> dict[str, Any] | None:
         """A product's catalogue row, or None."""

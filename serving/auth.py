@@ -146,6 +146,15 @@ class KeyResolver:
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, key: str) -> Principal | None:
+        """The principal of a key looked up less than `ttl_seconds` ago, without touching the store."""
+        digest = hash_key(key, self.pepper)
+        with self._lock:
+            hit = self._cache.get(digest)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl_seconds:
+            return hit[1]
+        return None
+
     def resolve(self, key: str | None) -> Principal | None:
         """The principal of an active key, or None for a missing, malformed, unknown or revoked key."""
         if not key or not KEY_PATTERN.match(key):

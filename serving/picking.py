@@ -16,6 +16,7 @@ from recsys.promo.render import CopyContext, ProductInfo, RenderedCopy, render_c
 from recsys.rules import REASON_LABELS
 from serving.artifacts import Served
 from serving.metrics import Metrics
+from serving.state import WeightsSnapshot
 from serving.storage.base import Cache, Store
 
 
@@ -69,25 +70,29 @@ class PicksService:
         # Replicas with different rules or copy settings must not share cached answers.
         self.config_tag = config_hash(rules)[:6] + config_hash(copy_cfg)[:6]
 
-    def cache_key(self, served: Served, group_id: str, day: date, k: int, weights: OpsWeights) -> str:
-        """Where a group's rendered picks are cached."""
-        seller_type = str(served.artifact.group(group_id).get("seller_type", ""))
-        profile = weights_hash(weights.for_seller_type(seller_type))
+    def cache_key(self, served: Served, group_id: str, day: date, k: int, weights: WeightsSnapshot) -> str:
+        """Where a group's rendered picks are cached: everything the answer depends on is in the key."""
+        profile = weights.hash_for(str(served.groups[group_id].get("seller_type", "")))
         return f"picks:{served.version}:{self.config_tag}:{profile}:{day.isoformat()}:{k}:{group_id}"
 
-    def group_json(self, served: Served, group_id: str, day: date, k: int, weights: OpsWeights) -> bytes:
-        """The group's picks as JSON bytes, from the cache when the same answer was rendered before."""
-        key = self.cache_key(served, group_id, day, k, weights)
-        cached = self.cache.get(key)
-        if cached is not None:
-            if self.metrics:
-                self.metrics.picks_cache.labels("hit").inc()
-            return cached
+    def cached(self, key: str) -> bytes | None:
+        """A cached answer, counted as a hit or a miss."""
+        body = self.cache.get(key)
         if self.metrics:
-            self.metrics.picks_cache.labels("miss").inc()
-        body = dumps(self.render(served, group_id, day, k, weights))
+            self.metrics.picks_cache.labels("miss" if body is None else "hit").inc()
+        return body
+
+    def build(self, served: Served, group_id: str, day: date, k: int, weights: WeightsSnapshot, key: str) -> bytes:
+        """Render an answer and cache it under `key`."""
+        body = dumps(self.render(served, group_id, day, k, weights.weights))
         self.cache.set(key, body, self.cache_seconds)
         return body
+
+    def group_json(self, served: Served, group_id: str, day: date, k: int, weights: WeightsSnapshot) -> bytes:
+        """The group's picks as JSON bytes, from the cache when the same answer was rendered before."""
+        key = self.cache_key(served, group_id, day, k, weights)
+        body = self.cached(key)
+        return body if body is not None else self.build(served, group_id, day, k, weights, key)
 
     def render(self, served: Served, group_id: str, day: date, k: int, weights: OpsWeights) -> dict[str, Any]:
         """Blend, rank and write copy for one group (no cache); records the templates used in the copy history."""

@@ -4,9 +4,34 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 
-from recsys.config import OpsWeights
+from recsys.blend import weights_hash
+from recsys.config import BlendWeights, OpsWeights
 from serving.storage.base import Store, StoredWeights
+
+
+@dataclass(frozen=True)
+class WeightsSnapshot:
+    """The weights in force, their stored record (None while the defaults apply) and each profile's hash."""
+
+    weights: OpsWeights
+    stored: StoredWeights | None
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, weights: OpsWeights, stored: StoredWeights | None) -> "WeightsSnapshot":
+        """Hash every profile once, so requests only look hashes up."""
+        hashes = {"default": weights_hash(weights.default)} | {t: weights_hash(w) for t, w in weights.overrides.items()}
+        return cls(weights, stored, hashes)
+
+    def profile(self, seller_type: str) -> BlendWeights:
+        """The profile that applies to a seller type."""
+        return self.weights.for_seller_type(seller_type)
+
+    def hash_for(self, seller_type: str) -> str:
+        """weights_hash of the profile that applies to a seller type."""
+        return self.hashes.get(seller_type, self.hashes["default"])
 
 
 class WeightsSource:
@@ -17,21 +42,29 @@ class WeightsSource:
         self.default = default
         self.ttl_seconds = ttl_seconds
         self._lock = threading.Lock()
-        self._value: tuple[OpsWeights, StoredWeights | None] | None = None
+        self._value: WeightsSnapshot | None = None
         self._read_at = 0.0
 
-    def current(self) -> tuple[OpsWeights, StoredWeights | None]:
-        """(weights, stored record or None while the defaults apply)."""
-        now = time.monotonic()
+    def fresh(self) -> WeightsSnapshot | None:
+        """The snapshot if it was read less than `ttl_seconds` ago, without touching the store."""
         with self._lock:
-            if self._value is not None and now - self._read_at < self.ttl_seconds:
+            if self._value is not None and time.monotonic() - self._read_at < self.ttl_seconds:
                 return self._value
+        return None
+
+    def current(self) -> WeightsSnapshot:
+        """The snapshot, re-read from the store when stale."""
+        value = self.fresh()
+        if value is not None:
+            return value
+        now = time.monotonic()
         stored = self.store.weights()
         weights = OpsWeights.model_validate(stored.weights) if stored else self.default
+        value = WeightsSnapshot.of(weights, stored)
         with self._lock:
-            self._value = (weights, stored)
+            self._value = value
             self._read_at = now
-        return weights, stored
+        return value
 
     def invalidate(self) -> None:
         """Forget the cached value (after a change made by this replica)."""

@@ -133,6 +133,9 @@ class Store(ABC):
 class Cache(ABC):
     """Short-lived shared state: rendered picks and per-key token buckets."""
 
+    # Whether calls wait on the network; the service then runs them off the event loop.
+    blocking: bool = True
+
     @abstractmethod
     def get(self, key: str) -> bytes | None:
         """The cached value, or None when absent or expired."""

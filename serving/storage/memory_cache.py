@@ -12,6 +12,8 @@ from serving.storage.base import Cache
 class MemoryCache(Cache):
     """LRU cache of at most `max_items` values plus token buckets, all in this process."""
 
+    blocking = False
+
     def __init__(self, max_items: int = 50_000) -> None:
         self.max_items = max_items
         self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
