@@ -328,21 +328,33 @@ CATEGORIES: dict[str, CategorySpec] = {spec.name: spec for spec in _SPECS}
 
 
 @cache
-def all_brands() -> dict[str, str]:
-    """Every brand mapped to its main category."""
+def _brands() -> dict[str, str]:
     return {brand: spec.name for spec in _SPECS for brand in spec.brands}
 
 
 @cache
-def all_product_words() -> dict[str, str]:
-    """Every product word mapped to its "主类/子类" path."""
+def _product_words() -> dict[str, str]:
     return {word: f"{spec.name}/{sub}" for spec in _SPECS for sub, words in spec.subcategories.items() for word in words}
 
 
 @cache
+def _attributes() -> frozenset[str]:
+    return frozenset(attr for spec in _SPECS for attr in spec.attributes)
+
+
+def all_brands() -> dict[str, str]:
+    """Every brand mapped to its main category (a fresh copy the caller may change)."""
+    return dict(_brands())
+
+
+def all_product_words() -> dict[str, str]:
+    """Every product word mapped to its "主类/子类" path (a fresh copy the caller may change)."""
+    return dict(_product_words())
+
+
 def all_attributes() -> set[str]:
-    """Every selling attribute of every category."""
-    return {attr for spec in _SPECS for attr in spec.attributes}
+    """Every selling attribute of every category (a fresh copy the caller may change)."""
+    return set(_attributes())
 
 
 def jieba_userdict_lines() -> list[str]:
@@ -354,9 +366,9 @@ def jieba_userdict_lines() -> list[str]:
     lines: list[str] = []
     seen: set[str] = set()
     for words, freq, tag in (
-        (all_brands(), 20000, "nz"),
-        (all_product_words(), 20000, "n"),
-        (sorted(all_attributes()), 10000, "a"),
+        (_brands(), 20000, "nz"),
+        (_product_words(), 20000, "n"),
+        (sorted(_attributes()), 10000, "a"),
     ):
         for word in words:
             if " " in word or word in seen:

@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
 from fastapi.responses import JSONResponse
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from features.schema import TIMEZONE
-from recsys.blend import weights_hash
 from recsys.config import Config, OpsWeights
 from recsys.promo import adlaw
 from serving import auth, schemas
@@ -37,6 +37,7 @@ from serving.storage.base import Cache, KeyRecord, Store
 from serving.storage.factory import open_cache, open_store
 
 log = logging.getLogger("quanxuan.serving")
+T = TypeVar("T")
 TZ = ZoneInfo(TIMEZONE)
 JSON = "application/json"
 
@@ -91,7 +92,7 @@ def build_services(config: Config, store: Store | None = None, cache: Cache | No
     )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The app's services (override in tests with app.dependency_overrides)."""
     return request.app.state.services
 
@@ -104,17 +105,24 @@ API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="a
 BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="The same API key as `Authorization: Bearer <key>`.")
 
 
-def authenticate(
+async def offload(blocking: bool, fn: Callable[..., T], *args: Any) -> T:
+    """Run a call in the thread pool when it waits on I/O, else right here (a thread hop costs more than the call)."""
+    return await run_in_threadpool(fn, *args) if blocking else fn(*args)
+
+
+async def authenticate(
     services: ServicesDep,
     api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
 ) -> auth.Principal:
     """The caller's principal; 401 without a valid key, 429 when its rate limit is spent."""
-    presented = api_key or (bearer.credentials if bearer else None)
-    principal = services.keys.resolve(presented.strip() if presented else None)
+    presented = (api_key or (bearer.credentials if bearer else None) or "").strip()
+    principal = None
+    if auth.KEY_PATTERN.match(presented):
+        principal = services.keys.cached(presented) or await run_in_threadpool(services.keys.resolve, presented)
     if principal is None:
         raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
-    wait = services.limiter.wait_seconds(principal)
+    wait = await offload(services.cache.blocking, services.limiter.wait_seconds, principal)
     if wait > 0:
         raise HTTPException(429, "rate limit exceeded for this key", headers={"Retry-After": str(max(1, math.ceil(wait)))})
     return principal
@@ -148,11 +156,11 @@ def _key_info(record: KeyRecord) -> schemas.KeyInfo:
 
 
 def _weights_state(services: Services) -> schemas.WeightsState:
-    weights, stored = services.weights.current()
-    hashes = {"default": weights_hash(weights.default)} | {t: weights_hash(w) for t, w in weights.overrides.items()}
-    return schemas.WeightsState(weights=weights, version=stored.version if stored else 0,
+    snapshot = services.weights.current()
+    stored = snapshot.stored
+    return schemas.WeightsState(weights=snapshot.weights, version=stored.version if stored else 0,
                                 updated_at=stored.updated_at if stored else None,
-                                updated_by=stored.updated_by if stored else None, hashes=hashes)
+                                updated_by=stored.updated_by if stored else None, hashes=snapshot.hashes)
 
 
 def create_app(config: Config | None = None, *, store: Store | None = None, cache: Cache | None = None,
@@ -216,11 +224,13 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
     # Picks -------------------------------------------------------------------------------------
     @app.get("/v1/groups/{group_id}/picks", response_model=schemas.GroupPicks, tags=["picks"],
              responses={**ERRORS, 404: {"description": "Unknown group."}, 503: {"description": "No artifact loaded."}})
-    def group_picks(
+    async def group_picks(
         group_id: Annotated[str, Path(max_length=128, examples=["G1"])], principal: PrincipalDep, services: ServicesDep,
         day: DayQuery = None, k: KQuery = None,
     ) -> Response:
         """A group's ranked picks with component scores, reasons and promo copy, blended with the current ops weights."""
+        # Async on purpose: a cached answer costs a few dict look-ups, so only store, Redis and
+        # rendering work goes to the thread pool.
         _require(principal, "picks:read")
         served = _served(services)
         seller = served.group_seller(group_id)
@@ -228,8 +238,12 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
             raise HTTPException(404, f"unknown group {group_id!r}: not in artifact {served.version}")
         if not auth.may_read_seller(principal, seller):
             raise HTTPException(403, f"group {group_id!r} belongs to another seller")
-        weights, _ = services.weights.current()
-        body = services.picks.group_json(served, group_id, day or _today(), k or config.rules.top_k, weights)
+        weights = services.weights.fresh() or await run_in_threadpool(services.weights.current)
+        the_day, the_k = day or _today(), k or config.rules.top_k
+        key = services.picks.cache_key(served, group_id, the_day, the_k, weights)
+        body = await offload(services.cache.blocking, services.picks.cached, key)
+        if body is None:
+            body = await run_in_threadpool(services.picks.build, served, group_id, the_day, the_k, weights, key)
         return Response(body, media_type=JSON)
 
     @app.get("/v1/sellers/{seller_id}/picks", response_model=schemas.SellerPicks, tags=["picks"],
@@ -246,7 +260,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         group_ids = served.seller_groups.get(seller_id)
         if not group_ids:
             raise HTTPException(404, f"unknown seller {seller_id!r}: no groups in artifact {served.version}")
-        weights, _ = services.weights.current()
+        weights = services.weights.current()
         the_day = day or _today()
         parts = [services.picks.group_json(served, g, the_day, k or config.rules.top_k, weights) for g in group_ids]
         head = dumps({"seller_id": seller_id, "date": the_day.isoformat()})[:-1]

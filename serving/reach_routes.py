@@ -115,9 +115,15 @@ def load_rescorer(artifact_path: FilePath) -> Rescorer | None:
     return _rescorers[key]
 
 
+def _weights_in_force(services: Services) -> OpsWeights:
+    value = services.weights.current()
+    # A snapshot object (weights, stored, hashes) or, in older services, a (weights, stored) pair.
+    return value.weights if hasattr(value, "weights") else value[0]
+
+
 def _forecaster(services: Services) -> tuple[ReachForecaster, str]:
     served = _served(services)
-    weights, _ = services.weights.current()
+    weights = _weights_in_force(services)
     art = served.artifact
     forecaster = ReachForecaster(ArtifactCandidates(art), weights, services.config.rules, services.config.reach,
                                  art.products, load_rescorer(art.path))
@@ -198,7 +204,7 @@ def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: Service
     if body.curve_weight not in CURVE_WEIGHTS:
         raise HTTPException(422, f"curve_weight must be one of {', '.join(CURVE_WEIGHTS)}")
     served = _served(services)
-    current, _ = services.weights.current()
+    current = _weights_in_force(services)
     key = json.dumps([served.version, current.model_dump(mode="json"), body.model_dump(mode="json")], sort_keys=True)
 
     def compute() -> dict[str, Any]:
