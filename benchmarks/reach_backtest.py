@@ -38,8 +38,9 @@ def run(name: str, orders: pd.DataFrame, products: pd.DataFrame, cutoffs: list[p
               f"gain mean {s['gain_vs_naive']:+.1%} median {s['median_gain_vs_naive']:+.1%}  "
               f"80% coverage {s['coverage']:.3f}  (β {' '.join(f'{c:.2f}' for c in model.coef_)}, κ {model.dispersion_:.3f})")
     pooled = backtest_summary(pd.concat(frames, ignore_index=True))
-    print(f"{name:<8} pooled      products {pooled['products']:>6}  WAPE {pooled['wape']:.3f}  naive {pooled['naive_wape']:.3f}  "
-          f"gain {pooled['gain_vs_naive']:+.1%}  80% coverage {pooled['coverage']:.3f}")
+    print(f"{name:<8} pooled      products {pooled['products']:>6}  WAPE mean {pooled['wape']:.3f} "
+          f"median {pooled['median_wape']:.3f}  naive {pooled['naive_wape']:.3f}  gain mean {pooled['gain_vs_naive']:+.1%} "
+          f"median {pooled['median_gain_vs_naive']:+.1%}  80% coverage {pooled['coverage']:.3f}")
     return rows
 
 

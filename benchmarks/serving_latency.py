@@ -41,7 +41,7 @@ def bare_app():
     app = FastAPI()
 
     @app.get("/bare")
-    def bare() -> dict[str, str]:
+    async def bare() -> dict[str, str]:
         """A constant answer."""
         return {"status": "ok"}
 

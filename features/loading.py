@@ -222,7 +222,8 @@ def _read_csv(path: Path, name: str) -> RawTable:
         except csv.Error:
             n_fields = text.count(",") + 1
         unreadable_rows.append((int(kept_line_no[i]), text,
-                                f"wrong number of fields: {n_fields} where the header has {width} (truncated line?)"))
+                                f"wrong number of fields: {n_fields} where the header has {width} "
+                                f"({'truncated line?' if n_fields < width else 'unquoted comma?'})"))
         pos = int(kept_starts[i] + seg_len[i])
     parsed = kept_is_data.copy()
     parsed[skipped_idx] = False

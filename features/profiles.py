@@ -177,6 +177,15 @@ def _factorize(values: object) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(encoded.dictionary.to_pylist(), dtype=object)
 
 
+def _sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct int64 values and their counts (a plain sort: faster than np.unique's hashing here)."""
+    ordered = np.sort(np.asarray(values, dtype=np.int64))
+    if not len(ordered):
+        return ordered, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return ordered[starts], np.diff(np.r_[starts, len(ordered)])
+
+
 def _take(values: np.ndarray, idx: np.ndarray, fill: float = np.nan) -> np.ndarray:
     """values[idx] as float, `fill` where idx is -1."""
     out = np.asarray(values, dtype=float)[np.maximum(idx, 0)] if len(values) else np.full(len(idx), fill)
@@ -370,7 +379,7 @@ def _brand_counts(codes: np.ndarray, brand: np.ndarray, n_brands: int) -> tuple[
     """(code, brand, count) for every pair with a branded purchase, sorted by code then count descending."""
     branded = brand >= 0
     key = codes[branded].astype(np.int64) * max(n_brands, 1) + brand[branded]
-    uniq, count = np.unique(key, return_counts=True)
+    uniq, count = _sorted_unique(key)
     code, b = uniq // max(n_brands, 1), uniq % max(n_brands, 1)
     order = np.lexsort((b, -count, code))
     return code[order], b[order], count[order]
@@ -433,8 +442,10 @@ def group_category_cycle(
         "at": buys.times[known].reset_index(drop=True),
     })
     per_key = frame.groupby("key", sort=True).agg(n_purchases=("day", "size"), last_bought_at=("at", "max"))
-    days = frame[["key", "day"]].drop_duplicates().sort_values(["key", "day"], kind="stable")
-    key_arr, day_arr = days["key"].to_numpy(), days["day"].to_numpy()
+    # Distinct (group × category, day) in sorted order through one int64: key · 2^20 + day.
+    day0 = int(frame["day"].min()) if len(frame) else 0
+    packed, _ = _sorted_unique(frame["key"].to_numpy() * (1 << 20) + (frame["day"].to_numpy() - day0))
+    key_arr, day_arr = packed >> 20, packed & ((1 << 20) - 1)
     repeat = key_arr[1:] == key_arr[:-1]
     gaps = pd.Series((day_arr[1:] - day_arr[:-1])[repeat].astype(float), index=key_arr[1:][repeat])
     n_days = pd.Series(key_arr).value_counts()
@@ -628,19 +639,26 @@ def _pooled_shares(group_prof: pd.DataFrame, by: str) -> pd.DataFrame:
     return summed[["n_groups", "n_orders", *share_cols]]
 
 
-def _popularity(keys: np.ndarray, product: np.ndarray, qty: np.ndarray, product_ids: pd.Index,
-                key_name: str, top_n: int) -> pd.DataFrame:
-    frame = pd.DataFrame({key_name: keys, "row": product, "units": qty})
-    agg = frame.groupby([key_name, "row"], sort=False).agg(n_orders=("units", "size"), units=("units", "sum")).reset_index()
-    agg = agg.sort_values([key_name, "n_orders", "units", "row"], ascending=[True, False, False, True], kind="stable")
-    agg["rank"] = agg.groupby(key_name, sort=False).cumcount() + 1
-    agg = agg[agg["rank"] <= top_n]
+def _popularity(key_codes: np.ndarray, key_names: np.ndarray, product: np.ndarray, qty: np.ndarray,
+                product_ids: pd.Index, key_name: str, top_n: int) -> pd.DataFrame:
+    """Top products per key by orders (then units), from integer key codes and product rows."""
+    n_products = max(len(product_ids), 1)
+    pair = key_codes.astype(np.int64) * n_products + product
+    agg = pd.DataFrame({"pair": pair, "units": qty}).groupby("pair", sort=False)["units"].agg(["size", "sum"])
+    pairs = agg.index.to_numpy(dtype=np.int64)
+    key, row = pairs // n_products, pairs % n_products
+    count, units = agg["size"].to_numpy(dtype=np.int64), agg["sum"].to_numpy(dtype=float)
+    order = np.lexsort((row, -units, -count, key))
+    key, row, count, units = key[order], row[order], count[order], units[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
+    rank = np.arange(len(key)) - np.repeat(starts, np.diff(np.r_[starts, len(key)])) + 1
+    top = rank <= top_n
     return pd.DataFrame({
-        key_name: agg[key_name].to_numpy(dtype=object),
-        PRODUCT_ID: np.asarray(product_ids, dtype=object)[agg["row"].to_numpy()],
-        "n_orders": agg["n_orders"].to_numpy(dtype=np.int64),
-        "units": agg["units"].to_numpy(dtype=float),
-        "rank": agg["rank"].to_numpy(dtype=np.int64),
+        key_name: np.asarray(key_names, dtype=object)[key[top]],
+        PRODUCT_ID: np.asarray(product_ids, dtype=object)[row[top]],
+        "n_orders": count[top],
+        "units": units[top],
+        "rank": rank[top].astype(np.int64),
     })
 
 
@@ -665,14 +683,14 @@ def segment_aggregates(
     gi = _positions(group_prof.index, buys.group_id)
     ok = (gi >= 0) & (buys.product >= 0) & (buys.age < window_days)
     rows, qty = buys.product[ok], buys.quantity[ok]
-    sellers = group_prof[SELLER_ID].to_numpy(dtype=object)[gi[ok]]
-    segments = group_prof["segment"].to_numpy(dtype=object)[gi[ok]]
+    seller_codes, seller_names = _factorize(group_prof[SELLER_ID])
+    segment_codes, segment_names = _factorize(group_prof["segment"])
     return SegmentAggregates(
         seller_shares=_pooled_shares(group_prof, SELLER_ID),
         segment_shares=_pooled_shares(group_prof, "segment"),
         overall_shares=overall,
-        seller_popularity=_popularity(sellers, rows, qty, catalog.index, SELLER_ID, top_n),
-        segment_popularity=_popularity(segments, rows, qty, catalog.index, "segment", top_n),
+        seller_popularity=_popularity(seller_codes[gi[ok]], seller_names, rows, qty, catalog.index, SELLER_ID, top_n),
+        segment_popularity=_popularity(segment_codes[gi[ok]], segment_names, rows, qty, catalog.index, "segment", top_n),
     )
 
 
@@ -808,7 +826,7 @@ def pair_features(
     np_ = max(n_products, 1)
     pair_key = np.where((gi >= 0) & (pi >= 0), gi.astype(np.int64) * np_ + pi, -1)
     push_key = np.where((pg >= 0) & (pp >= 0), pg.astype(np.int64) * np_ + pp, -2)
-    relevant = np.isin(push_key, pair_key)
+    relevant = pd.Series(push_key).isin(pd.unique(pair_key)).to_numpy()
     stats = pd.DataFrame({"key": push_key[relevant], "age": ((as_of - pu_times) / DAY).to_numpy(dtype=float)[relevant]})
     stats = stats.groupby("key").agg(times=("age", "size"), last=("age", "min"))
     row = np.where(pair_key >= 0, stats.index.get_indexer(pair_key), -1)

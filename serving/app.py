@@ -18,10 +18,10 @@ from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, Security
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.utils import get_openapi
 
 from features.schema import TIMEZONE
 from recsys.config import Config, OpsWeights
@@ -78,8 +78,8 @@ def build_services(config: Config, store: Store | None = None, cache: Cache | No
         owned.append(cache)
     if holder is None:
         holder = ArtifactHolder(s.artifact_dir)
-    holder._on_swap = lambda served: metrics.artifact_swapped(served.version)
-    holder._on_refuse = lambda reason: metrics.reloads.labels("refused").inc()
+    holder.on_swap = lambda served: metrics.artifact_swapped(served.version)
+    holder.on_refuse = lambda reason: metrics.reloads.labels("refused").inc()
     if holder.current is not None:
         metrics.artifact_swapped(holder.current.version)
     return Services(
@@ -93,16 +93,11 @@ def build_services(config: Config, store: Store | None = None, cache: Cache | No
 
 
 async def get_services(request: Request) -> Services:
-    """The app's services (override in tests with app.dependency_overrides)."""
+    """The app's services, built by create_app from what it was given (stores, cache, holder) and the settings."""
     return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey",
-                              description="An API key made by `quanxuan keys create` or POST /v1/admin/keys.")
-BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="The same API key as `Authorization: Bearer <key>`.")
 
 
 async def offload(blocking: bool, fn: Callable[..., T], *args: Any) -> T:
@@ -110,13 +105,28 @@ async def offload(blocking: bool, fn: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(fn, *args) if blocking else fn(*args)
 
 
-async def authenticate(
-    services: ServicesDep,
-    api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
-) -> auth.Principal:
+SECURITY_SCHEMES = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+               "description": "An API key made by `quanxuan keys create` or POST /v1/admin/keys."},
+    "bearer": {"type": "http", "scheme": "bearer", "description": "The same API key as `Authorization: Bearer <key>`."},
+}
+
+
+def presented_key(request: Request) -> str:
+    """The key from `X-API-Key` or `Authorization: Bearer`, or ''."""
+    key = request.headers.get("x-api-key")
+    if not key:
+        authorization = request.headers.get("authorization", "")
+        key = authorization[7:] if authorization[:7].lower() == "bearer " else ""
+    return key.strip()
+
+
+async def authenticate(request: Request) -> auth.Principal:
     """The caller's principal; 401 without a valid key, 429 when its rate limit is spent."""
-    presented = (api_key or (bearer.credentials if bearer else None) or "").strip()
+    # Reads the headers itself rather than through FastAPI security classes: this runs on every
+    # request, and each extra dependency costs more than the whole cached picks answer.
+    services: Services = request.app.state.services
+    presented = presented_key(request)
     principal = None
     if auth.KEY_PATTERN.match(presented):
         principal = services.keys.cached(presented) or await run_in_threadpool(services.keys.resolve, presented)
@@ -191,6 +201,20 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         lifespan=lifespan,
     )
     app.state.services = build_services(config, store, cache, holder, metrics)
+
+    def openapi() -> dict[str, Any]:
+        """The generated schema plus the API-key schemes, required by every operation that documents a 401."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if "401" in operation.get("responses", {}):
+                        operation["security"] = [{"apiKey": []}, {"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -82,8 +82,8 @@ class ArtifactHolder:
         self.root = Path(root)
         self.current: Served | None = None
         self.last_error: str | None = None
-        self._on_swap = on_swap
-        self._on_refuse = on_refuse
+        self.on_swap = on_swap  # called with the new Served after each swap
+        self.on_refuse = on_refuse  # called with the reason after each refusal
         self._lock = threading.Lock()
         self._refused: dict[Path, float] = {}
         self._stop = threading.Event()
@@ -102,8 +102,8 @@ class ArtifactHolder:
             self._refused[path] = (path / "manifest.json").stat().st_mtime
         except OSError:
             self._refused[path] = 0.0
-        if self._on_refuse:
-            self._on_refuse(reason)
+        if self.on_refuse:
+            self.on_refuse(reason)
 
     def _swap(self, artifact: Artifact) -> SwapOutcome:
         previous = self.version
@@ -111,8 +111,8 @@ class ArtifactHolder:
         self.current = served  # one reference assignment: atomic for readers
         self.last_error = None
         log.info("serving artifact %s (was %s)", served.version, previous)
-        if self._on_swap:
-            self._on_swap(served)
+        if self.on_swap:
+            self.on_swap(served)
         return SwapOutcome(True, served.version, previous, "loaded")
 
     def load_initial(self) -> SwapOutcome:

@@ -30,6 +30,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -89,7 +90,8 @@ def browser():
 
 
 def _wait(driver, seconds: float = 20) -> WebDriverWait:
-    return WebDriverWait(driver, seconds, poll_frequency=0.1)
+    # The pages re-render their tables on every answer, so an element found a moment ago may be gone.
+    return WebDriverWait(driver, seconds, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
 
 
 def _shot(driver, name: str) -> None:

@@ -132,3 +132,38 @@ def test_get_embedder_uses_configured_cache(e5_folder, tmp_path):
     vectors = embedder.encode(TITLES[:2])
     assert vectors.shape == (2, 384)
     assert list((tmp_path / "embeddings" / "multilingual-e5-small").glob("part-*.npz"))
+
+
+# --------------------------------------------------------------------------- jieba keyword fallback
+
+
+def test_tokenizer_keeps_lexicon_words_and_drops_punctuation():
+    from features.keywords import TitleTokenizer
+
+    plain = TitleTokenizer(userdict_lines=[])
+    custom = TitleTokenizer(userdict_lines=["混合果仁 20000 n", "独立小包装 20000 a"])
+    title = "每日坚果，混合果仁【独立小包装】750g"
+    assert "混合果仁" in custom(title) and "独立小包装" in custom(title)
+    assert "混合果仁" not in plain(title)  # jieba alone splits it
+    assert not any(t in {"，", "【", "】", " "} for t in custom(title))
+    assert TitleTokenizer()("三只松鼠 每日坚果").count("三只松鼠") == 1  # the project lexicon by default
+
+
+def test_keyword_vectors_similarity_and_top_words():
+    import pickle
+
+    from features.keywords import TitleTokenizer, keyword_vectors, most_similar
+
+    titles = ["三只松鼠 每日坚果 750g", "良品铺子 每日坚果 500g", "帮宝适 纸尿裤 超薄", "花王 纸尿裤 超薄"]
+    tokenizer = TitleTokenizer(userdict_lines=["三只松鼠 20000 nz", "良品铺子 20000 nz", "每日坚果 20000 n",
+                                               "帮宝适 20000 nz", "花王 20000 nz", "纸尿裤 20000 n"])
+    matrix, model = keyword_vectors(titles, tokenizer=tokenizer)
+    assert matrix.shape[0] == 4
+    np.testing.assert_allclose(np.sqrt(matrix.multiply(matrix).sum(axis=1)).A1, 1.0, atol=1e-6)
+    top, scores = most_similar(matrix, [0, 2], k=1)
+    assert top.tolist() == [[1], [3]] and (scores > 0).all()
+    # The shared word (每日坚果, in 2 of 4 titles) weighs less than the brand, found in one title only.
+    words = model.top_keywords(matrix[[0]], k=4)[0]
+    assert words.index("每日坚果") > words.index("三只松鼠")
+    assert model.transform(["完全 陌生 的 词"]).nnz == 0
+    assert pickle.loads(pickle.dumps(tokenizer))("帮宝适纸尿裤") == ["帮宝适", "纸尿裤"]

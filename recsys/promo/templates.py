@@ -1,12 +1,19 @@
-"""Promo templates: loaded once from `templates/*.toml`, filtered for a pick, filled slot by slot.
+"""Promo templates, composed from parts: an opening line, a body with the product facts, a closing line.
 
-A template is `text` with slots `{title}` (short title), `{points}` (selling points), `{price}`
-(list price, "59.9元"), `{final}` (price − coupon), `{coupon}` (coupon amount), `{rate}` (good-review
-rate, "98.5%"), `{reviews}` (review count, "3562条"), `{reason}` (a ranking reason phrase) and `{e:🌸}`
-(an emoji, dropped for seller types without emoji). A part in square brackets, `[，好评率{rate}]`, is
-optional: it is kept only when all its slots have values. Its `seller_types`, `themes`, `occasions` and
-`categories` say where it fits ("*" = anywhere); a template is only eligible when every slot outside
-the optional parts has a value, so no copy is ever shipped with an empty slot.
+Parts are data in `templates/openings.toml`, `bodies.toml` and `closings.toml`. Each file holds
+families (`[[family]]`): a name, where its texts fit (`seller_types`, `themes`, `occasions`,
+`categories`; "*" or absent = anywhere) and a list of `texts`. A part's id is
+`<role>.<family>.<position>` (`open.baoma.03`), so texts are only ever appended to a family, never
+reordered. A template is a combination of parts and its id joins theirs with "+"
+(`open.baoma.03+body.plain.07+close.coupon.02`); the no-repeat rule applies to that id.
+
+A text has slots `{title}` (short title), `{points}` (selling points), `{price}` (list price,
+"59.9元"), `{final}` (price − coupon), `{coupon}` (coupon amount), `{rate}` (good-review rate,
+"98.5%"), `{reviews}` (review count, "3562条"), `{reason}` (a ranking reason phrase) and `{e:🌸}` (an
+emoji, dropped for seller types without emoji). A part in square brackets, `[，好评率{rate}]`, is
+optional: it is kept only when all its slots have values. Only bodies carry data slots, so a fact is
+never said twice; openings end with their own punctuation and closings start with theirs, so parts
+join by plain concatenation.
 """
 
 from __future__ import annotations
@@ -20,26 +27,37 @@ from pathlib import Path
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 SLOT = re.compile(r"\{(\w+)(?::([^}]*))?\}")
 OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
+_EMOJI_SLOT = re.compile(r"\{e(?::[^}]*)?\}")
 KNOWN_SLOTS = frozenset({"title", "points", "price", "final", "coupon", "rate", "reviews", "reason", "e"})
 ANY = "*"
+ROLE_FILES = {"open": "openings.toml", "body": "bodies.toml", "close": "closings.toml"}
+_OPEN_END = "，：！～"
+_CLOSE_START = "，。！"
+_PUNCT = "，。！？、；：～,.!?;:"
+_FIT_WEIGHTS = {"seller_types": 3.0, "themes": 2.0, "categories": 1.5}
 
 
 @dataclass(frozen=True)
-class Template:
-    """One promo template and where it applies."""
+class Part:
+    """One opening, body or closing text and where it applies."""
 
     id: str
+    role: str
     text: str
     seller_types: tuple[str, ...] = (ANY,)
     themes: tuple[str, ...] = (ANY,)
     occasions: tuple[str, ...] = (ANY,)
     categories: tuple[str, ...] = (ANY,)
-    fallback: bool = False
 
     @cached_property
     def slots(self) -> frozenset[str]:
         """Names of the data slots the text needs, outside optional parts (emoji excluded)."""
         return frozenset(m.group(1) for m in SLOT.finditer(OPTIONAL.sub("", self.text))) - {"e"}
+
+    @cached_property
+    def all_slots(self) -> frozenset[str]:
+        """Names of every data slot in the text, optional ones included (emoji excluded)."""
+        return frozenset(m.group(1) for m in SLOT.finditer(self.text)) - {"e"}
 
     def fits(self, seller_type: str, theme: str, occasions: set[str], category: str) -> bool:
         """True when seller type, theme, one of the occasions and the main category all match."""
@@ -54,15 +72,34 @@ class Template:
     def weight(self) -> float:
         """Preference when choosing: the seller's own voice first, then theme, festival and category fits."""
         weight = 1.0
-        if ANY not in self.seller_types:
-            weight += 3.0
-        if ANY not in self.themes:
-            weight += 2.0
+        for name, extra in _FIT_WEIGHTS.items():
+            if ANY not in getattr(self, name):
+                weight += extra
         if ANY not in self.occasions:
             weight += 1.0 if set(self.occasions) <= {"weekday", "weekend", "coupon"} else 2.0
-        if ANY not in self.categories:
-            weight += 1.5
         return weight
+
+
+@dataclass(frozen=True)
+class Template:
+    """A combination of parts (opening, body, closing; opening and closing may be absent)."""
+
+    parts: tuple[Part, ...]
+
+    @cached_property
+    def id(self) -> str:
+        """The parts' ids joined with '+'; this is what the no-repeat rule counts."""
+        return "+".join(p.id for p in self.parts)
+
+    @cached_property
+    def text(self) -> str:
+        """The parts' texts concatenated (each part carries its own joining punctuation)."""
+        return "".join(p.text for p in self.parts)
+
+    @cached_property
+    def slots(self) -> frozenset[str]:
+        """Names of the data slots the combined text needs, outside optional parts."""
+        return frozenset().union(*(p.slots for p in self.parts))
 
 
 def _tuple(value: object) -> tuple[str, ...]:
@@ -71,32 +108,72 @@ def _tuple(value: object) -> tuple[str, ...]:
     return tuple(value or (ANY,))  # type: ignore[arg-type]
 
 
+def _validate(part: Part, source: str) -> None:
+    unknown = {m.group(1) for m in SLOT.finditer(part.text)} - KNOWN_SLOTS
+    if unknown:
+        raise ValueError(f"{source}: {part.id} has unknown slots {sorted(unknown)}")
+    bare = _EMOJI_SLOT.sub("", part.text)
+    if part.role == "body":
+        if "title" not in part.slots or not part.slots & {"price", "final"}:
+            raise ValueError(f"{source}: body {part.id} must always show the title and a price")
+        if bare[:1] in _PUNCT or OPTIONAL.sub("", bare)[-1:] in _PUNCT:
+            raise ValueError(f"{source}: body {part.id} must not start or end with punctuation")
+    else:
+        # Facts live in bodies only, so that an opening or closing never repeats one.
+        if part.all_slots:
+            raise ValueError(f"{source}: {part.id} may only hold emoji slots")
+        if part.role == "open" and bare[-1:] not in _OPEN_END:
+            raise ValueError(f"{source}: opening {part.id} must end with one of {_OPEN_END}")
+        if part.role == "close" and bare[:1] not in _CLOSE_START:
+            raise ValueError(f"{source}: closing {part.id} must start with one of {_CLOSE_START}")
+
+
 @cache
-def load_templates(folder: str | None = None) -> tuple[Template, ...]:
-    """All templates of the folder's *.toml files (cached); raises ValueError on a duplicate id or unknown slot."""
+def load_parts(folder: str | None = None) -> dict[str, tuple[Part, ...]]:
+    """Role ('open', 'body', 'close') -> its parts, from the folder's three files (cached); ValueError on bad data."""
     root = Path(folder) if folder else TEMPLATE_DIR
-    templates: list[Template] = []
-    seen: set[str] = set()
-    for path in sorted(root.glob("*.toml")):
-        data = tomllib.loads(path.read_text("utf-8"))
-        defaults = data.get("defaults", {})
-        for raw in data.get("template", []):
-            spec = {**defaults, **raw}
-            tpl = Template(
-                id=spec["id"],
-                text=spec["text"],
-                seller_types=_tuple(spec.get("seller_types")),
-                themes=_tuple(spec.get("themes")),
-                occasions=_tuple(spec.get("occasions")),
-                categories=_tuple(spec.get("categories")),
-                fallback=bool(spec.get("fallback", False)),
-            )
-            unknown = {m.group(1) for m in SLOT.finditer(tpl.text)} - KNOWN_SLOTS
-            if unknown or tpl.id in seen:
-                raise ValueError(f"{path.name}: template {tpl.id!r} has unknown slots {sorted(unknown)} or a duplicate id")
-            seen.add(tpl.id)
-            templates.append(tpl)
-    return tuple(templates)
+    out: dict[str, tuple[Part, ...]] = {}
+    for role, filename in ROLE_FILES.items():
+        data = tomllib.loads((root / filename).read_text("utf-8"))
+        parts: list[Part] = []
+        families: set[str] = set()
+        for family in data.get("family", []):
+            name = family["name"]
+            if name in families or not re.fullmatch(r"[a-z0-9_]+", name):
+                raise ValueError(f"{filename}: family {name!r} is duplicated or not [a-z0-9_]")
+            families.add(name)
+            for i, text in enumerate(family["texts"], start=1):
+                part = Part(
+                    id=f"{role}.{name}.{i:02d}",
+                    role=role,
+                    text=text,
+                    seller_types=_tuple(family.get("seller_types")),
+                    themes=_tuple(family.get("themes")),
+                    occasions=_tuple(family.get("occasions")),
+                    categories=_tuple(family.get("categories")),
+                )
+                _validate(part, filename)
+                parts.append(part)
+        out[role] = tuple(parts)
+    return out
+
+
+def part_by_id(part_id: str, folder: str | None = None) -> Part | None:
+    """The part with this id, or None."""
+    return _index(folder).get(part_id)
+
+
+@cache
+def _index(folder: str | None) -> dict[str, Part]:
+    return {p.id: p for parts in load_parts(folder).values() for p in parts}
+
+
+def template_by_id(template_id: str, folder: str | None = None) -> Template | None:
+    """The template a combined id names, or None when any of its parts is unknown."""
+    parts = [part_by_id(pid, folder) for pid in template_id.split("+")] if template_id else []
+    if not parts or any(p is None for p in parts):
+        return None
+    return Template(tuple(parts))  # type: ignore[arg-type]
 
 
 @cache
@@ -113,7 +190,7 @@ def notes(folder: str | None = None) -> dict[str, str]:
     return dict(tomllib.loads((root / "reasons.toml").read_text("utf-8"))["notes"])
 
 
-def resolve(template: Template, values: dict[str, str]) -> str:
+def resolve(template: Part | Template, values: dict[str, str]) -> str:
     """The text with each optional part kept (brackets removed) or dropped, by whether its slots have values."""
 
     def keep(m: re.Match[str]) -> str:
@@ -123,8 +200,8 @@ def resolve(template: Template, values: dict[str, str]) -> str:
     return OPTIONAL.sub(keep, template.text)
 
 
-def fill(template: Template, values: dict[str, str], emoji: bool) -> str:
-    """The template text with optional parts resolved and every slot replaced; emoji vanish when `emoji` is False."""
+def fill(template: Part | Template, values: dict[str, str], emoji: bool) -> str:
+    """The text with optional parts resolved and every slot replaced; emoji vanish when `emoji` is False."""
 
     def replace(m: re.Match[str]) -> str:
         name, arg = m.group(1), m.group(2)
@@ -135,6 +212,6 @@ def fill(template: Template, values: dict[str, str], emoji: bool) -> str:
     return SLOT.sub(replace, resolve(template, values))
 
 
-def used_slots(template: Template, values: dict[str, str]) -> frozenset[str]:
+def used_slots(template: Part | Template, values: dict[str, str]) -> frozenset[str]:
     """The data slots that appear in the filled text."""
     return frozenset(m.group(1) for m in SLOT.finditer(resolve(template, values))) - {"e"}

@@ -44,7 +44,7 @@ const Charts = {
     svg.append(Charts.el("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle" }, opts.xLabel));
     svg.append(Charts.el("text", { x: 14, y: (T + H - B) / 2, "text-anchor": "middle",
       transform: `rotate(-90 14 ${(T + H - B) / 2})` }, opts.yLabel));
-    const line = points.filter((p) => !p.kind).sort((a, b) => a.x - b.x);
+    const line = points.filter((p) => !p.kind);  // in the order of the moving weight's values
     svg.append(Charts.el("polyline", { points: line.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" "),
       fill: "none", stroke: "#2563eb", "stroke-width": 2 }));
     for (const p of line) {

@@ -1,0 +1,259 @@
+"""Brand reach: the count model, the programme simulation, what-ifs through a real ranker, new products, the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from recsys.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
+from recsys.reach import (
+    ArtifactCandidates,
+    Change,
+    NewProduct,
+    OrderRateForecaster,
+    RankerRescorer,
+    ReachForecaster,
+    backtest_summary,
+    count_interval,
+    fit_dispersion,
+    simulate_placements,
+    weekly_counts,
+)
+from training.artifact import Artifact
+
+CONVERSION_ONLY = OpsWeights(default=BlendWeights(conversion=1, earnings=0, rating=0, order_value=0, diversity=0))
+EARNINGS = OpsWeights(default=BlendWeights(conversion=1, earnings=1, rating=0, order_value=0, diversity=0))
+ONE_A_DAY = RuleConfig(top_k=1, max_per_brand=50, max_per_category=50, category_decay=0.0)
+
+
+def _world() -> Artifact:
+    """Two warm groups (宝妈 tier 1, 学生 tier 3) with three candidates each, one cold group in the 学生|3 segment."""
+    groups = pd.DataFrame({
+        "group_id": ["G1", "G2", "G3"], "seller_id": ["S1", "S2", "S2"], "seller_type": ["宝妈", "学生", "学生"],
+        "city_tier": [1, 3, 3], "member_count": [100, 40, 60], "theme": ["母婴", "学习", "学习"],
+        "cold_start": [False, False, True], "segment": ["宝妈|1", "学生|3", "学生|3"],
+    })
+    products = pd.DataFrame({
+        "product_id": ["A", "B", "C"], "title": ["婴儿纸尿裤L码", "婴儿湿巾80抽", "学生笔记本文具套装"],
+        "category": ["母婴/纸尿裤", "母婴/湿巾", "文具/本册"], "brand": ["好孩子", "好孩子", "得力"],
+        "price": [100.0, 20.0, 10.0], "commission_rate": [0.1, 0.1, 0.2],
+    })
+
+    def rows(key: str, value: str, p_conv: list[float]) -> list[dict]:
+        return [{key: value, "product_id": pid, "p_conv": p, "price": price, "commission_rate": rate,
+                 "commission_yuan": price * rate, "rating": 0.95, "order_value": price, "category": cat.split("/")[0],
+                 "brand": brand, "reasons": "[]", "in_stock": True, "coupon": 0.0}
+                for pid, p, price, rate, cat, brand in zip(products.product_id, p_conv, products.price,
+                                                           products.commission_rate, products.category, products.brand)]
+
+    cands = pd.DataFrame(rows("group_id", "G1", [0.10, 0.30, 0.05]) + rows("group_id", "G2", [0.02, 0.04, 0.20]))
+    segs = pd.DataFrame(rows("segment", "学生|3", [0.01, 0.03, 0.25]) + rows("segment", "宝妈|1", [0.1, 0.1, 0.1]))
+    picks = pd.DataFrame({"group_id": [], "rank": [], "product_id": [], "score": [], "weights_hash": []})
+    return Artifact(Path("."), {}, groups, products, cands, segs, picks)
+
+
+def test_count_interval_is_the_negative_binomial_central_interval():
+    lo, hi = count_interval([0.0, 100.0], dispersion=0.0, level=0.8)
+    assert (lo[0], hi[0]) == (0.0, 0.0)
+    assert lo[1] == stats.poisson.ppf(0.1, 100)
+    assert hi[1] in (stats.poisson.ppf(0.9, 100), stats.poisson.ppf(0.9, 100) - 1)
+    # P(0) = 0.74 and P(≤1) = 0.96 at mean 0.3: [0, 0] is the interval nearer 80 %.
+    lo, hi = count_interval(0.3, dispersion=0.0)
+    assert (lo[0], hi[0]) == (0.0, 0.0)
+    r = 1 / 0.5
+    lo, hi = count_interval(20.0, dispersion=0.5)
+    assert lo[0] == stats.nbinom.ppf(0.1, r, r / (r + 20.0))
+
+
+def test_intervals_cover_close_to_their_level_on_simulated_counts():
+    rng = np.random.default_rng(0)
+    mu = rng.gamma(1.0, 3.0, size=20000)
+    kappa = 0.3
+    y = rng.poisson(mu * rng.gamma(1 / kappa, kappa, size=mu.size))
+    lo, hi = count_interval(mu, kappa, 0.8)
+    coverage = np.mean((y >= lo) & (y <= hi))
+    assert 0.75 <= coverage <= 0.85  # the target band; small counts keep it a little above 80 %
+    assert abs(fit_dispersion(y, mu) - kappa) < 0.08
+
+
+def test_weekly_counts_bins_orders_by_week_before_and_after_the_cutoff():
+    orders = pd.DataFrame({
+        "product_id": ["A", "A", "A", "B", "B"],
+        "ordered_at": pd.to_datetime(["2025-06-30 10:00", "2025-06-29 10:00", "2025-06-20 00:00", "2025-07-03 09:00", "2025-06-24 08:00"]),
+        "refunded": [False, False, False, False, True],
+    })
+    table = weekly_counts(orders, pd.Timestamp("2025-07-01"), weeks=2)
+    assert table.loc["A"].tolist() == [0.0, 2.0, 1.0]
+    assert table.loc["B"].tolist() == [1.0, 0.0, 0.0]
+
+
+def test_order_rate_forecaster_beats_naive_on_stationary_demand():
+    rng = np.random.default_rng(3)
+    n_products, days = 600, 84
+    rate = rng.gamma(0.8, 1.5, size=n_products) / 7.0  # orders per day
+    counts = rng.poisson(np.outer(rate, np.ones(days)))
+    p, d = np.nonzero(counts)
+    reps = counts[p, d]
+    start = pd.Timestamp("2025-04-01")
+    orders = pd.DataFrame({"product_id": np.repeat([f"P{i}" for i in p], reps),
+                           "ordered_at": start + pd.to_timedelta(np.repeat(d, reps) + 0.5, unit="D")})
+    products = pd.DataFrame({"product_id": [f"P{i}" for i in range(n_products)],
+                             "category": [f"类{i % 5}/子" for i in range(n_products)]})
+    cutoff = start + pd.Timedelta(days=77)
+    model = OrderRateForecaster(history_weeks=8).fit(orders, products, cutoff)
+    result = backtest_summary(model.forecast(orders, products))
+    assert result["gain_vs_naive"] > 0.12
+    assert 0.72 <= result["coverage"] <= 0.88
+
+
+def test_simulation_picks_one_a_day_without_repeats_and_sums_bernoulli_terms():
+    art = _world()
+    src = ArtifactCandidates(art)
+    placed = simulate_placements(src, ["G1", "G3"], CONVERSION_ONLY, ONE_A_DAY, days=3)
+    g1 = placed[placed["group_id"] == "G1"].sort_values("day")
+    assert g1["product_id"].tolist() == ["B", "A", "C"]
+    g3 = placed[placed["group_id"] == "G3"].sort_values("day")  # cold: its segment's list
+    assert g3["product_id"].tolist() == ["C", "B", "A"]
+    assert g3["p_conv"].tolist() == [0.25, 0.03, 0.01]
+
+    cfg = ReachConfig(dispersion=0.0, week_days=3)
+    result = ReachForecaster(src, CONVERSION_ONLY, ONE_A_DAY, cfg, art.products).forecast(["A", "B"])
+    day, week = result["day"]["total"], result["week"]["total"]
+    assert day["groups"]["mean"] == 1 and day["members"]["mean"] == 100  # only G1 picks B on day 1
+    assert day["orders"]["mean"] == pytest.approx(0.30)
+    assert day["gmv"]["mean"] == pytest.approx(0.30 * 20.0)
+    assert day["commission"]["mean"] == pytest.approx(0.30 * 20.0 * 0.1)
+    # Over three days every group picks A and B once: 0.1+0.3 (G1), 0.02+0.04 (G2), 0.01+0.03 (G3).
+    assert week["orders"]["mean"] == pytest.approx(0.50)
+    assert week["groups"]["mean"] == 3 and week["members"]["mean"] == 200
+    by_type = {part["key"]: part["orders"]["mean"] for part in result["week"]["by_seller_type"]}
+    assert by_type == pytest.approx({"宝妈": 0.40, "学生": 0.10})
+    assert {p["key"] for p in result["week"]["by_city_tier"]} == {"1", "3"}
+
+
+def test_what_if_commission_moves_a_product_into_the_picks_through_the_blend():
+    art = _world()
+    forecaster = ReachForecaster(ArtifactCandidates(art), EARNINGS, ONE_A_DAY, ReachConfig(week_days=1), art.products)
+    # Day-1 pick by p_conv × commission_yuan. Now A (0.1 × 10) wins only in G1; at 60 % A scores 0.02 × 60 = 1.2
+    # against C's 0.2 × 2 in G2, and 0.01 × 60 = 0.6 against C's 0.25 × 2 in cold G3's segment.
+    result = forecaster.what_if(["A"], Change(commission_rate=0.6))
+    assert result["rescored"] is False
+    base, after = result["base"]["day"]["total"], result["what_if"]["day"]["total"]
+    assert base["groups"]["mean"] == 1 and base["orders"]["mean"] == pytest.approx(0.10)
+    assert after["groups"]["mean"] == 3 and after["members"]["mean"] == 200
+    assert after["orders"]["mean"] == pytest.approx(0.10 + 0.02 + 0.01)
+    assert after["commission"]["mean"] == pytest.approx((0.10 + 0.02 + 0.01) * 100 * 0.6)
+
+
+def test_ranker_rescorer_reprices_through_the_real_ranker():
+    from recsys.config import RankerConfig
+    from recsys.ranker import ConversionRanker
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    price = rng.uniform(5, 200, n)
+    X = pd.DataFrame({"group_id": "G", "product_id": "P", "price": price, "commission_rate": rng.uniform(0.05, 0.3, n),
+                      "price_vs_band": np.log(price) - np.log(50.0)})
+    y = (rng.random(n) < 1 / (1 + np.exp(0.04 * (price - 80)))).astype(int)
+    ranker = ConversionRanker(RankerConfig(n_estimators=60, min_child_samples=20, calibration="none")).fit(X, y)
+    feats = pd.DataFrame({"group_id": ["G1", "G2"], "product_id": ["A", "A"], "price": [100.0, 100.0],
+                          "commission_rate": [0.1, 0.1], "price_vs_band": [np.log(2.0), np.log(2.0)]})
+    rescorer = RankerRescorer(ranker, feats)
+    rows = pd.DataFrame({"group_id": ["G1", "G9"], "product_id": ["A", "A"], "feature_product_id": ["A", "A"],
+                         "price": [30.0, 30.0], "commission_rate": [0.1, 0.1], "coupon": [0.0, 0.0]})
+    p = rescorer.rescore(rows)
+    expected = ranker.predict_proba(pd.DataFrame({"price": [30.0], "commission_rate": [0.1],
+                                                  "price_vs_band": [np.log(2.0) + np.log(30.0 / 100.0)]}))
+    assert p[0] == pytest.approx(expected[0])
+    assert np.isnan(p[1])  # no stored feature row for G9
+    assert p[0] > ranker.predict_proba(feats)[0]  # cheaper converts better in this world
+
+    art = _world()
+    forecaster = ReachForecaster(ArtifactCandidates(art), CONVERSION_ONLY, ONE_A_DAY, ReachConfig(week_days=1),
+                                 art.products, rescorer)
+    result = forecaster.what_if(["A"], Change(price=30.0))
+    assert result["rescored"] is True
+    # G1 and G2 (the groups with a stored feature row) now pick A at its rescored p_conv, above B's 0.3 and C's 0.2.
+    assert p[0] > 0.3
+    after = result["what_if"]["day"]["by_product"][0]
+    assert after["groups"]["mean"] == 2 and after["orders"]["mean"] == pytest.approx(2 * p[0], abs=1e-4)
+    assert result["base"]["day"]["by_product"][0]["groups"]["mean"] == 0
+
+
+class BigramEmbedder:
+    """A small real embedder: hashed character bigrams, L2-normalised."""
+
+    dim = 256
+    name = "bigram"
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for r, text in enumerate(texts):
+            for a, b in zip(text, text[1:]):
+                out[r, (ord(a) * 31 + ord(b)) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def test_new_product_borrows_the_placements_of_its_nearest_titles():
+    art = _world()
+    forecaster = ReachForecaster(ArtifactCandidates(art), CONVERSION_ONLY, RuleConfig(top_k=4, max_per_brand=5, category_decay=0.0),
+                                 ReachConfig(week_days=1, cold_neighbours=1), art.products)
+    new = NewProduct("NEW", "婴儿纸尿裤XL码", "母婴/纸尿裤", price=90.0, commission_rate=0.12, brand="好孩子")
+    result = forecaster.new_product(new, BigramEmbedder())
+    assert [n["product_id"] for n in result["neighbours"]] == ["A"]
+    # Placed wherever A sits, with A's p_conv there: G1 0.10, G2 0.02, cold G3 (segment) 0.01.
+    day = result["day"]["total"]
+    assert day["groups"]["mean"] == 3
+    assert day["orders"]["mean"] == pytest.approx(0.10 + 0.02 + 0.01)
+    assert day["gmv"]["mean"] == pytest.approx((0.10 + 0.02 + 0.01) * 90.0)
+
+
+# ------------------------------------------------------------------------------------------ the API
+
+
+@pytest.fixture()
+def client(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.storage.factory import open_store
+    from serving.testing import make_keys, service_config, write_small_artifact
+
+    write_small_artifact(tmp_path / "artifacts")
+    config = service_config(tmp_path)
+    store = open_store(config.service.db_url)
+    keys = make_keys(store)
+    with TestClient(create_app(config, store=store, watch=False)) as c:
+        yield c, {name: {"Authorization": f"Bearer {key}"} for name, key in keys.items()}
+    store.close()
+
+
+def test_brand_reach_endpoint_reads_only_the_keys_brand(client):
+    c, keys = client
+    ok = c.get("/v1/brands/好孩子/reach", headers=keys["brand"])
+    assert ok.status_code == 200
+    body = ok.json()
+    assert body["product_ids"] == ["P0", "P5", "P10", "P15", "P20", "P25"]
+    week = body["week"]["total"]
+    assert week["orders"]["lo"] <= week["orders"]["mean"] <= week["orders"]["hi"]
+    assert sum(p["orders"]["mean"] for p in body["week"]["by_seller_type"]) == pytest.approx(week["orders"]["mean"], abs=1e-3)
+    assert c.get("/v1/brands/三只松鼠/reach", headers=keys["brand"]).status_code == 403
+    assert c.get("/v1/brands/三只松鼠/reach", headers=keys["ops"]).status_code == 200
+    assert c.get("/v1/brands/好孩子/reach", headers=keys["seller0"]).status_code == 403
+    assert c.get("/v1/brands/无此品牌/reach", headers=keys["ops"]).status_code == 404
+    assert c.get("/v1/brands/好孩子/reach?product_id=P1", headers=keys["brand"]).status_code == 422
+
+
+def test_what_if_endpoint(client):
+    c, keys = client
+    r = c.post("/v1/brands/好孩子/reach/what-if", headers=keys["brand"], json={"commission_rate": 0.6})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["change"] == {"commission_rate": 0.6}
+    assert body["what_if"]["week"]["total"]["commission"]["mean"] > body["base"]["week"]["total"]["commission"]["mean"]
+    assert c.post("/v1/brands/好孩子/reach/what-if", headers=keys["brand"], json={}).status_code == 422
+    assert c.post("/v1/brands/三只松鼠/reach/what-if", headers=keys["brand"], json={"coupon": 5}).status_code == 403
