@@ -28,6 +28,29 @@ def lexicon_lines() -> list[str]:
     return list(jieba_userdict_lines())
 
 
+_base_lock = threading.Lock()
+_base: Any = None
+
+
+def _fresh_jieba() -> Any:
+    """A new jieba.Tokenizer holding a copy of the main dictionary.
+
+    Loading jieba's dictionary costs 1–2 s; it is loaded once per process and copied (tens of ms) into
+    each tokenizer, whose user words then stay private to it. Relies on jieba 0.42's FREQ/total fields
+    (the version is pinned).
+    """
+    global _base
+    import jieba
+
+    with _base_lock:
+        if _base is None:
+            _base = jieba.Tokenizer()
+            _base.initialize()
+    tok = jieba.Tokenizer()
+    tok.FREQ, tok.total, tok.initialized = dict(_base.FREQ), _base.total, True
+    return tok
+
+
 class TitleTokenizer:
     """Callable text -> jieba words (precise mode), lower-cased Latin, punctuation and spaces dropped."""
 
@@ -39,9 +62,7 @@ class TitleTokenizer:
     def _tokenizer(self) -> Any:
         with self._lock:
             if self._jieba is None:
-                import jieba
-
-                tok = jieba.Tokenizer()
+                tok = _fresh_jieba()
                 lines = lexicon_lines() if self.userdict_lines is None else self.userdict_lines
                 for line in lines:
                     parts = line.split()

@@ -1,12 +1,16 @@
 """The public entry point: render the forwarding text (转发语) for one pick in one group on one day.
 
-The template is chosen deterministically from (group, product, day): every eligible template gets a
-hash-based draw weighted towards more specific templates (seller type, theme, occasion, category), and
-the first one in that order that was not used by this group within `no_repeat_template_days`, fits in
-`max_chars`, has clean punctuation and passes the advertising-law check is used. When every eligible
-template was used recently, the least recently used one is taken (the rule then bends instead of
-shipping nothing); the short fallback templates come last. Copy that fails the law check is never
-returned.
+A template is an opening + body + closing combination (see templates.py). The parts that fit the
+seller type, group theme, day, product category and the product's known facts are each put in order:
+parts this group saw least today first, then least in the no-repeat window (relative to how specific
+the part is), then by a hash draw of (group, product, day) weighted towards specific parts. The
+combinations are tried in that order, full ones first, then without opening or closing for tight
+length limits; the first whose id this group has not received within `no_repeat_template_days`, that
+fits `max_chars`, reads cleanly and passes the advertising-law check is used. So the choice is
+deterministic for (group, product, day, history) and a template id never reaches a group twice in the
+window. If every fitting combination was used (or none fits the length), no template is applied: the
+copy is the bare fact line "short title，price" with an empty `template_id` and `exhausted` saying
+why. Copy that fails the law check is never returned.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -24,7 +29,7 @@ from recsys.promo.adlaw import check
 from recsys.promo.occasions import occasions_for
 from recsys.promo.selling_points import selling_points
 from recsys.promo.shorten import short_title
-from recsys.promo.templates import Template, fill, load_templates, notes, reason_phrases, used_slots
+from recsys.promo.templates import Part, Template, fill, load_parts, notes, reason_phrases, used_slots
 
 OTHER_SELLER = "其他"
 _SLOT_OF = {"price": "price", "final_price": "final", "coupon": "coupon", "rating_pct": "rate", "review_count": "reviews"}
@@ -66,6 +71,7 @@ class RenderedCopy:
     short_title: str
     selling_points: list[str]
     numbers: dict[str, float]
+    exhausted: str = ""  # why no template was applied ("" when one was): "no_fresh_template" or "too_long"
 
 
 def format_yuan(amount: float) -> str:
@@ -125,15 +131,28 @@ def _as_date(value: date | datetime | str) -> date:
     return date.fromisoformat(str(value)[:10])
 
 
-def _recent_uses(history: Iterable[tuple[str, str, date]], group_id: str, day: date, days: int) -> dict[str, date]:
-    used: dict[str, date] = {}
+@dataclass
+class _Recent:
+    """What a group received within the no-repeat window: template ids, and part ids counted today and overall."""
+
+    ids: set[str]
+    today: Counter[str]
+    window: Counter[str]
+
+
+def _recent(history: Iterable[tuple[str, str, date]], group_id: str, day: date, days: int) -> _Recent:
+    recent = _Recent(set(), Counter(), Counter())
     for gid, template_id, when in history:
-        if gid != group_id:
+        if gid != group_id or not template_id:
             continue
         d = _as_date(when)
-        if abs((day - d).days) < days and (template_id not in used or d > used[template_id]):
-            used[template_id] = d
-    return used
+        if abs((day - d).days) < days:
+            recent.ids.add(template_id)
+            parts = template_id.split("+")
+            recent.window.update(parts)
+            if d == day:
+                recent.today.update(parts)
+    return recent
 
 
 _MASK = (1 << 64) - 1
@@ -147,28 +166,31 @@ def _mix(x: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def _template_key(template_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(template_id.encode(), digest_size=8).digest(), "big")
+def _part_key(part_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(part_id.encode(), digest_size=8).digest(), "big")
 
 
 def _seed(group_id: str, product_id: str, day: date) -> int:
     return int.from_bytes(hashlib.blake2b(f"{group_id}|{product_id}|{day.isoformat()}".encode(), digest_size=8).digest(), "big")
 
 
-def _draw(seed: int, template: Template) -> float:
+def _draw(seed: int, part: Part) -> float:
     # Efraimidis–Spirakis weighted sampling driven by a hash instead of a random generator:
-    # deterministic for (group, product, day), uniform across templates, biased towards specific ones.
-    u = (_mix(seed ^ _template_key(template.id)) + 1) / (2**64 + 2)
-    return u ** (1.0 / template.weight)
+    # deterministic for (group, product, day), uniform across parts, biased towards specific ones.
+    u = (_mix(seed ^ _part_key(part.id)) + 1) / (2**64 + 2)
+    return u ** (1.0 / part.weight)
 
 
 @lru_cache(maxsize=4096)
-def _eligible(seller_type: str, theme: str, occasions: frozenset[str], category: str, slots: frozenset[str]) -> tuple[Template, ...]:
-    return tuple(
-        t
-        for t in load_templates()
-        if not t.fallback and t.slots <= slots and t.fits(seller_type, theme, set(occasions), category)
-    )
+def _eligible(role: str, seller_type: str, theme: str, occasions: frozenset[str], category: str,
+              slots: frozenset[str]) -> tuple[Part, ...]:
+    return tuple(p for p in load_parts()[role] if p.slots <= slots and p.fits(seller_type, theme, set(occasions), category))
+
+
+def _ordered(parts: tuple[Part, ...], seed: int, recent: _Recent) -> list[Part]:
+    # Parts the group saw least come first, today before the week, so that one day's copies vary
+    # as much as the part lists allow; the weighted draw breaks ties.
+    return sorted(parts, key=lambda p: (recent.today[p.id], recent.window[p.id] / p.weight, -_draw(seed, p)))
 
 
 @lru_cache(maxsize=100_000)
@@ -210,11 +232,48 @@ def _values(product: ProductInfo, ctx: CopyContext, cfg: CopyConfig) -> tuple[di
     return values, numbers, list(points)
 
 
-def _text(template: Template, values: dict[str, str], emoji: bool, presale: bool) -> str:
-    text = fill(template, values, emoji).strip()
-    if presale and "presale" not in template.occasions and "预售" not in text:
-        text += notes()["presale_suffix"]
-    return text
+def _fitting_parts(product: ProductInfo, ctx: CopyContext, slots: frozenset[str]) -> dict[str, tuple[Part, ...]]:
+    seller = ctx.seller_type if ctx.seller_type else OTHER_SELLER
+    occasions = set(occasions_for(ctx.day))
+    if product.presale:
+        occasions.add("presale")
+    if {"final", "coupon"} <= slots:
+        occasions.add("coupon")
+    category = (product.category or "").split("/")[0]
+    key = (seller, ctx.theme or "", frozenset(occasions), category, slots)
+    return {role: _eligible(role, *key) for role in ("open", "body", "close")}
+
+
+def _combinations(parts: dict[str, tuple[Part, ...]], seed: int, recent: _Recent) -> Iterator[tuple[Part, ...]]:
+    opens, bodies, closes = (_ordered(parts[r], seed, recent) for r in ("open", "body", "close"))
+    for o in opens:
+        for b in bodies:
+            for c in closes:
+                yield (o, b, c)
+    # Shorter combinations only matter under a tight length limit.
+    for b in bodies:
+        for c in closes:
+            yield (b, c)
+    for o in opens:
+        for b in bodies:
+            yield (o, b)
+    for b in bodies:
+        yield (b,)
+
+
+def candidate_templates(
+    product: ProductInfo,
+    ctx: CopyContext,
+    history: Iterable[tuple[str, str, date]] = (),
+    cfg: CopyConfig | None = None,
+) -> Iterator[Template]:
+    """Every template that fits the pick, in the order render_copy tries them (used ones included)."""
+    cfg = cfg or _DEFAULT_CFG
+    values, _, _ = _values(product, ctx, cfg)
+    recent = _recent(history, ctx.group_id, ctx.day, cfg.no_repeat_template_days)
+    seed = _seed(ctx.group_id, product.product_id, ctx.day)
+    for combo in _combinations(_fitting_parts(product, ctx, frozenset(values)), seed, recent):
+        yield Template(combo)
 
 
 def _acceptable(text: str, cfg: CopyConfig) -> bool:
@@ -227,34 +286,41 @@ def render_copy(
     history: Iterable[tuple[str, str, date]] = (),
     cfg: CopyConfig | None = None,
 ) -> RenderedCopy:
-    """The forwarding text for one product in one group on one day (deterministic, law-checked)."""
+    """The forwarding text for one product in one group on one day (deterministic, law-checked, never a repeat)."""
     cfg = cfg or _DEFAULT_CFG
     values, numbers, points = _values(product, ctx, cfg)
     seller = ctx.seller_type if ctx.seller_type else OTHER_SELLER
-    occasions = set(occasions_for(ctx.day))
-    if product.presale:
-        occasions.add("presale")
-    if "final" in values:
-        occasions.add("coupon")
-    category = (product.category or "").split("/")[0]
-    eligible = _eligible(seller, ctx.theme or "", frozenset(occasions), category, frozenset(values))
-    seed = _seed(ctx.group_id, product.product_id, ctx.day)
-    order = sorted(eligible, key=lambda t: -_draw(seed, t))
-    used = _recent_uses(history, ctx.group_id, ctx.day, cfg.no_repeat_template_days)
     emoji = seller in cfg.emoji_seller_types
-    fresh = [t for t in order if t.id not in used]
-    stale = sorted((t for t in order if t.id in used), key=lambda t: used[t.id])
-    fallbacks = [t for t in load_templates() if t.fallback]
-    for template in (*fresh, *stale, *fallbacks):
-        text = _text(template, values, emoji, product.presale)
+    recent = _recent(history, ctx.group_id, ctx.day, cfg.no_repeat_template_days)
+    seed = _seed(ctx.group_id, product.product_id, ctx.day)
+    suffix = notes()["presale_suffix"] if product.presale else ""
+    filled: dict[str, str] = {}
+
+    def text_of(part: Part) -> str:
+        if part.id not in filled:
+            filled[part.id] = fill(part, values, emoji)
+        return filled[part.id]
+
+    fresh_seen = False
+    for combo in _combinations(_fitting_parts(product, ctx, frozenset(values)), seed, recent):
+        template_id = "+".join(p.id for p in combo)
+        if template_id in recent.ids:
+            continue
+        fresh_seen = True
+        text = "".join(text_of(p) for p in combo).strip()
+        if suffix and "预售" not in text:
+            text += suffix
         if _acceptable(text, cfg):
+            template = Template(combo)
             slots = used_slots(template, values)
             shown = {k: v for k, v in numbers.items() if _SLOT_OF[k] in slots}
             return RenderedCopy(text, template.id, values["title"], points, shown)
-    # Only reachable with a tiny max_chars: the short title cut to fit beside the price.
+    # No template left: the bare fact line, under no template id, so that no template is ever reused.
     price = values["price"]
-    title = values["title"][: max(1, cfg.max_chars - len(price) - 1)]
-    return RenderedCopy(f"{title}，{price}"[: cfg.max_chars], "minimal", values["title"], points, {"price": numbers["price"]})
+    title = values["title"][: max(1, cfg.max_chars - len(price) - 1 - len(suffix))]
+    text = f"{title}，{price}{suffix}"[: cfg.max_chars]
+    reason = "too_long" if fresh_seen else "no_fresh_template"
+    return RenderedCopy(text, "", values["title"], points, {"price": numbers["price"]}, exhausted=reason)
 
 
 def render_for_group(
