@@ -5,6 +5,10 @@ hits listed one by one and ten sample copies per seller type.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/copy_quality.py runs/copy_report.md
 
+Template repeats are counted exactly as the rule says: two copies with the same template id reaching
+the same group less than 7 days apart. Copies without a template (the bare fact line, only when every
+fitting template was used) are counted separately.
+
 Data: the sample world (features.sample_world.generate) and, when ../shared/data is present, the
 7,998 Taobao titles, the community banned-word list and the 1,070 AdvertiseGen ads.
 """
@@ -103,12 +107,28 @@ def audit(copies_and_products) -> dict[str, float]:
     return {"copies": n, "law_hit_copies": hits, "exact_numbers": exact / max(1, n), "punctuation_problems": punct, "max_chars": longest}
 
 
-def sample_world_run(seed: int, groups: int, products: int, days: int):
-    """Render 7 days of 10–20 picks per seller over her groups on the sample world; return copies and figures."""
-    from features.sample_world import generate
-    from recsys.promo import CopyContext, ProductInfo, render_copy
+def count_repeats(deliveries: list[tuple[str, str, date]], days: int = 7) -> int:
+    """The rule as stated: pairs of copies with the same template id reaching the same group less than `days` apart.
 
-    world = generate(seed=seed, groups=groups, products=products, days=days)
+    Copies without a template (empty id: the bare fact line when none is left) are not template uses.
+    """
+    by_group_template: dict[tuple[str, str], list[date]] = defaultdict(list)
+    for group, template_id, day in deliveries:
+        if template_id:
+            by_group_template[(group, template_id)].append(day)
+    repeats = 0
+    for dates in by_group_template.values():
+        dates.sort()
+        for i, first in enumerate(dates):
+            repeats += sum(1 for later in dates[i + 1 :] if (later - first).days < days)
+    return repeats
+
+
+def _world(seed: int, groups: int, products: int):
+    from features.sample_world import generate
+    from recsys.promo import ProductInfo
+
+    world = generate(seed=seed, groups=groups, products=products, days=30)
     catalogue = [
         ProductInfo(r.product_id, r.title, r.category, r.brand, float(r.price), float(r.coupon),
                     None if r.rating != r.rating else float(r.rating), int(r.review_count), bool(r.presale))
@@ -118,14 +138,25 @@ def sample_world_run(seed: int, groups: int, products: int, days: int):
     groups_of: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for r in world.groups.itertuples():
         groups_of[r.seller_id].append((r.group_id, r.theme if isinstance(r.theme, str) else ""))
+    return catalogue, seller_type, groups_of
+
+
+REASON_CODES = ["group_buys_category", "repurchase_due", "similar_to_past", "trending", "segment_popular",
+                "high_rating", "coupon", "presale", "new_product"]
+
+
+def sample_world_run(seed: int, groups: int, products: int, days: int = 7):
+    """Render `days` days of 10–20 picks per seller over her groups on the sample world; return copies and figures."""
+    from recsys.promo import CopyContext, render_copy
+
+    catalogue, seller_type, groups_of = _world(seed, groups, products)
     rng = random.Random(seed)
-    reason_codes = ["group_buys_category", "repurchase_due", "similar_to_past", "trending", "segment_popular",
-                    "high_rating", "coupon", "presale", "new_product"]
     start = date(2025, 6, 9)
     history: dict[str, list[tuple[str, str, date]]] = defaultdict(list)
-    pairs, per_seller_day, repeats = [], [], 0
+    deliveries: list[tuple[str, str, date]] = []
+    pairs, per_seller_day, exhausted = [], [], 0
     samples: dict[str, list[str]] = defaultdict(list)
-    for d in range(7):
+    for d in range(days):
         day = start + timedelta(days=d)
         for seller, glist in groups_of.items():
             picks = rng.randint(10, 20)
@@ -133,21 +164,51 @@ def sample_world_run(seed: int, groups: int, products: int, days: int):
             for k in range(picks):
                 gid, theme = glist[k % len(glist)]
                 product = rng.choice(catalogue)
-                ctx = CopyContext(gid, seller_type[seller], theme, day, rng.sample(reason_codes, 2))
+                ctx = CopyContext(gid, seller_type[seller], theme, day, rng.sample(REASON_CODES, 2))
                 copy = render_copy(product, ctx, history[gid])
-                if any(t == copy.template_id and (day - when).days < 7 for _, t, when in history[gid]):
-                    repeats += 1
+                exhausted += bool(copy.exhausted)
                 history[gid].append((gid, copy.template_id, day))
+                deliveries.append((gid, copy.template_id, day))
                 pairs.append((copy, product))
                 texts.append(copy.text)
                 if len(samples[seller_type[seller]]) < 10 and d == 0:
                     samples[seller_type[seller]].append(f"[{theme or '无主题'}/{copy.template_id}] {copy.text}")
             per_seller_day.append(distinct_2(texts))
     figures = audit(pairs)
-    figures["template_repeats_within_7_days"] = repeats
+    figures["template_repeats_within_7_days"] = count_repeats(deliveries)
+    figures["copies_without_template"] = exhausted
+    figures["distinct_template_ids"] = len({t for _, t, _ in deliveries if t})
     figures["distinct2_mean"] = sum(per_seller_day) / len(per_seller_day)
     figures["distinct2_min"] = min(per_seller_day)
     return figures, samples, catalogue
+
+
+def per_group_run(seed: int, groups: int, products: int, days: int, per_day: int) -> dict[str, float]:
+    """Every group gets exactly `per_day` picks a day for `days` days: repeats, bare copies and Distinct-2 per group-day."""
+    from recsys.promo import CopyContext, render_copy
+
+    catalogue, seller_type, groups_of = _world(seed, groups, products)
+    rng = random.Random(seed + 1)
+    start = date(2025, 6, 9)
+    history: dict[str, list[tuple[str, str, date]]] = defaultdict(list)
+    deliveries: list[tuple[str, str, date]] = []
+    per_group_day, exhausted = [], 0
+    for d in range(days):
+        day = start + timedelta(days=d)
+        for seller, glist in groups_of.items():
+            for gid, theme in glist:
+                texts = []
+                for product in rng.sample(catalogue, per_day):
+                    ctx = CopyContext(gid, seller_type[seller], theme, day, rng.sample(REASON_CODES, 2))
+                    copy = render_copy(product, ctx, history[gid])
+                    exhausted += bool(copy.exhausted)
+                    history[gid].append((gid, copy.template_id, day))
+                    deliveries.append((gid, copy.template_id, day))
+                    texts.append(copy.text)
+                per_group_day.append(distinct_2(texts))
+    return {"copies": len(deliveries), "template_repeats_within_7_days": count_repeats(deliveries),
+            "copies_without_template": exhausted, "distinct2_min_group_day": min(per_group_day),
+            "distinct2_mean_group_day": sum(per_group_day) / len(per_group_day)}
 
 
 def taobao_run(folder: Path, seed: int):
@@ -248,6 +309,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--groups", type=int, default=300)
     parser.add_argument("--products", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=14, help="Days rendered (the no-repeat window is 7).")
     args = parser.parse_args()
     from recsys.promo.adlaw import lexicon_version
 
@@ -257,9 +319,14 @@ def main() -> None:
         print(text)
         lines.append(text)
 
-    figures, samples, catalogue = sample_world_run(args.seed, args.groups, args.products, days=30)
-    emit(f"## Sample world (seed {args.seed}, {args.groups} groups, {args.products} products, 7 days, 10–20 picks per seller per day)")
+    figures, samples, catalogue = sample_world_run(args.seed, args.groups, args.products, args.days)
+    emit(f"## Sample world (seed {args.seed}, {args.groups} groups, {args.products} products, {args.days} days, "
+         "10–20 picks per seller per day; Distinct-2 per seller-day)")
     for key, value in figures.items():
+        emit(f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}")
+    group_figures = per_group_run(args.seed, args.groups, args.products, args.days, per_day=10)
+    emit(f"\n## Every group, 10 picks a day for {args.days} days")
+    for key, value in group_figures.items():
         emit(f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}")
     cold, warm = speed_run(catalogue)
     emit(f"- speed, one core: {cold:,.0f} copies/s on first sight of a product, {warm:,.0f} copies/s with cached titles")

@@ -230,7 +230,7 @@ def _item_frame(products: pd.DataFrame) -> pd.DataFrame:
 
 
 def _group_frame(groups: pd.DataFrame, sellers: pd.DataFrame) -> pd.DataFrame:
-    """Group columns joined with their seller's type and city tier; `segment` = seller_type × city_tier."""
+    """Group columns joined with their seller's type and city tier; `segment` = seller_type × city_tier; extra columns kept."""
     g = groups.reset_index(drop=True)
     frame = pd.DataFrame(index=pd.RangeIndex(len(g)))
     frame["seller_id"] = g[SELLER_ID].astype(str).to_numpy() if SELLER_ID in g else g[GROUP_ID].astype(str).to_numpy()
@@ -243,6 +243,10 @@ def _group_frame(groups: pd.DataFrame, sellers: pd.DataFrame) -> pd.DataFrame:
         frame["seller_type"] = "其他"
         frame["city_tier"] = 0
     frame["segment"] = frame["seller_type"] + "|" + frame["city_tier"].astype(str)
+    # Extra group attributes (e.g. a neighbourhood or age band) stay available as segment keys.
+    for column in g.columns:
+        if column not in frame and column not in (GROUP_ID, "theme", "created_at"):
+            frame[column] = g[column].astype(str).to_numpy()
     return frame
 
 

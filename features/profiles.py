@@ -271,7 +271,8 @@ def _purchases(orders: pd.DataFrame, catalog: _Catalog, as_of: pd.Timestamp) -> 
     times = _times(o[ORDERED_AT])
     refunded = o["refunded"].fillna(False).astype(bool).to_numpy()
     keep = (times < as_of).to_numpy() & ~refunded
-    o, times = o.loc[keep], times.loc[keep].reset_index(drop=True)
+    o = o.loc[keep, [GROUP_ID, PRODUCT_ID, "quantity", "paid"]]
+    times = times.loc[keep].reset_index(drop=True)
     prod = _positions(catalog.index, o[PRODUCT_ID])
     return _Purchases(
         group_id=_arrow_strings(o[GROUP_ID]),
@@ -289,7 +290,8 @@ def _pushes_before(pushes: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFr
     p = _complete(pushes, PUSHES)
     times = _times(p[PUSHED_AT])
     keep = (times < as_of).to_numpy()
-    return p.loc[keep].reset_index(drop=True), times.loc[keep].reset_index(drop=True)
+    columns = [GROUP_ID, PRODUCT_ID, PUSHED_AT, "price_at_push"]
+    return p.loc[keep, columns].reset_index(drop=True), times.loc[keep].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- group tables
@@ -712,7 +714,8 @@ def _group_price_scale(group_prof: pd.DataFrame, cfg: FeatureConfig) -> np.ndarr
     multi = has & (n >= 2)
     pooled = float(np.average(own[multi] ** 2, weights=n[multi])) if multi.any() else cfg.min_log_price_scale**2
     n_eff = np.where(has, n, 0.0)
-    var = (n_eff * np.nan_to_num(own) ** 2 + cfg.share_prior_strength * pooled) / np.maximum(n_eff + cfg.share_prior_strength, 1e-12)
+    m = cfg.share_prior_strength
+    var = (n_eff * np.nan_to_num(own) ** 2 + m * pooled) / np.maximum(n_eff + m, 1e-12)
     return np.maximum(np.sqrt(var), cfg.min_log_price_scale)
 
 
@@ -779,7 +782,8 @@ def pair_features(
     g_orders = _take(group_prof["n_orders"].to_numpy(dtype=float), gi)
     out["cat_share"] = own
     out["segment_cat_share"] = seg
-    out["cat_affinity"] = np.where(np.isnan(own), np.nan, _shrink(own, np.nan_to_num(g_orders), np.nan_to_num(seg), cfg.share_prior_strength))
+    affinity = _shrink(own, np.nan_to_num(g_orders), np.nan_to_num(seg), cfg.share_prior_strength)
+    out["cat_affinity"] = np.where(np.isnan(own), np.nan, affinity)
 
     # Price against the group's band, in robust standard deviations of log price. A group with few
     # purchases has an unreliable spread (0 after one order), so its variance is shrunk toward the
@@ -789,17 +793,20 @@ def pair_features(
     out["price_z"] = (log_price - median) / _take(_group_price_scale(group_prof, cfg), gi)
 
     # Brand loyalty: share of the group's branded purchases that went to this product's brand.
-    brand = pd.Series(_take_obj(product_prof["brand"].to_numpy(dtype=object), pi)).fillna("").astype(str).to_numpy(dtype=object)
-    branded = brand != ""
+    product_brand = product_prof["brand"].fillna("").astype(str)
+    branded = _take((product_brand != "").to_numpy(dtype=float), pi, fill=0.0) > 0
     brand_share = np.full(m, np.nan)
     if brands is not None:
-        codes, _vocab = pd.factorize(np.concatenate([brands["brand"].astype(str).to_numpy(dtype=object), brand]))
-        nb = max(len(_vocab), 1)
+        # Brand codes per product (not per pair): the pair's code is then one integer take.
+        codes, vocab = _factorize(pd.concat([brands["brand"].astype(str), product_brand], ignore_index=True))
+        nb = max(len(vocab), 1)
+        table_codes, product_codes = codes[: len(brands)], codes[len(brands):]
         bg = _positions(group_prof.index, brands[GROUP_ID])
         known = bg >= 0
-        table_keys = bg[known].astype(np.int64) * nb + codes[: len(brands)][known]
-        row = _pair_lookup(table_keys, gi.astype(np.int64) * nb + codes[len(brands):])
-        found = (row >= 0) & (gi >= 0)
+        table_keys = bg[known] * nb + table_codes[known]
+        pair_codes = np.where(pi >= 0, product_codes[np.maximum(pi, 0)] if n_products else -1, -1)
+        row = _pair_lookup(table_keys, np.where(branded & (gi >= 0), gi * nb + pair_codes, -1))
+        found = (row >= 0) & branded & (gi >= 0)
         brand_share = np.where(gi >= 0, 0.0, np.nan)
         brand_share[found] = brands["share"].to_numpy(dtype=float)[known][row[found]]
         brand_share[~branded] = np.nan
@@ -845,8 +852,8 @@ def pair_features(
     out["group_is_cold"] = _take(group_prof["is_cold"].to_numpy(dtype=float), gi)
 
     # Product facts.
-    out["main_category"] = pd.Categorical(_take_obj(product_prof["main_category"].to_numpy(dtype=object), pi),
-                                          categories=sorted(set(categories) | set(product_prof["main_category"].astype(str))))
+    all_categories = sorted(set(categories) | set(product_prof["main_category"].astype(str)))
+    out["main_category"] = _categorical(_take_obj(product_prof["main_category"].to_numpy(dtype=object), pi), all_categories)
     out["shop_type"] = _categorical(_take_obj(product_prof["shop_type"].to_numpy(dtype=object), pi), SHOP_TYPES)
     out["log_price"] = log_price
     for name in ("coupon", "presale", "commission_rate", "commission_yuan", "rating", "review_count",

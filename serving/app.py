@@ -105,6 +105,29 @@ async def offload(blocking: bool, fn: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(fn, *args) if blocking else fn(*args)
 
 
+PICKS_QUERY = [
+    {"name": "date", "in": "query", "required": False, "description": "Day of the picks (Asia/Shanghai); default today.",
+     "schema": {"type": "string", "format": "date"}, "example": "2024-05-01"},
+    {"name": "k", "in": "query", "required": False, "description": "Number of picks, 1–200; default rules.top_k.",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 200}, "example": 10},
+]
+
+
+def picks_query(request: Request, default_k: int) -> tuple[date, int]:
+    """`date` and `k` of a picks request (documented in PICKS_QUERY); 422 naming the bad one."""
+    params = request.query_params
+    raw_day, raw_k = params.get("date"), params.get("k")
+    try:
+        day = date.fromisoformat(raw_day) if raw_day else _today()
+    except ValueError:
+        raise HTTPException(422, f"date: {raw_day!r} is not a date (YYYY-MM-DD)") from None
+    if raw_k is None:
+        return day, default_k
+    if not raw_k.isdigit() or not 1 <= int(raw_k) <= 200:
+        raise HTTPException(422, f"k: {raw_k!r} is not an integer from 1 to 200")
+    return day, int(raw_k)
+
+
 SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                "description": "An API key made by `quanxuan keys create` or POST /v1/admin/keys."},
@@ -247,14 +270,17 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
 
     # Picks -------------------------------------------------------------------------------------
     @app.get("/v1/groups/{group_id}/picks", response_model=schemas.GroupPicks, tags=["picks"],
-             responses={**ERRORS, 404: {"description": "Unknown group."}, 503: {"description": "No artifact loaded."}})
-    async def group_picks(
-        group_id: Annotated[str, Path(max_length=128, examples=["G1"])], principal: PrincipalDep, services: ServicesDep,
-        day: DayQuery = None, k: KQuery = None,
-    ) -> Response:
+             openapi_extra={"parameters": PICKS_QUERY},
+             responses={**ERRORS, 404: {"description": "Unknown group."}, 422: {"description": "Bad date or k."},
+                        503: {"description": "No artifact loaded."}})
+    async def group_picks(group_id: Annotated[str, Path(max_length=128, examples=["G1"])], request: Request) -> Response:
         """A group's ranked picks with component scores, reasons and promo copy, blended with the current ops weights."""
-        # Async on purpose: a cached answer costs a few dict look-ups, so only store, Redis and
-        # rendering work goes to the thread pool.
+        # The hot path, kept lean on purpose: async, the key checked and the query read by hand (FastAPI's
+        # dependency and parameter machinery costs more than a cached answer), and only store, Redis and
+        # rendering work sent to the thread pool.
+        principal = await authenticate(request)
+        services: Services = request.app.state.services
+        the_day, the_k = picks_query(request, config.rules.top_k)
         _require(principal, "picks:read")
         served = _served(services)
         seller = served.group_seller(group_id)
@@ -263,7 +289,6 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         if not auth.may_read_seller(principal, seller):
             raise HTTPException(403, f"group {group_id!r} belongs to another seller")
         weights = services.weights.fresh() or await run_in_threadpool(services.weights.current)
-        the_day, the_k = day or _today(), k or config.rules.top_k
         key = services.picks.cache_key(served, group_id, the_day, the_k, weights)
         body = await offload(services.cache.blocking, services.picks.cached, key)
         if body is None:

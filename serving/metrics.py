@@ -57,6 +57,8 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Labelled children looked up once per (method, route, status): labels() costs more than the count.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
@@ -78,5 +80,11 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            children = self._children.get((method, template, status))
+            if children is None:
+                children = (self.metrics.requests.labels(method, template, str(status)),
+                            self.metrics.latency.labels(method, template))
+                if len(self._children) < 10_000:
+                    self._children[(method, template, status)] = children
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)

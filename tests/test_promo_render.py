@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import date, timedelta
+from itertools import islice
 
 import pytest
 
 from features.schema import GROUP_THEMES, SELLER_TYPES
 from recsys.config import CopyConfig
 from recsys.promo import CopyContext, ProductInfo, check, render_copy, render_for_group
-from recsys.promo.render import format_count, format_yuan, punctuation_problems, rating_percent
-from recsys.promo.templates import ANY, fill, load_templates, reason_phrases
+from recsys.promo.render import candidate_templates, format_count, format_yuan, punctuation_problems, rating_percent
+from recsys.promo.templates import ANY, Part, fill, load_parts, reason_phrases, template_by_id
 
 DAYS = {
     "weekday": date(2025, 7, 9),
@@ -45,51 +47,95 @@ def _values() -> dict[str, str]:
             "coupon": "20元", "rate": "98.7%", "reviews": "3562条", "reason": "群里最近常买同类"}
 
 
-def test_there_are_enough_templates_covering_every_family() -> None:
-    templates = [t for t in load_templates() if not t.fallback]
-    assert len(templates) >= 60
-    for seller in SELLER_TYPES:
-        assert sum(seller in t.seller_types for t in templates) >= 10, seller
-    for theme in GROUP_THEMES:
-        assert any(theme in t.themes for t in templates), theme
-    for occasion in [*DAYS, "presale", "coupon"]:
-        assert sum(occasion in t.occasions for t in templates) >= 3, occasion
-    from features.lexicon import CATEGORIES
+def test_parts_cover_every_seller_theme_occasion_and_category() -> None:
+    parts = load_parts()
+    for role in ("open", "close"):
+        for seller in SELLER_TYPES:
+            assert sum(seller in p.seller_types for p in parts[role]) >= 6, (role, seller)
+        for theme in GROUP_THEMES:
+            assert sum(theme in p.themes for p in parts[role]) >= 2, (role, theme)
+        for occasion in [*DAYS, "presale", "coupon"]:
+            assert sum(occasion in p.occasions for p in parts[role]) >= 2, (role, occasion)
+        from features.lexicon import CATEGORIES
 
-    for category in CATEGORIES:
-        assert any(category in t.categories for t in templates), category
+        for category in CATEGORIES:
+            assert sum(category in p.categories for p in parts[role]) >= 2, (role, category)
+    assert sum(ANY in p.occasions for p in parts["body"]) >= 12
+    assert sum("coupon" in p.occasions for p in parts["body"]) >= 6
 
 
 @pytest.mark.parametrize("emoji", [True, False])
 @pytest.mark.parametrize("slots", ["all", "title_price", "title_price_final"])
-def test_every_template_fills_cleanly_and_passes_the_law_check(emoji: bool, slots: str) -> None:
+def test_every_part_fills_cleanly_and_passes_the_law_check(emoji: bool, slots: str) -> None:
     keep = {"all": set(_values()), "title_price": {"title", "price"}, "title_price_final": {"title", "price", "final", "coupon"}}[slots]
     values = {k: v for k, v in _values().items() if k in keep}
-    filled = 0
-    for template in load_templates():
-        if not template.slots <= values.keys():
-            continue
-        filled += 1
-        text = fill(template, values, emoji)
-        assert "[" not in text and "]" not in text, (template.id, text)
-        assert punctuation_problems(text) == [], (template.id, text)
-        assert check(text) == [], (template.id, text)
-        assert len(text) <= 90, (template.id, text)
-    assert filled >= 60
+    parts = load_parts()
+    plain_body = fill(parts["body"][0], values, emoji)
+    bodies = [p for p in parts["body"] if p.slots <= values.keys()]
+    assert len(bodies) >= 8
+    texts = [fill(b, values, emoji) for b in bodies]
+    texts += [fill(o, values, emoji) + plain_body for o in parts["open"]]
+    texts += [plain_body + fill(c, values, emoji) for c in parts["close"]]
+    for text in texts:
+        assert "[" not in text and "]" not in text, text
+        assert punctuation_problems(text) == [], text
+        assert check(text) == [], text
+    longest = max(map(len, (fill(p, values, emoji) for p in parts["open"])))
+    longest += max(map(len, (fill(p, values, emoji) for p in bodies)))
+    longest += max(map(len, (fill(p, values, emoji) for p in parts["close"])))
+    assert longest <= 90  # even the longest opening, body and closing together fit the default limit
     assert all(check(phrase) == [] for phrase in reason_phrases().values())
 
 
-def test_optional_parts_appear_only_with_their_values() -> None:
-    from recsys.promo.templates import Template
+def test_template_ids_join_part_ids_and_name_their_template() -> None:
+    tpl = template_by_id("open.baoma.01+body.plain.01+close.plain.01")
+    assert tpl is not None and [p.role for p in tpl.parts] == ["open", "body", "close"]
+    assert tpl.text == "{e:🌸}姐妹们，{title}[，{points}]，{price}，需要的朋友看看"
+    assert fill(tpl, {"title": "杯子", "price": "9.9元"}, False) == "姐妹们，杯子，9.9元，需要的朋友看看"
+    assert template_by_id("open.baoma.99+body.plain.01") is None
+    assert template_by_id("") is None
 
-    tpl = Template(id="t", text="{title}[，好评率{rate}]，{price}")
+
+def test_bad_part_data_is_refused(tmp_path) -> None:
+    from recsys.promo.templates import ROLE_FILES
+
+    good = {"open": 'texts = ["你好，"]', "body": 'texts = ["{title}，{price}"]', "close": 'texts = ["，看看"]'}
+    bad = {"open": 'texts = ["你好"]', "body": 'texts = ["{title}，好评率{rate}"]', "close": 'texts = ["，{price}"]'}
+    for role in ROLE_FILES:
+        folder = tmp_path / role
+        folder.mkdir()
+        for other, filename in ROLE_FILES.items():
+            body = bad[other] if other == role else good[other]
+            (folder / filename).write_text(f'[[family]]\nname = "x"\n{body}\n', "utf-8")
+        with pytest.raises(ValueError):
+            load_parts(str(folder))
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    for role, filename in ROLE_FILES.items():
+        (ok / filename).write_text(f'[[family]]\nname = "x"\n{good[role]}\n', "utf-8")
+    assert [p.id for p in load_parts(str(ok))["open"]] == ["open.x.01"]
+
+
+@pytest.mark.parametrize("seller", SELLER_TYPES)
+def test_every_group_has_well_over_a_week_of_full_templates(seller: str) -> None:
+    # 20 copies a day for 7 days need 140 distinct ids; the leanest case is a product with no coupon,
+    # rating or reviews on a plain weekday.
+    product = _product(coupon=0.0, rating=None, review_count=0, category="其他类目")
+    for theme in ["", *GROUP_THEMES]:
+        first = list(islice(candidate_templates(product, CopyContext("g1", seller, theme, DAYS["weekday"])), 140))
+        assert len(first) == 140 and all(len(t.parts) == 3 for t in first), theme
+        assert len({t.id for t in first}) == 140
+
+
+def test_optional_parts_appear_only_with_their_values() -> None:
+    tpl = Part(id="t", role="body", text="{title}[，好评率{rate}]，{price}")
     assert tpl.slots == {"title", "price"}
     assert fill(tpl, {"title": "杯子", "price": "9.9元", "rate": "98%"}, True) == "杯子，好评率98%，9.9元"
     assert fill(tpl, {"title": "杯子", "price": "9.9元"}, True) == "杯子，9.9元"
 
 
 def test_every_family_renders_for_every_seller_type_theme_and_occasion() -> None:
-    used: set[str] = set()
+    used: set[Part] = set()
     for seller in SELLER_TYPES:
         for theme in GROUP_THEMES:
             for occasion, day in DAYS.items():
@@ -99,16 +145,16 @@ def test_every_family_renders_for_every_seller_type_theme_and_occasion() -> None
                     copy = render_copy(product, ctx)
                     assert check(copy.text) == [] and punctuation_problems(copy.text) == []
                     assert len(copy.text) <= 90
-                    used.add(copy.template_id)
+                    assert copy.exhausted == "" and len(copy.template_id.split("+")) == 3
+                    used.update(template_by_id(copy.template_id).parts)
                     if presale:
                         assert "预售" in copy.text
-    by_id = {t.id: t for t in load_templates()}
     for seller in SELLER_TYPES:
-        assert any(seller in by_id[i].seller_types for i in used), seller
+        assert any(seller in p.seller_types for p in used), seller
     for theme in GROUP_THEMES:
-        assert any(theme in by_id[i].themes for i in used), theme
+        assert any(theme in p.themes for p in used), theme
     for occasion in [*DAYS, "presale", "coupon"]:
-        assert any(occasion in by_id[i].occasions for i in used), occasion
+        assert any(occasion in p.occasions for p in used), occasion
 
 
 def test_numbers_are_exact() -> None:
@@ -152,19 +198,50 @@ def test_choice_is_deterministic_for_group_product_and_day() -> None:
     assert len(others) > 3  # different groups get different templates
 
 
+def _repeats(history: list[tuple[str, str, date]]) -> int:
+    """Pairs of copies with the same template id to the same group less than 7 days apart."""
+    return sum(
+        1
+        for i, (g, tid, day) in enumerate(history)
+        for g2, tid2, day2 in history[i + 1 :]
+        if tid and g2 == g and tid2 == tid and abs((day2 - day).days) < 7
+    )
+
+
 def test_same_template_never_reaches_a_group_twice_within_seven_days() -> None:
+    # 20 copies a day to one group for three weeks: 140 a week, far more than any fixed template list.
     history: list[tuple[str, str, date]] = []
     start = date(2025, 7, 7)
-    products = [_product(product_id=f"p{i}") for i in range(3)]
     for d in range(21):
         day = start + timedelta(days=d)
-        ctx = CopyContext("g1", "宝妈", "母婴", day, REASONS)
-        for copy in render_for_group(products, ctx, history):
-            history.append(("g1", copy.template_id, day))
-    for i, (_, tid, day) in enumerate(history):
-        for _, tid2, day2 in history[i + 1 :]:
-            if tid2 == tid:
-                assert (day2 - day).days >= 7, (tid, day, day2)
+        products = [_product(product_id=f"p{(d * 20 + i) % 37}", coupon=20.0 if i % 3 else 0.0) for i in range(20)]
+        copies = render_for_group(products, CopyContext("g1", "快递员", "邻里", day, REASONS), history)
+        assert all(c.template_id and not c.exhausted for c in copies)
+        history.extend(("g1", c.template_id, day) for c in copies)
+        # Within a day no opening or closing repeats while fresh ones are left.
+        for role in (0, 2):
+            counts = Counter(c.template_id.split("+")[role] for c in copies)
+            assert max(counts.values()) == 1, (day, counts)
+    assert _repeats(history) == 0
+    assert _repeats(history + [("g1", history[0][1], start + timedelta(days=6))]) == 1  # the counter can fail
+
+
+def test_when_every_fitting_template_was_used_the_copy_has_no_template() -> None:
+    product = _product()
+    ctx = CopyContext("g1", "学生", "学习", DAYS["weekday"], REASONS)
+    yesterday = ctx.day - timedelta(days=1)
+    every = [("g1", t.id, yesterday) for t in candidate_templates(product, ctx)]
+    assert len(every) > 1000
+    copy = render_copy(product, ctx, every)
+    assert (copy.template_id, copy.exhausted) == ("", "no_fresh_template")
+    assert copy.text == "羚跑商务双肩包，159.9元" and copy.numbers == {"price": 159.9}
+    assert render_copy(product, ctx, every) == copy  # deterministic, never a silent reuse
+    # One template freed up (used 7 days ago) is taken again.
+    freed = every[:5] + [("g1", every[5][1], ctx.day - timedelta(days=7))] + every[6:]
+    assert render_copy(product, ctx, freed).template_id == every[5][1]
+    # A limit no template fits gives the bare line too, for another reason.
+    tight = render_copy(product, ctx, cfg=CopyConfig(max_chars=20))
+    assert (tight.template_id, tight.exhausted, tight.text) == ("", "no_template_fits", "羚跑商务双肩包，159.9元")
 
 
 def test_history_of_other_groups_and_old_days_does_not_block() -> None:
@@ -219,5 +296,4 @@ def test_reason_codes_map_to_phrases_and_unknown_codes_are_ignored() -> None:
 def test_templates_without_a_theme_only_when_the_group_has_none() -> None:
     for g in range(20):
         copy = render_copy(_product(), CopyContext(f"g{g}", "其他", "", DAYS["weekday"], REASONS))
-        tpl = {t.id: t for t in load_templates()}[copy.template_id]
-        assert ANY in tpl.themes
+        assert all(ANY in p.themes for p in template_by_id(copy.template_id).parts)

@@ -38,16 +38,20 @@ class GlobalPopular(Recommender):
 
 
 class SegmentPopular(Recommender):
-    """Popularity within the group's segment (seller type × city tier), shrunk towards global popularity."""
+    """Popularity within the group's segment (seller type × city tier, or any `key` column of the group frame),
+    shrunk towards global popularity."""
 
     name = "segment_popular"
 
-    def __init__(self, shrink: float = 0.1, half_life_days: float | None = None) -> None:
+    def __init__(self, shrink: float = 0.1, half_life_days: float | None = None, key: str = "segment") -> None:
         self.shrink = shrink
         self.half_life_days = half_life_days
+        self.key = key
 
     def _fit(self, data: TrainData) -> None:
-        codes, uniques = pd.factorize(data.group_frame["segment"])
+        if self.key not in data.group_frame:
+            raise ValueError(f"no group attribute {self.key!r}; known: {sorted(data.group_frame.columns)}")
+        codes, uniques = pd.factorize(data.group_frame[self.key])
         w = decayed_counts(data, self.half_life_days)
         seg = interaction_matrix(codes[data.events["g"].to_numpy()], data.events["i"].to_numpy(), w, (len(uniques), data.n_items))
         seg_share = np.asarray(seg.toarray(), dtype=np.float32)

@@ -71,7 +71,7 @@ class RenderedCopy:
     short_title: str
     selling_points: list[str]
     numbers: dict[str, float]
-    exhausted: str = ""  # why no template was applied ("" when one was): "no_fresh_template" or "too_long"
+    exhausted: str = ""  # why no template was applied ("" when one was): "no_fresh_template" or "no_template_fits"
 
 
 def format_yuan(amount: float) -> str:
@@ -319,7 +319,7 @@ def render_copy(
     price = values["price"]
     title = values["title"][: max(1, cfg.max_chars - len(price) - 1 - len(suffix))]
     text = f"{title}，{price}{suffix}"[: cfg.max_chars]
-    reason = "too_long" if fresh_seen else "no_fresh_template"
+    reason = "no_template_fits" if fresh_seen else "no_fresh_template"
     return RenderedCopy(text, "", values["title"], points, {"price": numbers["price"]}, exhausted=reason)
 
 
