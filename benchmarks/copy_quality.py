@@ -165,9 +165,10 @@ def sample_world_run(seed: int, groups: int, products: int, days: int = 7):
                 gid, theme = glist[k % len(glist)]
                 product = rng.choice(catalogue)
                 ctx = CopyContext(gid, seller_type[seller], theme, day, rng.sample(REASON_CODES, 2))
-                copy = render_copy(product, ctx, history[gid])
+                # The seller's copies to all her groups: the rule is per group, variety per seller.
+                copy = render_copy(product, ctx, history[seller])
                 exhausted += bool(copy.exhausted)
-                history[gid].append((gid, copy.template_id, day))
+                history[seller].append((gid, copy.template_id, day))
                 deliveries.append((gid, copy.template_id, day))
                 pairs.append((copy, product))
                 texts.append(copy.text)
@@ -200,9 +201,9 @@ def per_group_run(seed: int, groups: int, products: int, days: int, per_day: int
                 texts = []
                 for product in rng.sample(catalogue, per_day):
                     ctx = CopyContext(gid, seller_type[seller], theme, day, rng.sample(REASON_CODES, 2))
-                    copy = render_copy(product, ctx, history[gid])
+                    copy = render_copy(product, ctx, history[seller])
                     exhausted += bool(copy.exhausted)
-                    history[gid].append((gid, copy.template_id, day))
+                    history[seller].append((gid, copy.template_id, day))
                     deliveries.append((gid, copy.template_id, day))
                     texts.append(copy.text)
                 per_group_day.append(distinct_2(texts))

@@ -11,7 +11,7 @@ i.e. the sample-weighted mean gap between predicted and observed rates. 0 is per
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
@@ -75,7 +75,11 @@ def probability_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 class Calibrator:
-    """Maps raw scores to probabilities: isotonic regression, Platt scaling (logistic on the logit), or identity."""
+    """Maps raw scores to probabilities: isotonic regression, Platt scaling (logistic on the logit), or identity.
+
+    The learned map is kept as plain numbers (isotonic thresholds, Platt slope and intercept) so that
+    `to_dict` / `from_dict` round-trip it exactly through JSON.
+    """
 
     def __init__(self, method: Method = "isotonic") -> None:
         self.method = method
@@ -85,14 +89,16 @@ class Calibrator:
         scores = np.asarray(scores, dtype=float).ravel()
         y = np.asarray(y, dtype=float).ravel()
         if self.method == "isotonic":
-            self.model_ = IsotonicRegression(y_min=P_FLOOR, y_max=1 - P_FLOOR, out_of_bounds="clip").fit(scores, y)
+            iso = IsotonicRegression(y_min=P_FLOOR, y_max=1 - P_FLOOR, out_of_bounds="clip").fit(scores, y)
+            # Isotonic prediction is linear interpolation between these thresholds, clipped at both ends.
+            self.x_ = np.asarray(iso.X_thresholds_, dtype=float)
+            self.y_ = np.asarray(iso.y_thresholds_, dtype=float)
         elif self.method == "platt":
             if y.min() == y.max():
                 raise ValueError("Platt scaling needs both classes")
-            self.model_ = LogisticRegression(C=1e6).fit(_logit(scores)[:, None], y)
-        elif self.method == "none":
-            self.model_ = None
-        else:
+            lr = LogisticRegression(C=1e6).fit(_logit(scores)[:, None], y)
+            self.slope_, self.intercept_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        elif self.method != "none":
             raise ValueError(f"unknown calibration method {self.method!r}")
         return self
 
@@ -100,10 +106,31 @@ class Calibrator:
         """Calibrated probabilities for raw scores."""
         scores = np.asarray(scores, dtype=float).ravel()
         if self.method == "isotonic":
-            return np.clip(self.model_.predict(scores), P_FLOOR, 1 - P_FLOOR)
+            return np.clip(np.interp(scores, self.x_, self.y_), P_FLOOR, 1 - P_FLOOR)
         if self.method == "platt":
-            return self.model_.predict_proba(_logit(scores)[:, None])[:, 1]
+            return 1.0 / (1.0 + np.exp(-(self.slope_ * _logit(scores) + self.intercept_)))
         return np.clip(scores, 0.0, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted map as JSON-ready numbers."""
+        out: dict[str, Any] = {"method": self.method}
+        if self.method == "isotonic":
+            out.update(x=self.x_.tolist(), y=self.y_.tolist())
+        elif self.method == "platt":
+            out.update(slope=self.slope_, intercept=self.intercept_)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Calibrator":
+        """Rebuild a fitted calibrator from `to_dict` output."""
+        cal = cls(data["method"])
+        if cal.method == "isotonic":
+            cal.x_, cal.y_ = np.asarray(data["x"], dtype=float), np.asarray(data["y"], dtype=float)
+        elif cal.method == "platt":
+            cal.slope_, cal.intercept_ = float(data["slope"]), float(data["intercept"])
+        elif cal.method != "none":
+            raise ValueError(f"unknown calibration method {cal.method!r}")
+        return cal
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -27,6 +27,8 @@ per-product conversion-rate baseline.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,6 +40,8 @@ from recsys.config import RankerConfig
 
 LABEL = "label"
 TIME = "at"
+# 1 for a pair that was shown (pushed), 0 for an unshown candidate; p_conv is predicted with it set to 1.
+EXPOSED = "exposed"
 # Columns never used as features.
 NON_FEATURES: frozenset[str] = frozenset({GROUP_ID, PRODUCT_ID, LABEL, TIME, PUSHED_AT, ORDERED_AT, "sources", "reasons"})
 
@@ -103,12 +107,16 @@ def order_labels_with_sampled_negatives(
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """Every column of the frame except ids, label, time and free-text lists."""
-    return [c for c in frame.columns if c not in NON_FEATURES]
+    """Every column of the frame except ids, label, time, free-text lists and helper columns."""
+    return [c for c in frame.columns if c not in NON_FEATURES and not c.startswith("_")]
 
 
 class ConversionRanker:
-    """LightGBM binary classifier on (group, product) features plus a calibrator; `predict_proba` is p_conv."""
+    """LightGBM binary classifier on (group, product) features plus a calibrator; `predict_proba` is p_conv.
+
+    The booster is kept as LightGBM's own text model and the rest (feature names, category lists, the
+    calibrator) as plain values, so `save` / `load_ranker` give back the very same predictions.
+    """
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config
@@ -120,8 +128,9 @@ class ConversionRanker:
         M = X[self.feature_names_].copy()
         for col, cats in self.categories_.items():
             values = M[col].astype(object)
-            known = values.isin(cats)
-            M[col] = pd.Categorical(values.where(known, None), categories=cats)
+            # Compare as text: a tier stored as 3.0 in one frame and "3.0" in another is the same category.
+            text = values.where(values.isna(), values.map(str))
+            M[col] = pd.Categorical(text.where(text.isin(cats), None), categories=cats)
         for col in M.columns:
             if col not in self.categories_:
                 M[col] = pd.to_numeric(M[col], errors="coerce").astype(float)
@@ -158,7 +167,9 @@ class ConversionRanker:
             fit_args = {"eval_X": (self._matrix(X_cal),), "eval_y": (np.asarray(y_cal, int),),
                         "callbacks": [lgb.early_stopping(30, verbose=False)]}
         model.fit(self._matrix(X), y, **fit_args)
-        self.model_ = model
+        self.best_iteration_ = int(model.best_iteration_ or model.n_estimators)
+        # Keep only the trees in use, exactly as they will be saved.
+        self.booster_ = lgb.Booster(model_str=model.booster_.model_to_string(num_iteration=self.best_iteration_))
         method = cfg.calibration if has_cal else "none"
         raw_cal = self.predict_raw(X_cal) if has_cal else np.zeros(0)
         self.calibrator_ = Calibrator(method).fit(raw_cal, np.asarray(y_cal, float) if has_cal else np.zeros(0))
@@ -168,21 +179,102 @@ class ConversionRanker:
         """The booster's uncalibrated probability."""
         if len(X) == 0:
             return np.zeros(0)
-        return self.model_.predict_proba(self._matrix(X))[:, 1]
+        return np.asarray(self.booster_.predict(self._matrix(X), num_threads=self._threads()), dtype=float)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated P(order | shown): p_conv."""
         return self.calibrator_.predict(self.predict_raw(X))
 
+    def _threads(self) -> int:
+        return (self.config or RankerConfig()).num_threads
+
     def feature_importance(self) -> dict[str, float]:
         """Total gain per feature, largest first."""
-        gain = self.model_.booster_.feature_importance(importance_type="gain")
+        gain = self.booster_.feature_importance(importance_type="gain")
         order = np.argsort(-gain)
         return {self.feature_names_[i]: float(gain[i]) for i in order}
 
     def model_text(self) -> str:
-        """The booster as LightGBM's text format (stored in the artifact for provenance)."""
-        return self.model_.booster_.model_to_string()
+        """The booster in LightGBM's text format (`models/ranker.txt` of the artifact)."""
+        return self.booster_.model_to_string()
+
+    def meta(self) -> dict[str, Any]:
+        """Everything but the trees, as JSON-ready values (`models/ranker.json` of the artifact)."""
+        return {
+            "feature_names": list(self.feature_names_),
+            "categories": {c: list(v) for c, v in self.categories_.items()},
+            "calibrator": self.calibrator_.to_dict(),
+            "best_iteration": self.best_iteration_,
+            "config": (self.config or RankerConfig()).model_dump(mode="json"),
+        }
+
+    def save(self, folder: str | Path) -> list[Path]:
+        """Write ranker.txt and ranker.json into a folder; returns their paths."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        text, meta = folder / MODEL_FILE, folder / META_FILE
+        text.write_text(self.model_text(), encoding="utf-8")
+        meta.write_text(json.dumps(self.meta(), ensure_ascii=False, indent=1), encoding="utf-8")
+        return [text, meta]
+
+    @classmethod
+    def from_parts(cls, model_text: str, meta: dict[str, Any]) -> "ConversionRanker":
+        """Rebuild a fitted ranker from its LightGBM text and its meta dictionary."""
+        import lightgbm as lgb
+
+        ranker = cls(RankerConfig.model_validate(meta.get("config", {})))
+        ranker.feature_names_ = list(meta["feature_names"])
+        ranker.categories_ = {c: list(v) for c, v in meta["categories"].items()}
+        ranker.calibrator_ = Calibrator.from_dict(meta["calibrator"])
+        ranker.best_iteration_ = int(meta.get("best_iteration", 0))
+        ranker.booster_ = lgb.Booster(model_str=model_text)
+        return ranker
+
+
+MODEL_DIR = "models"
+MODEL_FILE = "ranker.txt"
+META_FILE = "ranker.json"
+
+
+def load_ranker(artifact: Any) -> ConversionRanker:
+    """The conversion ranker stored in an artifact (an `Artifact`, or its folder): models/ranker.txt + ranker.json.
+
+    FileNotFoundError when the artifact holds no ranker (older artifacts).
+    """
+    folder = Path(getattr(artifact, "path", artifact)) / MODEL_DIR
+    text, meta = folder / MODEL_FILE, folder / META_FILE
+    if not text.is_file() or not meta.is_file():
+        raise FileNotFoundError(f"no ranker in {folder.parent} (expected {MODEL_DIR}/{MODEL_FILE} and {MODEL_DIR}/{META_FILE})")
+    return ConversionRanker.from_parts(text.read_text("utf-8"), json.loads(meta.read_text("utf-8")))
+
+
+def reprice_features(
+    rows: pd.DataFrame,
+    price: np.ndarray | float | None = None,
+    commission_rate: np.ndarray | float | None = None,
+    coupon: np.ndarray | float | None = None,
+) -> pd.DataFrame:
+    """Stored ranker rows (the artifact's `candidate_features`) as they would be with a new price, commission
+    rate or coupon (None keeps a field). Rewrites log_price, price_z (a log-price shift over the group's
+    price scale, `_price_z_scale`), commission_rate, commission_yuan and coupon; nothing else moves."""
+    out = rows.copy()
+    old_log = out["log_price"].to_numpy(dtype=float)
+    new_log = old_log if price is None else np.log(np.broadcast_to(np.asarray(price, dtype=float), old_log.shape))
+    if price is not None:
+        out["log_price"] = new_log
+        if "price_z" in out and PRICE_SCALE in out:
+            out["price_z"] = out["price_z"].to_numpy(dtype=float) + (new_log - old_log) / out[PRICE_SCALE].to_numpy(dtype=float)
+    if commission_rate is not None:
+        out["commission_rate"] = np.broadcast_to(np.asarray(commission_rate, dtype=float), old_log.shape)
+    if coupon is not None:
+        out["coupon"] = np.broadcast_to(np.asarray(coupon, dtype=float), old_log.shape)
+    if "commission_yuan" in out and (price is not None or commission_rate is not None):
+        out["commission_yuan"] = np.exp(new_log) * out["commission_rate"].to_numpy(dtype=float)
+    return out
+
+
+# Helper column of `candidate_features`: the group's log-price scale that divides price_z (not a feature).
+PRICE_SCALE = "_price_z_scale"
 
 
 def popularity_rate(train_items: pd.Series, train_y: np.ndarray, items: pd.Series, strength: float = 20.0) -> np.ndarray:
@@ -218,17 +310,21 @@ def fit_and_evaluate(
         # One snapshot (candidate examples): hold out whole groups instead, 70 / 15 / 15.
         bucket = pd.util.hash_array(examples[GROUP_ID].astype(str).to_numpy(dtype=object)) % 20
         train, cal, test = examples[bucket < 14], examples[(bucket >= 14) & (bucket < 17)], examples[bucket >= 17]
+    if EXPOSED in examples.columns:
+        # p_conv is served as P(order | shown): early stopping, calibration and the report use shown pairs only.
+        cal, test = cal[cal[EXPOSED] == 1], test[test[EXPOSED] == 1]
     if len(test) == 0 or len(cal) == 0 or len(train) == 0:
         raise ValueError("not enough time span for a train / calibrate / test split")
     ranker = ConversionRanker(cfg).fit(train, train[LABEL].to_numpy(), cal, cal[LABEL].to_numpy())
     y = test[LABEL].to_numpy()
     raw = ranker.predict_raw(test)
+    shown = train[train[EXPOSED] == 1] if EXPOSED in train.columns else train
     metrics: dict[str, Any] = {
         "calibrated": probability_metrics(y, ranker.calibrator_.predict(raw)),
         "uncalibrated": probability_metrics(y, raw),
-        "popularity_rate": probability_metrics(y, popularity_rate(train[item_col], train[LABEL].to_numpy(), test[item_col])),
+        "popularity_rate": probability_metrics(y, popularity_rate(shown[item_col], shown[LABEL].to_numpy(), test[item_col])),
         "rows": {"train": int(len(train)), "calibrate": int(len(cal)), "test": int(len(test))},
         "calibration": ranker.calibrator_.method,
-        "best_iteration": int(ranker.model_.best_iteration_ or ranker.model_.n_estimators),
+        "best_iteration": ranker.best_iteration_,
     }
     return ranker, metrics

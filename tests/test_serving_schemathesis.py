@@ -40,11 +40,11 @@ def keys():
     shutil.rmtree(TMP, ignore_errors=True)
 
 
+@pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_request_makes_a_server_error(case, keys):
-    if case.path == "/v1/admin/keys/{key_id}" and case.method == "DELETE":
-        pytest.skip("revoking keys at random could revoke the keys this test relies on")
+    # DELETE /v1/admin/keys/{key_id} is fuzzed too: a random id cannot hit one of the 48-bit random key ids.
     who = next((name for prefix, name in KEY_FOR_PREFIX if case.path.startswith(prefix)), None)
     headers = {"X-API-Key": keys[who]} if who else {}
     case.call_and_validate(headers=headers, checks=[not_a_server_error])

@@ -18,21 +18,29 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from features.interactions import TrainData, build_train_data, to_local_naive
-from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from features.profiles import Profiles, build_profiles
+from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.blend import blend_log_scores, weights_hash
 from recsys.candidates.base import Recommender
-from recsys.candidates.repurchase import purchase_cycles
 from recsys.candidates.union import union_candidates
 from recsys.config import BlendWeights, Config, config_hash
-from recsys.ranker import LABEL, TIME, ConversionRanker, fit_and_evaluate, order_labels_with_sampled_negatives, push_labels
+from recsys.ranker import (
+    EXPOSED,
+    LABEL,
+    TIME,
+    ConversionRanker,
+    fit_and_evaluate,
+    order_labels_with_sampled_negatives,
+    push_labels,
+)
 
 Log = Callable[[str], None]
 
@@ -73,203 +81,196 @@ def _keys(g: np.ndarray, i: np.ndarray, n_items: int) -> np.ndarray:
     return np.asarray(g, dtype=np.int64) * n_items + np.asarray(i, dtype=np.int64)
 
 
-@dataclass
-class PairFeaturizer:
-    """Group, product and (group, product) features as of `data.now`, computed once and looked up per pair.
+def _pushes(frames: Any) -> pd.DataFrame:
+    """The pushes table, or an empty one with the contract's columns when the data has none."""
+    pushes = getattr(frames, "pushes", None)
+    if pushes is not None:
+        return pushes
+    return pd.DataFrame({GROUP_ID: pd.Series(dtype=str), PRODUCT_ID: pd.Series(dtype=str),
+                         PUSHED_AT: pd.Series(dtype="datetime64[ns]"), "price_at_push": pd.Series(dtype=float)})
 
-    Category affinity (share of the group's purchases in the product's main category), brand loyalty,
-    price against the group's usual band, whether and how long ago the group bought it, the due ratio of its
-    item and category cycles, group size, seller type, city tier, rating, reviews, commission, popularity,
-    and days since the product was last pushed to the group.
+
+def _sellers(frames: Any) -> pd.DataFrame:
+    sellers = getattr(frames, "sellers", None)
+    if sellers is not None:
+        return sellers
+    return pd.DataFrame({c.name: pd.Series(dtype=object) for c in SELLERS.columns})
+
+
+def snapshot(frames: Any, as_of: pd.Timestamp, cfg: Config) -> Profiles:
+    """Group, product, cycle, brand and segment profiles from events strictly before `as_of` (features.profiles)."""
+    return build_profiles(frames.products, _sellers(frames), frames.groups, _pushes(frames), frames.orders, as_of,
+                          cfg.features, price_window_days=cfg.rules.price_window_days)
+
+
+def source_columns(union: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Each source's score and rank for the pairs (NaN where it did not propose the pair) and n_sources."""
+    cols = [c for c in union.columns if c.startswith(("score__", "rank__"))]
+    groups = pd.Index(pd.unique(union[GROUP_ID].astype(str).to_numpy(dtype=object)))
+    products = pd.Index(pd.unique(union[PRODUCT_ID].astype(str).to_numpy(dtype=object)))
+    n = max(len(products), 1)
+    table = pd.Index(_keys(groups.get_indexer(union[GROUP_ID].astype(str).to_numpy(dtype=object)),
+                           products.get_indexer(union[PRODUCT_ID].astype(str).to_numpy(dtype=object)), n))
+    g = groups.get_indexer(pairs[GROUP_ID].astype(str).to_numpy(dtype=object))
+    i = products.get_indexer(pairs[PRODUCT_ID].astype(str).to_numpy(dtype=object))
+    row = np.where((g >= 0) & (i >= 0), table.get_indexer(_keys(g, i, n)), -1)
+    values = union[cols].to_numpy(dtype=np.float64)
+    out = np.where(row[:, None] >= 0, values[np.maximum(row, 0)] if len(values) else np.nan, np.nan)
+    frame = pd.DataFrame(out, columns=cols)
+    frame["n_sources"] = frame[[c for c in cols if c.startswith("rank__")]].notna().sum(axis=1).astype(float)
+    return frame
+
+
+def ranker_rows(union: pd.DataFrame, profiles: Profiles, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Ranker inputs for (group_id, product_id) pairs: the sources' scores and ranks, then `PAIR_FEATURES`.
+
+    The very same function builds training rows (profiles of a past snapshot) and today's rows, so a
+    feature means the same thing in both.
     """
-
-    data: TrainData
-    products: pd.DataFrame
-    pushes: pd.DataFrame | None
-    tables_: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def fit(self) -> "PairFeaturizer":
-        """Precompute the lookup tables."""
-        d = self.data
-        items = d.item_frame
-        ev = d.events
-        g, i, age, qty = ev["g"].to_numpy(), ev["i"].to_numpy(), ev["age_days"].to_numpy(), ev["quantity"].to_numpy()
-        cat_codes, cats = pd.factorize(items["main_category"])
-        brand_codes, brands = pd.factorize(items["brand"].where(items["brand"] != "", None))
-        n_g = d.n_groups
-        t: dict[str, Any] = {"cat": cat_codes, "brand": brand_codes}
-        t["group_total"] = np.bincount(g, weights=qty, minlength=n_g)
-        t["group_cat"] = _dense_counts(g, cat_codes[i], qty, n_g, len(cats))
-        has_brand = brand_codes[i] >= 0
-        t["group_brand"] = pd.Series(qty[has_brand]).groupby([g[has_brand], brand_codes[i][has_brand]]).sum()
-        price = items["price"].to_numpy(float)
-        band = pd.Series(np.log(price[i])).groupby(g).median()
-        t["group_log_price"] = band.reindex(range(n_g)).to_numpy()
-        pair = pd.DataFrame({"k": _keys(g, i, d.n_items), "age": age, "q": qty}).groupby("k").agg(
-            last=("age", "min"), times=("q", "size"))
-        t["pair_last"], t["pair_times"] = pair["last"], pair["times"]
-        cyc = purchase_cycles(g, i, age)
-        t["item_due"] = pd.Series(cyc["due_ratio"].to_numpy(), index=_keys(cyc["g"].to_numpy(), cyc["key"].to_numpy(), d.n_items))
-        ccyc = purchase_cycles(g, cat_codes[i], age)
-        t["cat_due"] = pd.Series(ccyc["due_ratio"].to_numpy(), index=ccyc["g"].to_numpy().astype(np.int64) * len(cats) + ccyc["key"].to_numpy())
-        t["n_cats"] = len(cats)
-        t["item_pop"] = np.bincount(i, weights=np.exp(-age / 14.0), minlength=d.n_items)
-        t["item_groups"] = np.bincount(np.unique(_keys(g, i, d.n_items)) % d.n_items, minlength=d.n_items)
-        reviews = self.products.set_index(self.products[PRODUCT_ID].astype(str))
-        review_count = reviews["review_count"] if "review_count" in reviews else pd.Series(0, index=reviews.index)
-        t["reviews"] = pd.to_numeric(review_count, errors="coerce").reindex(d.items.ids).fillna(0).to_numpy(float)
-        t["push_last"], t["push_times"], t["group_push_rate"] = self._push_tables()
-        self.tables_ = t
-        return self
-
-    def _push_tables(self) -> tuple[pd.Series, pd.Series, np.ndarray]:
-        d = self.data
-        empty = pd.Series(dtype=float)
-        if self.pushes is None or not len(self.pushes):
-            return empty, empty, np.full(d.n_groups, np.nan)
-        at = to_local_naive(self.pushes[PUSHED_AT])
-        keep = (at < d.now).to_numpy()
-        p = self.pushes.loc[keep]
-        pg = d.groups.index_of(p[GROUP_ID].astype(str).to_numpy(), missing="mark")
-        pi = d.items.index_of(p[PRODUCT_ID].astype(str).to_numpy(), missing="mark")
-        ok = (pg >= 0) & (pi >= 0)
-        age = ((d.now - at[keep]).dt.total_seconds().to_numpy() / 86400.0)[ok]
-        frame = pd.DataFrame({"k": _keys(pg[ok], pi[ok], d.n_items), "age": age})
-        agg = frame.groupby("k")["age"].agg(["min", "size"])
-        pushes_per_group = np.bincount(pg[ok], minlength=d.n_groups).astype(float)
-        rate = np.divide(d.n_orders, pushes_per_group, out=np.full(d.n_groups, np.nan), where=pushes_per_group > 0)
-        return agg["min"], agg["size"], rate
-
-    def transform(self, g: np.ndarray, i: np.ndarray) -> pd.DataFrame:
-        """Feature rows for pairs given as group and item indices."""
-        d, t = self.data, self.tables_
-        g = np.asarray(g, dtype=np.int64)
-        i = np.asarray(i, dtype=np.int64)
-        items, groups = d.item_frame, d.group_frame
-        keys = _keys(g, i, d.n_items)
-        price = items["price"].to_numpy(float)[i]
-        cat = t["cat"][i]
-        total = t["group_total"][g]
-        brand = t["brand"][i]
-        brand_mass = t["group_brand"].reindex(pd.MultiIndex.from_arrays([g, brand])).to_numpy(float) if len(t["group_brand"]) else np.full(len(g), np.nan)
-        out = pd.DataFrame({
-            "category_share": np.divide(t["group_cat"][g, cat], total, out=np.zeros(len(g)), where=total > 0),
-            "brand_share": np.where(brand >= 0, np.divide(np.nan_to_num(brand_mass), total, out=np.zeros(len(g)), where=total > 0), np.nan),
-            "price_vs_band": np.log(price) - t["group_log_price"][g],
-            "bought_times": t["pair_times"].reindex(keys).fillna(0).to_numpy(float),
-            "days_since_bought": t["pair_last"].reindex(keys).to_numpy(float),
-            "item_due_ratio": t["item_due"].reindex(keys).to_numpy(float),
-            "category_due_ratio": t["cat_due"].reindex(g * t["n_cats"] + cat).to_numpy(float),
-            "member_count": groups["member_count"].to_numpy(float)[g],
-            "seller_type": groups["seller_type"].to_numpy(object)[g],
-            "city_tier": groups["city_tier"].to_numpy(float)[g],
-            "group_orders": d.n_orders[g].astype(float),
-            "group_push_rate": t["group_push_rate"][g],
-            "price": price,
-            "commission_rate": items["commission_rate"].to_numpy(float)[i],
-            "commission_yuan": price * items["commission_rate"].to_numpy(float)[i],
-            "rating": items["rating"].to_numpy(float)[i],
-            "review_count": t["reviews"][i],
-            "item_popularity": t["item_pop"][i],
-            "item_groups": t["item_groups"][i].astype(float),
-            "days_since_push": t["push_last"].reindex(keys).to_numpy(float) if len(t["push_last"]) else np.nan,
-            "times_pushed": t["push_times"].reindex(keys).fillna(0).to_numpy(float) if len(t["push_times"]) else 0.0,
-        })
-        return out
+    keys = pairs[[GROUP_ID, PRODUCT_ID]].reset_index(drop=True)
+    feats = profiles.pair_features(keys).drop(columns=[GROUP_ID, PRODUCT_ID]).reset_index(drop=True)
+    return pd.concat([source_columns(union, keys), feats], axis=1)
 
 
-def _dense_counts(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_rows: int, n_cols: int) -> np.ndarray:
-    out = np.zeros((n_rows, max(n_cols, 1)))
-    np.add.at(out, (rows, cols), weights)
+# ---------------------------------------------------------------------------------------------- examples
+
+
+def fit_sources(data: TrainData, cfg: Config, names: Iterable[str] = SOURCES,
+                fitted: Mapping[str, Recommender] | None = None) -> dict[str, Recommender]:
+    """Every candidate source fitted on the data (configured hyper-parameters); sources in `fitted` that were
+    fitted on this very data are reused."""
+    from training.evaluate import make_source
+
+    out: dict[str, Recommender] = {}
+    for name in names:
+        known = (fitted or {}).get(name)
+        out[name] = known if known is not None and known.is_fitted_on(data) else make_source(name, None, cfg).fit(data)
     return out
 
 
-def ranker_rows(union: pd.DataFrame, featurizer: PairFeaturizer, g: np.ndarray, i: np.ndarray) -> pd.DataFrame:
-    """Ranker inputs for pairs: each source's score and rank (NaN when it did not propose the pair) + pair features."""
-    data = featurizer.data
-    source_cols = [c for c in union.columns if c.startswith(("score__", "rank__"))]
-    ug = data.groups.index_of(union[GROUP_ID].to_numpy(dtype=object))
-    ui = data.items.index_of(union[PRODUCT_ID].to_numpy(dtype=object))
-    table = union[source_cols].set_axis(_keys(ug, ui, data.n_items))
-    rows = table.reindex(_keys(g, i, data.n_items)).reset_index(drop=True)
-    rows["n_sources"] = rows[[c for c in source_cols if c.startswith("rank__")]].notna().sum(axis=1).astype(float)
-    return pd.concat([rows, featurizer.transform(g, i)], axis=1)
+def _orders_between(orders: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+    t = to_local_naive(orders[ORDERED_AT])
+    keep = ((t >= lo) & (t < hi)).to_numpy()
+    if "refunded" in orders:
+        keep &= ~orders["refunded"].fillna(False).astype(bool).to_numpy()
+    return orders.loc[keep]
 
 
-# ---------------------------------------------------------------------------------------------- pipeline
+def _pair_set(frame: pd.DataFrame) -> pd.Index:
+    return pd.Index(frame[GROUP_ID].astype(str).to_numpy(dtype=object) + "\x1f" + frame[PRODUCT_ID].astype(str).to_numpy(dtype=object))
 
 
-def fit_sources(data: TrainData, cfg: Config, names: Iterable[str] = SOURCES) -> dict[str, Recommender]:
-    """Fit every candidate source on the data (configured hyper-parameters)."""
-    from training.evaluate import make_source
+def _in_pairs(frame: pd.DataFrame, pairs: pd.Index) -> np.ndarray:
+    return _pair_set(frame).isin(pairs)
 
-    return {name: make_source(name, None, cfg).fit(data) for name in names}
+
+def _with_features(examples: pd.DataFrame, union: pd.DataFrame, frames: Any, cfg: Config, points: list[pd.Timestamp]) -> pd.DataFrame:
+    """Examples with ranker rows; each reads the profiles of the latest refresh point at or before its time."""
+    at = pd.to_datetime(examples[TIME]).to_numpy()
+    which = np.searchsorted(np.asarray(points, dtype="datetime64[ns]"), at, side="right") - 1
+    parts = []
+    for k, point in enumerate(points):
+        sel = np.flatnonzero(which == k)
+        if len(sel):
+            rows = examples.iloc[sel].reset_index(drop=True)
+            parts.append(pd.concat([rows, ranker_rows(union, snapshot(frames, point, cfg), rows)], axis=1))
+    return pd.concat(parts, ignore_index=True).sort_values(TIME, kind="stable").reset_index(drop=True)
 
 
 def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default_log) -> pd.DataFrame:
-    """Labelled examples of the last `example_days` before `now`, with features from a snapshot at their start."""
+    """Labelled examples from the days before `now` (see `RankerConfig.examples` and the ranker's docstring).
+
+    Candidate sources are fitted once, on a snapshot at the start of the span; pair features are read from
+    profiles refreshed every `feature_refresh_days`, each example using the latest refresh before it.
+    """
     rc = cfg.ranker
-    # Candidate examples need only one full label window; push examples span `example_days`.
-    start = now - pd.Timedelta(days=rc.label_window_days if rc.examples == "candidates" else rc.example_days)
+    window = pd.Timedelta(days=rc.label_window_days)
+    start = now - (window if rc.examples == "candidates" else pd.Timedelta(days=rc.example_days))
     snap = build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes, frames.orders, cfg.features, now=start)
-    sources = fit_sources(snap, cfg)
-    union = union_candidates(sources, snap, np.arange(snap.n_groups), cfg.candidates.per_source, cfg.candidates.union_size)
+    union = union_candidates(fit_sources(snap, cfg), snap, np.arange(snap.n_groups), cfg.candidates.per_source,
+                             cfg.candidates.union_size)
     orders = frames.orders.loc[(to_local_naive(frames.orders[ORDERED_AT]) < now).to_numpy()]
-    pushes = frames.pushes
+    orders = orders.assign(**{ORDERED_AT: to_local_naive(orders[ORDERED_AT])})
     if rc.examples == "candidates":
-        return candidate_examples(union, snap, frames, orders, start, rc.label_window_days, log)
-    if pushes is not None and len(pushes):
-        at = to_local_naive(pushes[PUSHED_AT])
-        window = pushes.loc[((at >= start) & (at < now)).to_numpy()].assign(**{PUSHED_AT: at[(at >= start) & (at < now)]})
-        examples = push_labels(window, orders.assign(**{ORDERED_AT: to_local_naive(orders[ORDERED_AT])}),
-                               rc.label_window_days, data_end=now)
+        bought = _pair_set(_orders_between(orders, start, start + window))
+        examples = union[[GROUP_ID, PRODUCT_ID]].assign(**{TIME: start, LABEL: _in_pairs(union, bought).astype(np.int8)})
+        out = _with_features(examples, union, frames, cfg, [start])
+        log(f"ranker examples: {len(out):,} candidates of {start:%Y-%m-%d}, ordered within {rc.label_window_days} days: "
+            f"{out[LABEL].mean():.4f}")
+        return out
+    points = list(pd.date_range(start, now, freq=pd.Timedelta(days=rc.feature_refresh_days), inclusive="left"))
+    pushes = _pushes(frames)
+    at = to_local_naive(pushes[PUSHED_AT])
+    in_span = ((at >= start) & (at < now)).to_numpy()
+    if in_span.any():
+        window_pushes = pushes.loc[in_span].assign(**{PUSHED_AT: at[in_span]})
+        examples = push_labels(window_pushes, orders, rc.label_window_days, data_end=now).assign(**{EXPOSED: 1})
         kind = "pushes"
+        if rc.examples == "exposure":
+            unshown = unshown_examples(union, window_pushes, orders, points, now - pd.Timedelta(days=rc.validation_days), cfg)
+            examples = pd.concat([examples, unshown], ignore_index=True)
+            kind = f"pushes + {len(unshown):,} unshown candidates"
     else:
-        recent = orders.loc[(to_local_naive(orders[ORDERED_AT]) >= start).to_numpy()]
-        examples = order_labels_with_sampled_negatives(recent, snap.items.ids, rc.negatives_per_positive, rc.seed)
+        recent = orders.loc[(orders[ORDERED_AT] >= start).to_numpy()]
+        examples = order_labels_with_sampled_negatives(recent, frames.products[PRODUCT_ID].astype(str).to_numpy(),
+                                                       rc.negatives_per_positive, rc.seed)
         kind = "orders with sampled negatives"
-    g = snap.groups.index_of(examples[GROUP_ID].astype(str).to_numpy(), missing="mark")
-    i = snap.items.index_of(examples[PRODUCT_ID].astype(str).to_numpy(), missing="mark")
-    ok = (g >= 0) & (i >= 0)
-    examples = examples.loc[ok].reset_index(drop=True)
-    feats = ranker_rows(union, PairFeaturizer(snap, frames.products, frames.pushes).fit(), g[ok], i[ok])
-    out = pd.concat([examples[[GROUP_ID, PRODUCT_ID, TIME, LABEL]], feats], axis=1)
+    known_groups = set(snap.groups.ids)
+    known_products = set(snap.items.ids)
+    examples = examples[examples[GROUP_ID].astype(str).isin(known_groups) & examples[PRODUCT_ID].astype(str).isin(known_products)]
+    out = _with_features(examples[[GROUP_ID, PRODUCT_ID, TIME, LABEL] + ([EXPOSED] if EXPOSED in examples else [])],
+                         union, frames, cfg, points)
     log(f"ranker examples: {len(out):,} {kind} from {start:%Y-%m-%d} to {now:%Y-%m-%d}, positive rate {out[LABEL].mean():.3f}")
     return out
 
 
-def candidate_examples(union: pd.DataFrame, snap: TrainData, frames: Any, orders: pd.DataFrame, start: pd.Timestamp,
-                       window_days: int, log: Log = default_log) -> pd.DataFrame:
-    """Every union candidate of the snapshot at `start`, positive when ordered within `window_days` after it."""
-    t = to_local_naive(orders[ORDERED_AT])
-    o = orders.loc[((t >= start) & (t < start + pd.Timedelta(days=window_days))).to_numpy()]
-    if "refunded" in o:
-        o = o.loc[~o["refunded"].fillna(False).astype(bool).to_numpy()]
-    og = snap.groups.index_of(o[GROUP_ID].astype(str).to_numpy(), missing="mark")
-    oi = snap.items.index_of(o[PRODUCT_ID].astype(str).to_numpy(), missing="mark")
-    ordered = _keys(og[(og >= 0) & (oi >= 0)], oi[(og >= 0) & (oi >= 0)], snap.n_items)
-    g = snap.groups.index_of(union[GROUP_ID].to_numpy(dtype=object))
-    i = snap.items.index_of(union[PRODUCT_ID].to_numpy(dtype=object))
-    label = np.isin(_keys(g, i, snap.n_items), ordered).astype(np.int8)
-    feats = ranker_rows(union, PairFeaturizer(snap, frames.products, frames.pushes).fit(), g, i)
-    out = pd.concat([union[[GROUP_ID, PRODUCT_ID]].assign(**{TIME: start, LABEL: label}), feats], axis=1)
-    log(f"ranker examples: {len(out):,} candidates of {start:%Y-%m-%d}, ordered within {window_days} days: {label.mean():.4f}")
-    return out
+def unshown_examples(union: pd.DataFrame, pushes: pd.DataFrame, orders: pd.DataFrame, points: list[pd.Timestamp],
+                     until: pd.Timestamp, cfg: Config) -> pd.DataFrame:
+    """Candidates that were not pushed in a label window, labelled by an order in that window (exposed = 0).
+
+    At each refresh point t whose window [t, t + label_window_days) ends by `until`, a seeded sample
+    (`unshown_share`) of the snapshot's candidates, less the pairs pushed in the window.
+    """
+    rc = cfg.ranker
+    window = pd.Timedelta(days=rc.label_window_days)
+    rng = np.random.default_rng(rc.seed)
+    push_at = pd.to_datetime(pushes[PUSHED_AT])
+    parts = []
+    for t in points:
+        if t + window > until:
+            continue
+        pushed = _pair_set(pushes.loc[((push_at >= t) & (push_at < t + window)).to_numpy()])
+        bought = _pair_set(_orders_between(orders, t, t + window))
+        rows = union.loc[rng.random(len(union)) < rc.unshown_share, [GROUP_ID, PRODUCT_ID]]
+        rows = rows.loc[~_in_pairs(rows, pushed)]
+        parts.append(rows.assign(**{TIME: t, LABEL: _in_pairs(rows, bought).astype(np.int8), EXPOSED: 0}))
+    if not parts:
+        return pd.DataFrame(columns=[GROUP_ID, PRODUCT_ID, TIME, LABEL, EXPOSED])
+    return pd.concat(parts, ignore_index=True)
 
 
 @dataclass
 class PipelineState:
-    """What one pipeline run learned: the ranker, its metrics, and today's candidates with their components."""
+    """What one pipeline run learned: the ranker, its metrics, and today's candidates with their features."""
 
     ranker: ConversionRanker
     ranker_metrics: dict[str, Any]
-    candidates: pd.DataFrame  # group_id, product_id, g, i, the ranker inputs and the components
+    candidates: pd.DataFrame  # group_id, product_id, sources, g, i, the ranker inputs and p_conv
     data: TrainData
+    profiles: Profiles
     timings: dict[str, float]
 
 
-def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default_log) -> PipelineState:
-    """Train the ranker on a past snapshot, then score today's union candidates (all as of `data.now`)."""
+def score_rows(ranker: ConversionRanker, rows: pd.DataFrame) -> np.ndarray:
+    """p_conv of ranker rows; a ranker trained with the `exposed` flag is asked about shown pairs (exposed = 1)."""
+    if EXPOSED in ranker.feature_names_:
+        rows = rows.assign(**{EXPOSED: 1})
+    return ranker.predict_proba(rows)
+
+
+def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
+                   fitted: Mapping[str, Recommender] | None = None) -> PipelineState:
+    """Train the ranker on past snapshots, then score today's union candidates (all as of `data.now`)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     examples = ranker_examples(frames, data.now, cfg, log)
@@ -278,22 +279,24 @@ def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default
     ranker, metrics = fit_and_evaluate(examples, cfg.ranker)
     timings["ranker_fit"] = time.perf_counter() - t0
     c = metrics["calibrated"]
-    log(f"ranker: AUC {c['auc']:.3f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f} "
-        f"(raw ECE {metrics['uncalibrated']['ece']:.4f}, popularity AUC {metrics['popularity_rate']['auc']:.3f})")
+    log(f"ranker: {metrics['rows']['train']:,} training rows, {ranker.best_iteration_} trees; held-out shown pairs: "
+        f"AUC {c['auc']:.3f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f} (raw ECE {metrics['uncalibrated']['ece']:.4f}, "
+        f"popularity AUC {metrics['popularity_rate']['auc']:.3f}) ({timings['ranker_fit']:.0f}s)")
     t0 = time.perf_counter()
-    sources = fit_sources(data, cfg)
+    sources = fit_sources(data, cfg, fitted=fitted)
     union = union_candidates(sources, data, np.arange(data.n_groups), cfg.candidates.per_source, cfg.candidates.union_size)
     timings["candidates"] = time.perf_counter() - t0
+    log(f"candidates: {len(union):,} for {data.n_groups:,} groups ({timings['candidates']:.0f}s)")
     t0 = time.perf_counter()
-    g = data.groups.index_of(union[GROUP_ID].to_numpy(dtype=object))
-    i = data.items.index_of(union[PRODUCT_ID].to_numpy(dtype=object))
-    feats = ranker_rows(union, PairFeaturizer(data, frames.products, frames.pushes).fit(), g, i)
+    profiles = snapshot(frames, data.now, cfg)
+    feats = ranker_rows(union, profiles, union)
     cands = pd.concat([union[[GROUP_ID, PRODUCT_ID, "sources"]], feats], axis=1)
-    cands["g"], cands["i"] = g, i
-    cands["p_conv"] = ranker.predict_proba(feats)
+    cands["g"] = data.groups.index_of(union[GROUP_ID].to_numpy(dtype=object))
+    cands["i"] = data.items.index_of(union[PRODUCT_ID].to_numpy(dtype=object))
+    cands["p_conv"] = score_rows(ranker, feats)
     timings["scoring"] = time.perf_counter() - t0
-    log(f"candidates: {len(cands):,} for {data.n_groups:,} groups, mean p_conv {cands['p_conv'].mean():.4f}")
-    return PipelineState(ranker, metrics, cands, data, timings)
+    log(f"scored: mean p_conv {cands['p_conv'].mean():.4f} ({timings['scoring']:.0f}s)")
+    return PipelineState(ranker, metrics, cands, data, profiles, timings)
 
 
 class PipelineRecommender(Recommender):

@@ -8,7 +8,8 @@ combinations are tried in that order, full ones first, then without opening or c
 length limits; the first whose id this group has not received within `no_repeat_template_days`, that
 fits `max_chars`, reads cleanly and passes the advertising-law check is used. So the choice is
 deterministic for (group, product, day, history) and a template id never reaches a group twice in the
-window. If every fitting combination was used (or none fits the length), no template is applied: the
+window. The history may also hold the seller's other groups: their copies of the day then count
+towards today's variety (not towards the rule), so one seller's day reads varied across her groups. If every fitting combination was used (or none fits the length), no template is applied: the
 copy is the bare fact line "short title，price" with an empty `template_id` and `exhausted` saying
 why. Copy that fails the law check is never returned.
 """
@@ -23,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+
+import numpy as np
 
 from recsys.config import CopyConfig
 from recsys.promo.adlaw import check
@@ -133,7 +136,7 @@ def _as_date(value: date | datetime | str) -> date:
 
 @dataclass
 class _Recent:
-    """What a group received within the no-repeat window: template ids, and part ids counted today and overall."""
+    """What the group received within the no-repeat window (template ids, part counts) and the parts sent today."""
 
     ids: set[str]
     today: Counter[str]
@@ -141,31 +144,29 @@ class _Recent:
 
 
 def _recent(history: Iterable[tuple[str, str, date]], group_id: str, day: date, days: int) -> _Recent:
+    # The rule and the window counts are the group's own; today's part counts also include the
+    # seller's other groups when the caller passes their copies, so one seller's day reads varied.
     recent = _Recent(set(), Counter(), Counter())
     for gid, template_id, when in history:
-        if gid != group_id or not template_id:
+        if not template_id:
             continue
         d = _as_date(when)
-        if abs((day - d).days) < days:
+        parts = template_id.split("+")
+        if d == day:
+            recent.today.update(parts)
+        if gid == group_id and abs((day - d).days) < days:
             recent.ids.add(template_id)
-            parts = template_id.split("+")
             recent.window.update(parts)
-            if d == day:
-                recent.today.update(parts)
     return recent
 
 
-_MASK = (1 << 64) - 1
+def _mix(x: np.ndarray) -> np.ndarray:
+    # splitmix64 finaliser on uint64 arrays (multiplication wraps mod 2**64): a cheap, well-spread hash.
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
-def _mix(x: int) -> int:
-    # splitmix64 finaliser: a cheap, well-spread 64-bit hash step.
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK
-    return x ^ (x >> 31)
-
-
-@lru_cache(maxsize=None)
 def _part_key(part_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(part_id.encode(), digest_size=8).digest(), "big")
 
@@ -174,23 +175,35 @@ def _seed(group_id: str, product_id: str, day: date) -> int:
     return int.from_bytes(hashlib.blake2b(f"{group_id}|{product_id}|{day.isoformat()}".encode(), digest_size=8).digest(), "big")
 
 
-def _draw(seed: int, part: Part) -> float:
-    # Efraimidis–Spirakis weighted sampling driven by a hash instead of a random generator:
-    # deterministic for (group, product, day), uniform across parts, biased towards specific ones.
-    u = (_mix(seed ^ _part_key(part.id)) + 1) / (2**64 + 2)
-    return u ** (1.0 / part.weight)
+@dataclass(frozen=True)
+class _Parts:
+    """The parts of one role that fit a pick, with their hash keys and weights as arrays."""
+
+    parts: tuple[Part, ...]
+    keys: np.ndarray  # uint64
+    weights: np.ndarray  # float64
 
 
 @lru_cache(maxsize=4096)
 def _eligible(role: str, seller_type: str, theme: str, occasions: frozenset[str], category: str,
-              slots: frozenset[str]) -> tuple[Part, ...]:
-    return tuple(p for p in load_parts()[role] if p.slots <= slots and p.fits(seller_type, theme, set(occasions), category))
+              slots: frozenset[str]) -> _Parts:
+    parts = tuple(p for p in load_parts()[role] if p.slots <= slots and p.fits(seller_type, theme, set(occasions), category))
+    keys = np.array([_part_key(p.id) for p in parts], dtype=np.uint64)
+    return _Parts(parts, keys, np.array([p.weight for p in parts], dtype=np.float64))
 
 
-def _ordered(parts: tuple[Part, ...], seed: int, recent: _Recent) -> list[Part]:
-    # Parts the group saw least come first, today before the week, so that one day's copies vary
-    # as much as the part lists allow; the weighted draw breaks ties.
-    return sorted(parts, key=lambda p: (recent.today[p.id], recent.window[p.id] / p.weight, -_draw(seed, p)))
+def _ordered(fitting: _Parts, seed: int, recent: _Recent) -> list[Part]:
+    # Efraimidis–Spirakis weighted sampling driven by a hash of (group, product, day) instead of a
+    # random generator: deterministic, uniform across parts, biased towards specific ones. Parts the
+    # group saw least come first, today before the week, so one day's copies vary as much as they can.
+    with np.errstate(over="ignore"):
+        u = (_mix(fitting.keys ^ np.uint64(seed)).astype(np.float64) + 1.0) / (2.0**64 + 2.0)
+    draw = u ** (1.0 / fitting.weights)
+    if not recent.window:
+        return [fitting.parts[i] for i in np.argsort(-draw, kind="stable")]
+    today = np.array([recent.today[p.id] for p in fitting.parts], dtype=np.float64)
+    window = np.array([recent.window[p.id] for p in fitting.parts], dtype=np.float64) / fitting.weights
+    return [fitting.parts[i] for i in np.lexsort((-draw, window, today))]
 
 
 @lru_cache(maxsize=100_000)
@@ -232,7 +245,7 @@ def _values(product: ProductInfo, ctx: CopyContext, cfg: CopyConfig) -> tuple[di
     return values, numbers, list(points)
 
 
-def _fitting_parts(product: ProductInfo, ctx: CopyContext, slots: frozenset[str]) -> dict[str, tuple[Part, ...]]:
+def _fitting_parts(product: ProductInfo, ctx: CopyContext, slots: frozenset[str]) -> dict[str, _Parts]:
     seller = ctx.seller_type if ctx.seller_type else OTHER_SELLER
     occasions = set(occasions_for(ctx.day))
     if product.presale:
@@ -244,7 +257,7 @@ def _fitting_parts(product: ProductInfo, ctx: CopyContext, slots: frozenset[str]
     return {role: _eligible(role, *key) for role in ("open", "body", "close")}
 
 
-def _combinations(parts: dict[str, tuple[Part, ...]], seed: int, recent: _Recent) -> Iterator[tuple[Part, ...]]:
+def _combinations(parts: dict[str, _Parts], seed: int, recent: _Recent) -> Iterator[tuple[Part, ...]]:
     opens, bodies, closes = (_ordered(parts[r], seed, recent) for r in ("open", "body", "close"))
     for o in opens:
         for b in bodies:
@@ -330,7 +343,7 @@ def render_for_group(
     cfg: CopyConfig | None = None,
 ) -> list[RenderedCopy]:
     """Copies for several picks to one group on one day; each copy counts as history for the next."""
-    past = [h for h in history if h[0] == ctx.group_id]
+    past = list(history)
     copies = []
     for product in products:
         copy = render_copy(product, ctx, past, cfg)

@@ -39,6 +39,8 @@ class _Token:
     start: int
     end: int
     index: int = 0
+    flag: str = ""  # jieba's part of speech
+    known: bool = False  # a product word from a word list, not guessed from its last character
 
 
 def _classify(word: str, flag: str, brand: str | None) -> str:
@@ -86,7 +88,9 @@ def _raw_tokens(text: str, brand: str | None) -> list[_Token]:
                 pos = start
                 for word, flag in cut_pos(part):
                     if word.strip():
-                        tokens.append(_Token(word, word, _classify(word, flag, brand), pos, pos + len(word)))
+                        kind = _classify(word, flag, brand)
+                        known = kind == "product" and word in vocabulary().product_words
+                        tokens.append(_Token(word, word, kind, pos, pos + len(word), flag=flag, known=known))
                     pos += len(word)
             start += len(part)
     return tokens
@@ -128,6 +132,53 @@ def _merge_heads(tokens: list[_Token]) -> list[_Token]:
     return out
 
 
+_NOUN_FLAGS = {"n", "ng"}
+# One-character nouns that follow a product word without being part of it (羽绒服男, 外套秋).
+_NOT_HEAD_CHARS = set("男女款装码版色式型号童春夏秋冬季新大小中潮送用件个只双套")
+_COMPOUND_MAX = 6
+
+
+def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
+    # jieba cuts rarer product compounds in two: 固态/硬盘, 棉/拖鞋, 图书/籍, 葡式蛋/挞. Chinese nouns are
+    # head-final, so plain nouns glued before a product word belong to it, and so does a glued
+    # one-character noun after it.
+    vocab = vocabulary()
+    out: list[_Token] = []
+    for tok in tokens:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.kind == "product"
+            and prev.end == tok.start
+            and len(tok.key) == 1
+            and tok.kind in {"other", "unknown"}
+            and tok.flag in {"n", "ng", "g"}
+            and tok.key not in _NOT_HEAD_CHARS
+            and len(prev.key) + 1 <= _COMPOUND_MAX
+        ):
+            out[-1] = _Token(prev.text + tok.text, prev.key + tok.key, "product", prev.start, tok.end, flag="n", known=prev.known)
+            continue
+        if tok.kind == "product":
+            merged = 0
+            while (
+                merged < 2
+                and out
+                and out[-1].end == tok.start
+                and out[-1].kind == "other"
+                and out[-1].flag in _NOUN_FLAGS
+                and len(out[-1].key) <= 2
+                and out[-1].key not in vocab.not_product_words
+                and len(out[-1].key) + len(tok.key) <= _COMPOUND_MAX
+            ):
+                left = out.pop()
+                tok = _Token(left.text + tok.text, left.key + tok.key, "product", left.start, tok.end, flag="n", known=tok.known)
+                merged += 1
+        out.append(tok)
+    for i, tok in enumerate(out):
+        tok.index = i
+    return out
+
+
 def _tokens(title: str, brand: str | None) -> list[_Token]:
     text = title.lower()
     # Lower-casing keeps offsets for the titles we see; tokens then show the title's own casing.
@@ -141,13 +192,16 @@ def _tokens(title: str, brand: str | None) -> list[_Token]:
     for tok in tokens:
         if any(s < tok.end and tok.start < e for s, e in bad):
             tok.kind = "noise"
-    return _merge_heads(tokens)
+    return _merge_compounds(_merge_heads(tokens))
 
 
 def _anchor(tokens: list[_Token]) -> _Token | None:
     products = [t for t in tokens if t.kind == "product"]
     if not products:
         return None
+    # A listed product word beats one guessed from its last character (鳄鱼, 全球 and 有线 end like products).
+    if any(t.known for t in products):
+        products = [t for t in products if t.known]
     brand_at = next((t.index for t in tokens if t.kind == "brand"), None)
     anchor = products[0]
     if brand_at is not None:
