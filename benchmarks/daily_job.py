@@ -23,10 +23,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+
+from recsys.candidates.base import Recommender  # noqa: E402
 from recsys.config import BlendWeights, Config  # noqa: E402
 from training.daily import evaluate_pipeline, headline, run_daily  # noqa: E402
 
@@ -57,6 +61,11 @@ def check_targets(ev: dict) -> list[str]:
         f"{'PASS' if ops['recall@10'] >= 1.5 * rule['recall@10'] else 'FAIL'} recall@10 ranker_ops {ops['recall@10']:.4f} "
         f">= 1.5 × rating×commission {rule['recall@10']:.4f}",
     ]
+    h = ev.get("held_out_pushes")
+    if h:
+        lines.append(f"{'PASS' if h['ece'] <= 0.02 else 'FAIL'} p_conv on the test week's pushes (order within "
+                     f"{h['label_window_days']} days, n {h['n']:,}): ECE {h['ece']:.4f} <= 0.02; AUC {h['auc']:.3f}, "
+                     f"log loss {h['log_loss']:.4f}, mean p {h['mean_p']:.4f} vs rate {h['rate']:.4f}")
     r = ev["ranker"]
     lines.append(f"{'PASS' if r['calibrated']['ece'] <= 0.02 else 'FAIL'} ranker ECE {r['calibrated']['ece']:.4f} <= 0.02 "
                  f"(raw {r['uncalibrated']['ece']:.4f}; AUC {r['calibrated']['auc']:.3f} vs popularity "
@@ -77,6 +86,57 @@ def world_quality(groups: int, products: int, days: int, modes: list[str]) -> No
               f"({time.perf_counter() - t0:.0f}s)")
         for line in headline(ev) + check_targets(ev):
             print(line)
+
+
+class TrueAffinity(Recommender):
+    """Oracle of P(order | shown) in the sample world: the generator's own log-affinity of group and product
+    (the conversion model's main term), over the union candidates or, with `union=False`, every product."""
+
+    name = "oracle"
+
+    def __init__(self, world: Any, cfg: Config, union: bool = True) -> None:
+        self.world = world
+        self.cfg = cfg
+        self.union = union
+
+    def params(self) -> dict[str, Any]:
+        """Whether the oracle is restricted to the union candidates."""
+        return {"union": self.union}
+
+    def _fit(self, data: Any) -> None:
+        groups, items = data.groups.ids, data.items.ids
+        aff = np.stack([self.world.truth.affinity(np.full(len(items), g, dtype=object), items) for g in groups])
+        self.scores_ = aff.astype(np.float32)
+        if self.union:
+            from recsys.candidates.union import union_candidates
+            from training.daily import fit_sources
+
+            u = union_candidates(fit_sources(data, self.cfg), data, np.arange(data.n_groups),
+                                 self.cfg.candidates.per_source, self.cfg.candidates.union_size)
+            keep = np.zeros(self.scores_.shape, dtype=bool)
+            keep[data.groups.index_of(u["group_id"].to_numpy(dtype=object)), data.items.index_of(u["product_id"].to_numpy(dtype=object))] = True
+            self.scores_[~keep] = -np.inf
+
+    def score(self, group_idx: np.ndarray) -> np.ndarray:
+        """The true affinity rows of these groups."""
+        return self.scores_[np.asarray(group_idx)]
+
+
+def oracle_quality(groups: int, products: int, days: int) -> None:
+    """Section 1b: how far ranking by the true P(order | shown) gets on logged orders (the harness's NDCG@10)."""
+    from features.sample_world import generate
+    from training.evaluate import EvalOptions, Frames, evaluate_models, make_source, time_split
+
+    world = generate(seed=7, groups=groups, products=products, days=days)
+    cfg = Config()
+    train, test, cutoff = time_split(Frames.of(world), 7)
+    models = {"als": make_source("als", None, cfg), "oracle_shown_union": TrueAffinity(world, cfg),
+              "oracle_shown_all": TrueAffinity(world, cfg, union=False)}
+    ev = evaluate_models(train, test, models, cfg, EvalOptions(ks=(10,), test_days=7), model_name="oracle_shown_union",
+                         cutoff=cutoff)
+    print(f"\n== sample world {groups}×{products}×{days}d: ranking by the generator's true affinity (P(order | shown))")
+    for name, v in ev.metrics.items():
+        print(f"{name:<20} ndcg@10 {v['ndcg@10']:.4f}  recall@10 {v['recall@10']:.4f}  hr@10 {v['hr@10']:.4f}")
 
 
 def job_timing(sizes: list[tuple[int, int]], days: int, mode: str) -> None:
@@ -141,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--modes", default="candidates,pushes", help="ranker example modes to compare")
     parser.add_argument("--skip-world", action="store_true")
+    parser.add_argument("--oracle", action="store_true", help="rank by the true P(order | shown) of the sample world")
     parser.add_argument("--job", action="store_true", help="time the whole job (section 2)")
     parser.add_argument("--sizes", default="", help="extra sizes for section 2, e.g. 5000x3000,20000x5000")
     parser.add_argument("--tafeng", action="store_true", help="section 3 (needs ../shared/data/tafeng)")
@@ -149,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     if not args.skip_world:
         world_quality(args.groups, args.products, args.days, modes)
+    if args.oracle:
+        oracle_quality(args.groups, args.products, args.days)
     if args.job or args.sizes:
         sizes = [(args.groups, args.products)] + [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",") if s]
         job_timing(sizes, args.days, modes[0])

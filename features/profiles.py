@@ -192,16 +192,20 @@ def _take(values: np.ndarray, idx: np.ndarray, fill: float = np.nan) -> np.ndarr
     return np.where(idx >= 0, out, fill)
 
 
-def _take_obj(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=object)
-    out = values[np.maximum(idx, 0)] if len(values) else np.full(len(idx), None, dtype=object)
-    return np.where(idx >= 0, out, None)
+def _categorical(values: object, categories: tuple[object, ...] | list[object],
+                 rows: np.ndarray | None = None) -> pd.Categorical:
+    """A categorical with fixed categories; values outside them (free-text themes, blanks) become missing.
 
-
-def _categorical(values: np.ndarray, categories: tuple[object, ...] | list[object]) -> pd.Categorical:
-    """A categorical with fixed categories; values outside them (free-text themes, blanks) become missing."""
-    values = np.asarray(values, dtype=object)
-    return pd.Categorical(np.where(pd.Index(categories).get_indexer(values) >= 0, values, None), categories=categories)
+    With `rows`, `values` are per entity and the result has one entry per row (-1: missing): the codes
+    are found once per entity, then taken per row.
+    """
+    if categories and all(isinstance(c, str) for c in categories):
+        codes = _positions(pd.Series(list(categories), dtype=object), values)
+    else:
+        codes = pd.Index(list(categories)).get_indexer(np.asarray(values, dtype=float))
+    if rows is not None:
+        codes = np.where(rows >= 0, codes[np.maximum(rows, 0)] if len(codes) else -1, -1)
+    return pd.Categorical.from_codes(codes, categories=list(categories))
 
 
 def _smoothed_rate(hits: np.ndarray, trials: np.ndarray, strength: float) -> np.ndarray:
@@ -325,7 +329,7 @@ def group_profile(
     out[SELLER_ID] = g[SELLER_ID].astype(str).to_numpy()
     out["member_count"] = g["member_count"].to_numpy(dtype=np.int64)
     seller_row = _positions(s[SELLER_ID], out[SELLER_ID])
-    out["seller_type"] = _categorical(_take_obj(s["seller_type"].to_numpy(dtype=object), seller_row), SELLER_TYPES)
+    out["seller_type"] = _categorical(s["seller_type"], SELLER_TYPES, rows=seller_row)
     out["city_tier"] = _take(s["city_tier"].to_numpy(dtype=float), seller_row)
     out["theme"] = g["theme"].fillna("").astype(str).to_numpy()
     out["segment"] = segment_key(out["seller_type"], out["city_tier"]).to_numpy()
@@ -749,12 +753,13 @@ def pair_features(
     gi = _positions(group_prof.index, pairs[GROUP_ID])
     pi = _positions(product_prof.index, pairs[PRODUCT_ID])
     n_groups, n_products = len(group_prof), len(product_prof)
-    out: dict[str, object] = {GROUP_ID: pairs[GROUP_ID].to_numpy(), PRODUCT_ID: pairs[PRODUCT_ID].to_numpy()}
+    # `.array` keeps the ids' dtype: no re-inference of millions of strings.
+    out: dict[str, object] = {GROUP_ID: pairs[GROUP_ID].array, PRODUCT_ID: pairs[PRODUCT_ID].array}
 
     # Category affinity: the group's share of the product's main category, shrunk to its segment's.
     share_cols = [c for c in group_prof.columns if c.startswith(CAT_SHARE_PREFIX)]
     categories = [c[len(CAT_SHARE_PREFIX):] for c in share_cols]
-    prod_cat = pd.Index(categories).get_indexer(product_prof["main_category"].astype(str))
+    prod_cat = _positions(pd.Series(categories, dtype=object), product_prof["main_category"])
     ci = np.where(pi >= 0, prod_cat[np.maximum(pi, 0)] if n_products else -1, -1)
     shares = group_prof[share_cols].to_numpy(dtype=float)
     both = (gi >= 0) & (ci >= 0)
@@ -770,7 +775,7 @@ def pair_features(
     seg_matrix = _shrink(seg_matrix, segment_shares["n_orders"].to_numpy(dtype=float)[:, None],
                          overall_shares.reindex(share_cols).fillna(0.0).to_numpy(dtype=float)[None, :],
                          cfg.share_prior_strength)
-    seg_row = segment_shares.index.get_indexer(group_prof["segment"].astype(object).to_numpy())
+    seg_row = _positions(segment_shares.index, group_prof["segment"])
     si = np.where(gi >= 0, seg_row[np.maximum(gi, 0)] if n_groups else -1, -1)
     seg = np.full(m, np.nan)
     ok = (si >= 0) & (ci >= 0)
@@ -815,7 +820,7 @@ def pair_features(
 
     # Repurchase timing of the product's category in this group.
     cg = _positions(group_prof.index, cycles[GROUP_ID])
-    cc = pd.Index(categories).get_indexer(cycles["category"].astype(str))
+    cc = _positions(pd.Series(categories, dtype=object), cycles["category"])
     nc = max(len(categories), 1)
     valid = (cg >= 0) & (cc >= 0)
     row = _pair_lookup(cg[valid].astype(np.int64) * nc + cc[valid], np.where(both, gi.astype(np.int64) * nc + ci, -1))
@@ -842,9 +847,9 @@ def pair_features(
 
     # Group facts.
     out["member_count"] = _take(group_prof["member_count"].to_numpy(dtype=float), gi)
-    out["seller_type"] = _categorical(_take_obj(group_prof["seller_type"].astype(object).to_numpy(), gi), SELLER_TYPES)
-    out["city_tier"] = _categorical(_take(group_prof["city_tier"].to_numpy(dtype=float), gi), [float(t) for t in CITY_TIERS])
-    out["theme"] = _categorical(_take_obj(group_prof["theme"].to_numpy(dtype=object), gi), GROUP_THEMES)
+    out["seller_type"] = _categorical(group_prof["seller_type"].astype(object), SELLER_TYPES, rows=gi)
+    out["city_tier"] = _categorical(group_prof["city_tier"], [float(t) for t in CITY_TIERS], rows=gi)
+    out["theme"] = _categorical(group_prof["theme"], GROUP_THEMES, rows=gi)
     out["group_n_orders"] = g_orders
     out["group_orders_30d"] = _take(group_prof["orders_30d"].to_numpy(dtype=float), gi)
     out["group_conv_rate"] = _take(group_prof["conv_rate"].to_numpy(dtype=float), gi)
@@ -853,8 +858,8 @@ def pair_features(
 
     # Product facts.
     all_categories = sorted(set(categories) | set(product_prof["main_category"].astype(str)))
-    out["main_category"] = _categorical(_take_obj(product_prof["main_category"].to_numpy(dtype=object), pi), all_categories)
-    out["shop_type"] = _categorical(_take_obj(product_prof["shop_type"].to_numpy(dtype=object), pi), SHOP_TYPES)
+    out["main_category"] = _categorical(product_prof["main_category"], all_categories, rows=pi)
+    out["shop_type"] = _categorical(product_prof["shop_type"], SHOP_TYPES, rows=pi)
     out["log_price"] = log_price
     for name in ("coupon", "presale", "commission_rate", "commission_yuan", "rating", "review_count",
                  "price_change_7d", "log_price_std"):

@@ -63,8 +63,14 @@ class RankerConfig(_Section):
 
     label_window_days: int = Field(3, ge=1, le=60, description="An order within this many days of a push labels it positive.")
     negatives_per_positive: int = Field(4, ge=1, le=100, description="Sampled negatives when only orders exist.")
-    examples: Literal["pushes", "candidates"] = Field("pushes", description="Ranker examples: pushes labelled by a later order "
-                                                      "(P(order | shown)), or a past snapshot's candidates labelled by an order in the label window.")
+    examples: Literal["pushes", "exposure", "candidates"] = Field(
+        "pushes", description="Ranker examples: pushes labelled by a later order (P(order | shown)); 'exposure': the same plus "
+        "unpushed candidates labelled by an organic order, with an exposed flag (served at exposed = 1); or a past "
+        "snapshot's candidates labelled by an order in the label window (P(ordered | proposed)).")
+    feature_refresh_days: int = Field(7, ge=1, le=365, description="Examples read pair features from profile snapshots this "
+                                      "many days apart (the latest one at or before the example).")
+    unshown_share: float = Field(0.1, gt=0, le=1, description="'exposure' examples: share of a snapshot's candidates drawn "
+                                 "as unshown examples at each feature refresh.")
     example_days: int = Field(21, ge=2, le=365, description="Days of pushes (or orders) before today used as ranker examples; "
                               "their features come from a snapshot at the start of this span.")
     num_leaves: int = Field(31, ge=2, le=1024)

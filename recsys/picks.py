@@ -52,29 +52,27 @@ def _main_category(values: np.ndarray) -> np.ndarray:
     return np.array([str(v).split("/", 1)[0] for v in values], dtype=object)
 
 
-def select_picks(
-    cands: pd.DataFrame | Mapping[str, np.ndarray],
+def greedy_picks(
+    cols: Mapping[str, np.ndarray],
     w: BlendWeights,
     rules: RuleConfig,
     k: int | None = None,
-) -> pd.DataFrame:
-    """Rank one group's candidates: blend, filter by the rules, greedy diversity re-rank, top k with reasons.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The selection alone: (row indices into `cols`, scores, diversity penalties) of the picks, best first.
 
-    Returns one row per pick: rank (1-based), product_id, score (blended, including the diversity
-    term at the time of the pick), diversity_penalty, the components, reasons (list of codes) and
-    flags (list: presale, coupon).
+    Blend, hard filters, then the greedy diversity re-rank under the category and brand caps; no frame is
+    built, so a batch job can rank every group cheaply.
     """
     k = rules.top_k if k is None else int(k)
-    cols = _arrays(cands)
     if "product_id" not in cols:
         raise KeyError("candidates need a product_id column")
     keep = np.flatnonzero(eligible_mask(cols, rules))
-    cols = {c: v[keep] for c, v in cols.items()}
+    sub = {c: np.asarray(v)[keep] for c, v in cols.items()}
     m = len(keep)
-    base = blend_log_scores(cols, w, diversity_penalty=np.zeros(m))
-    penalty0 = np.clip(np.nan_to_num(np.asarray(cols.get("diversity_penalty", np.zeros(m)), float)), 0.0, 1.0)
-    cat, n_cat = _codes(_main_category(cols["category"]) if "category" in cols else np.zeros(m, object), False)
-    brand, n_brand = _codes(cols["brand"] if "brand" in cols else np.full(m, "", object), True)
+    base = blend_log_scores(sub, w, diversity_penalty=np.zeros(m))
+    penalty0 = np.clip(np.nan_to_num(np.asarray(sub.get("diversity_penalty", np.zeros(m)), float)), 0.0, 1.0)
+    cat, n_cat = _codes(_main_category(sub["category"]) if "category" in sub else np.zeros(m, object), False)
+    brand, n_brand = _codes(sub["brand"] if "brand" in sub else np.full(m, "", object), True)
     cat_count = np.zeros(n_cat, dtype=np.int64)
     brand_count = np.zeros(n_brand + 1, dtype=np.int64)  # last slot counts unbranded goods, never capped
     brand_slot = np.where(brand < 0, n_brand, brand)
@@ -97,16 +95,33 @@ def select_picks(
         available[j] = False
         cat_count[cat[j]] += 1
         brand_count[brand_slot[j]] += 1
-    idx = np.asarray(chosen, dtype=np.int64)
+    return keep[np.asarray(chosen, dtype=np.int64)], np.asarray(scores, float), np.asarray(penalties, float)
+
+
+def select_picks(
+    cands: pd.DataFrame | Mapping[str, np.ndarray],
+    w: BlendWeights,
+    rules: RuleConfig,
+    k: int | None = None,
+) -> pd.DataFrame:
+    """Rank one group's candidates: blend, filter by the rules, greedy diversity re-rank, top k with reasons.
+
+    Returns one row per pick: rank (1-based), product_id, score (blended, including the diversity
+    term at the time of the pick), diversity_penalty, the components, reasons (list of codes) and
+    flags (list: presale, coupon).
+    """
+    cols = _arrays(cands)
+    idx, scores, penalties = greedy_picks(cols, w, rules, k)
     out: dict[str, Any] = {
         "rank": np.arange(1, len(idx) + 1),
         "product_id": cols["product_id"][idx],
-        "score": np.asarray(scores, float),
-        "diversity_penalty": np.asarray(penalties, float),
+        "score": scores,
+        "diversity_penalty": penalties,
     }
     for name in PICK_COMPONENTS:
         if name in cols:
             out[name] = cols[name][idx]
+    chosen = idx.tolist()
     flags = [pick_flags(_at(cols, "presale", j), _at(cols, "coupon", j)) for j in chosen]
     out["flags"] = flags
     out["reasons"] = [
@@ -120,6 +135,19 @@ def _at(cols: Mapping[str, np.ndarray], name: str, j: int) -> Any:
     return cols[name][j] if name in cols else None
 
 
+def group_candidates(artifact: "Artifact", group_id: str, weights: OpsWeights) -> tuple[dict[str, np.ndarray], BlendWeights, bool]:
+    """The candidate arrays a group is served from, its seller type's weights, and whether it is served cold
+    (cold groups, and groups without candidates, read their segment's list). KeyError for an unknown group."""
+    group = artifact.group(group_id)
+    w = weights.for_seller_type(str(group.get("seller_type", "")))
+    cold = bool(group.get("cold_start", False))
+    cols = artifact.candidate_arrays(group_id)
+    if cold or len(cols.get("product_id", ())) == 0:
+        cols = artifact.segment_arrays(str(group.get("segment", "")))
+        cold = True
+    return cols, w, cold
+
+
 def pick_for_group(
     artifact: "Artifact",
     group_id: str,
@@ -129,11 +157,5 @@ def pick_for_group(
 ) -> tuple[pd.DataFrame, bool]:
     """Picks for a group with its seller type's weights; cold groups (or groups without candidates)
     get their segment's candidates. Returns (picks, cold_start). KeyError for an unknown group."""
-    group = artifact.group(group_id)
-    w = weights.for_seller_type(str(group.get("seller_type", "")))
-    cold = bool(group.get("cold_start", False))
-    cols = artifact.candidate_arrays(group_id)
-    if cold or len(cols.get("product_id", ())) == 0:
-        cols = artifact.segment_arrays(str(group.get("segment", "")))
-        cold = True
+    cols, w, cold = group_candidates(artifact, group_id, weights)
     return select_picks(cols, w, rules, k), cold

@@ -144,28 +144,35 @@ class KeyResolver:
         self.pepper = pepper
         self.ttl_seconds = ttl_seconds
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._refreshing: set[str] = set()
         self._lock = threading.Lock()
 
     def cached(self, key: str) -> Principal | None:
-        """The principal of a key looked up less than `ttl_seconds` ago, without touching the store."""
+        """The principal of a key looked up less than `ttl_seconds` ago, without touching the store.
+
+        When the entry has just expired, the first caller gets None (and must call `resolve`); callers
+        arriving while that refresh runs keep the previous answer instead of all querying the store.
+        """
         digest = hash_key(key, self.pepper)
         with self._lock:
             hit = self._cache.get(digest)
-        if hit is not None and time.monotonic() - hit[0] < self.ttl_seconds:
-            return hit[1]
-        return None
+            if hit is None:
+                return None
+            if time.monotonic() - hit[0] < self.ttl_seconds or digest in self._refreshing:
+                return hit[1]
+            self._refreshing.add(digest)
+            return None
 
     def resolve(self, key: str | None) -> Principal | None:
         """The principal of an active key, or None for a missing, malformed, unknown or revoked key."""
         if not key or not KEY_PATTERN.match(key):
             return None
         digest = hash_key(key, self.pepper)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < self.ttl_seconds:
-            return hit[1]
-        record = self.store.key_by_hash(digest)
+        try:
+            record = self.store.key_by_hash(digest)
+        finally:
+            with self._lock:
+                self._refreshing.discard(digest)
         if record is None or not record.active:
             with self._lock:
                 self._cache.pop(digest, None)
@@ -175,7 +182,7 @@ class KeyResolver:
             with self._lock:
                 if len(self._cache) > 100_000:  # bounded: only real keys get here
                     self._cache.clear()
-                self._cache[digest] = (now, principal)
+                self._cache[digest] = (time.monotonic(), principal)
         return principal
 
     def forget(self, key_id: str) -> None:

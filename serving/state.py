@@ -44,21 +44,33 @@ class WeightsSource:
         self._lock = threading.Lock()
         self._value: WeightsSnapshot | None = None
         self._read_at = 0.0
+        self._refreshing = False
 
     def fresh(self) -> WeightsSnapshot | None:
-        """The snapshot if it was read less than `ttl_seconds` ago, without touching the store."""
+        """The snapshot if read less than `ttl_seconds` ago, without touching the store.
+
+        When it has just gone stale, the first caller gets None (and must call `current`); callers
+        arriving while that refresh runs keep the previous snapshot instead of all querying the store.
+        """
         with self._lock:
-            if self._value is not None and time.monotonic() - self._read_at < self.ttl_seconds:
+            if self._value is None:
+                return None
+            if time.monotonic() - self._read_at < self.ttl_seconds or self._refreshing:
                 return self._value
-        return None
+            self._refreshing = True
+            return None
 
     def current(self) -> WeightsSnapshot:
         """The snapshot, re-read from the store when stale."""
-        value = self.fresh()
-        if value is not None:
-            return value
+        with self._lock:
+            if self._value is not None and time.monotonic() - self._read_at < self.ttl_seconds:
+                return self._value
         now = time.monotonic()
-        stored = self.store.weights()
+        try:
+            stored = self.store.weights()
+        finally:
+            with self._lock:
+                self._refreshing = False
         weights = OpsWeights.model_validate(stored.weights) if stored else self.default
         value = WeightsSnapshot.of(weights, stored)
         with self._lock:

@@ -87,26 +87,31 @@ def small_world(n_sellers: int = 3, groups_per_seller: int = 2, n_products: int 
                          "cold_start": gi >= n_groups - cold_groups, "segment": f"{seller_type}|{1 + s % 6}"})
     groups = pd.DataFrame(rows)
 
-    def candidate_rows(key: str, value: str, offset: int) -> list[dict]:
-        out = []
-        for j in range(min(candidates_per_group, n_products)):
-            p = (offset + j * 7) % n_products  # 7 is coprime with the default 30: no repeats
-            price = float(products.price[p])
-            rate = float(products.commission_rate[p])
-            out.append({key: value, "product_id": f"P{p}", "p_conv": float(np.round(rng.uniform(0.01, 0.3), 4)),
-                        "price": price, "commission_rate": rate, "commission_yuan": round(price * rate, 2),
-                        "rating": float(products.rating[p]), "order_value": price * 1.2,
-                        "category": products.category[p], "brand": products.brand[p],
-                        "reasons": '["group_buys_category"]' if j % 2 == 0 else '["trending"]',
-                        "in_stock": True, "coupon": float(products.coupon[p]), "presale": bool(products.presale[p]),
-                        "repurchase_due": j == 3, "price_change_7d": 0.0, "days_since_push": np.nan})
-        return out
+    n = min(candidates_per_group, n_products)
+    price = products["price"].to_numpy()
+    rate = products["commission_rate"].to_numpy()
 
-    cands = [r for gi, g in enumerate(groups.itertuples()) if not g.cold_start for r in candidate_rows("group_id", g.group_id, gi)]
-    segs = [r for si, seg in enumerate(sorted(set(groups.segment))) for r in candidate_rows("segment", seg, 7 * si + 1)]
+    def candidates(key: str, values: list[str], offsets: list[int]) -> pd.DataFrame:
+        # Product j of an owner is (offset + 7j) mod n_products; 7 is coprime with the default 30, so no repeats.
+        idx = (np.asarray(offsets)[:, None] + 7 * np.arange(n)[None, :]).ravel() % n_products
+        j = np.tile(np.arange(n), len(values))
+        return pd.DataFrame({
+            key: np.repeat(values, n), "product_id": products["product_id"].to_numpy()[idx],
+            "p_conv": np.round(rng.uniform(0.01, 0.3, len(idx)), 4), "price": price[idx], "commission_rate": rate[idx],
+            "commission_yuan": np.round(price[idx] * rate[idx], 2), "rating": products["rating"].to_numpy()[idx],
+            "order_value": price[idx] * 1.2, "category": products["category"].to_numpy()[idx],
+            "brand": products["brand"].to_numpy()[idx],
+            "reasons": np.where(j % 2 == 0, '["group_buys_category"]', '["trending"]'),
+            "in_stock": True, "coupon": products["coupon"].to_numpy()[idx], "presale": products["presale"].to_numpy()[idx],
+            "repurchase_due": j == 3, "price_change_7d": 0.0, "days_since_push": np.nan,
+        })
+
+    warm = groups[~groups["cold_start"]]
+    cands = candidates("group_id", warm["group_id"].tolist(), [int(i) for i in warm.index])
+    segments = sorted(set(groups["segment"]))
+    segs = candidates("segment", segments, [7 * si + 1 for si in range(len(segments))])
     picks = pd.DataFrame({"group_id": ["G0"], "rank": [1], "product_id": ["P0"], "score": [0.5], "weights_hash": ["x"]})
-    return {"groups": groups, "products": products, "candidates": pd.DataFrame(cands),
-            "segment_candidates": pd.DataFrame(segs), "picks": picks}
+    return {"groups": groups, "products": products, "candidates": cands, "segment_candidates": segs, "picks": picks}
 
 
 def write_small_artifact(root: str | Path, when: datetime | None = None, **world: int) -> Path:

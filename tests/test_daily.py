@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import training.daily as daily
+from features.profiles import build_profiles
 from features.sample_world import generate
 from recsys.config import Config
 from recsys.picks import pick_for_group
+from recsys.ranker import fit_and_evaluate, load_ranker, reprice_features
 from recsys.rules import REASON_LABELS
 from training.artifact import latest_artifact, load_artifact
 from training.cli import main
@@ -29,15 +33,23 @@ def _cfg(**ranker) -> Config:
     return cfg
 
 
-def test_daily_job_writes_a_complete_artifact(world, tmp_path: Path):
-    result = daily.run_daily(world, _cfg(), tmp_path, evaluate=False, log=lambda _: None)
+@pytest.fixture(scope="module")
+def job(world, tmp_path_factory):
+    """One run of the job (exposure examples, so the exposed flag goes all the way to the artifact)."""
+    root = tmp_path_factory.mktemp("artifacts")
+    return root, daily.run_daily(world, _cfg(examples="exposure", unshown_share=0.5), root, evaluate=False, log=lambda _: None)
+
+
+def test_daily_job_writes_a_complete_artifact(job):
+    root, result = job
     art = load_artifact(result.artifact)
-    assert latest_artifact(tmp_path) == result.artifact
+    assert latest_artifact(root) == result.artifact
     m = art.manifest
     assert m["pick_date"] == "2025-07-01"
     assert m["data_window"]["end"].startswith("2025-06-30")
     assert 0.0 <= m["metrics"]["ranker"]["calibrated"]["ece"] <= 1.0
-    assert set(m["files"]) >= {"ranker.txt", "candidates.parquet", "picks.parquet"}
+    assert set(m["files"]) >= {"models/ranker.txt", "models/ranker.json", "candidates.parquet", "picks.parquet",
+                               "candidate_features.parquet"}
     assert len(art.groups) == 80 and art.groups["group_id"].is_unique
     cands = art.candidates
     assert cands["p_conv"].between(0, 1).all() and cands.groupby("group_id").size().max() <= 40
@@ -54,13 +66,38 @@ def test_daily_job_writes_a_complete_artifact(world, tmp_path: Path):
         assert art.picks_of(gid)["product_id"].tolist() == picks["product_id"].tolist()
 
 
-def test_crash_keeps_previous_artifact(world, tmp_path: Path, monkeypatch):
-    first = daily.run_daily(world, _cfg(), tmp_path, evaluate=False, log=lambda _: None).artifact
+def test_stored_ranker_and_features_reproduce_p_conv_and_follow_a_price_change(world, job):
+    _, result = job
+    art = load_artifact(result.artifact)
+    ranker = load_ranker(art)
+    assert "exposed" in ranker.feature_names_ and ranker.calibrator_.method == "isotonic"
+    feats = pd.read_parquet(result.artifact / "candidate_features.parquet")
+    assert len(feats) == len(art.candidates)
+    assert feats["exposed"].eq(1).all() and feats["log_price"].dtype == np.float32
+    stored = art.candidates.set_index(["group_id", "product_id"])["p_conv"]
+    key = pd.MultiIndex.from_frame(feats[["group_id", "product_id"]])
+    # float32 storage moves a feature by ~1e-7 relative: at most a rare row may cross a split threshold.
+    assert np.mean(np.isclose(ranker.predict_proba(feats), stored.reindex(key).to_numpy(), atol=1e-6)) > 0.99
+    # The stored rows are the pair features of the serving snapshot (features.profiles), nothing else.
+    now = pd.Timestamp(world.orders["ordered_at"].max()) + pd.Timedelta(seconds=1)
+    fresh = build_profiles(world.products, world.sellers, world.groups, world.pushes, world.orders, now).pair_features(
+        feats[["group_id", "product_id"]].head(50))
+    for col in ("cat_affinity", "price_z", "due_ratio", "product_conv_rate", "group_orders_30d"):
+        assert np.allclose(feats[col].head(50).to_numpy(float), fresh[col].to_numpy(float), rtol=1e-6, equal_nan=True), col
+    # Doubling a price moves price_z by log 2 over the group's scale and changes p_conv.
+    dearer = reprice_features(feats, price=2.0 * np.exp(feats["log_price"].to_numpy(float)))
+    shift = (dearer["price_z"] - feats["price_z"]).to_numpy(float)
+    assert np.allclose(shift, np.log(2.0) / feats["_price_z_scale"].to_numpy(float), rtol=1e-5, equal_nan=True)
+    assert not np.allclose(ranker.predict_proba(dearer), ranker.predict_proba(feats))
+
+
+def test_crash_keeps_previous_artifact(world, job, tmp_path: Path, monkeypatch):
+    first = Path(shutil.copytree(job[1].artifact, tmp_path / job[1].artifact.name))
 
     def boom(*args, **kwargs):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(daily, "segment_components", boom)
+    monkeypatch.setattr(daily, "build_pipeline", boom)
     with pytest.raises(RuntimeError, match="killed"):
         daily.run_daily(world, _cfg(), tmp_path, evaluate=False, log=lambda _: None)
     assert latest_artifact(tmp_path) == first
@@ -72,12 +109,45 @@ def test_candidate_examples_mode_labels_a_snapshot(world):
     examples = daily.ranker_examples(world, pd_now(world), cfg, log=lambda _: None)
     assert examples["at"].nunique() == 1 and examples["label"].isin([0, 1]).all()
     assert 0 < examples["label"].sum() < len(examples)
-    assert {"score__als", "rank__als", "category_share", "seller_type"} <= set(examples.columns)
+    assert {"score__als", "rank__als", "n_sources", "cat_share", "price_z", "seller_type"} <= set(examples.columns)
+
+
+def test_exposure_examples_add_unshown_candidates(world):
+    cfg = _cfg(examples="exposure", unshown_share=0.5)
+    now = pd_now(world)
+    examples = daily.ranker_examples(world, now, cfg, log=lambda _: None)
+    shown, unshown = examples[examples["exposed"] == 1], examples[examples["exposed"] == 0]
+    assert len(shown) and len(unshown)
+    # Shown rows are exactly the pushes of the span whose 3-day label window is complete.
+    pushed_at = pd.to_datetime(world.pushes["pushed_at"])
+    span = (pushed_at >= now - pd.Timedelta(days=21)) & (pushed_at + pd.Timedelta(days=3) <= now)
+    assert len(shown) == int(span.sum())
+    # Unshown rows sit at refresh points whose label window ends before the validation days, and none of
+    # them was pushed to its group within that window.
+    assert unshown["at"].max() + pd.Timedelta(days=3) <= now - pd.Timedelta(days=cfg.ranker.validation_days)
+    for t, rows in unshown.groupby("at"):
+        in_window = world.pushes[(pushed_at >= t) & (pushed_at < t + pd.Timedelta(days=3))]
+        pushed = set(zip(in_window["group_id"], in_window["product_id"]))
+        assert not pushed & set(zip(rows["group_id"], rows["product_id"]))
+    # The ranker is early-stopped, calibrated and reported on shown pairs only.
+    _, metrics = fit_and_evaluate(examples, cfg.ranker)
+    late = examples[examples["at"] > examples["at"].max() - pd.Timedelta(days=cfg.ranker.validation_days)]
+    assert metrics["rows"]["calibrate"] + metrics["rows"]["test"] == int((late["exposed"] == 1).sum())
+
+
+def test_reasons_order_codes_by_best_rank():
+    ranks = pd.DataFrame({"rank__als": [3.0, np.nan, 1.0], "rank__trending": [1.0, np.nan, np.nan],
+                          "rank__repurchase": [2.0, 5.0, np.nan], "rank__own_top": [np.nan, np.nan, 7.0]})
+    out = daily._reasons(ranks, cat_share=np.array([0.5, 0.0, 0.1]), due=np.array([True, False, False]),
+                         launched_days=np.array([100.0, 3.0, 30.0]))
+    assert [json.loads(x) for x in out] == [
+        ["group_buys_category", "trending", "repurchase_due", "similar_to_past"],
+        ["new_product"],  # repurchase proposed it, but it is not due
+        ["similar_to_past"],
+    ]
 
 
 def pd_now(world):
-    import pandas as pd
-
     return pd.Timestamp(world.orders["ordered_at"].max()) + pd.Timedelta(seconds=1)
 
 

@@ -36,6 +36,7 @@ def served(tmp_path):
     store = open_store(config.service.db_url)
     keys = make_keys(store)
     with TestClient(create_app(config, store=store)) as client:
+        client.seller_key = keys["seller0"]
         yield client, {"Authorization": f"Bearer {keys['admin']}"}, root, v1
     store.close()
 
@@ -141,19 +142,27 @@ def test_requests_in_flight_during_swaps_all_succeed(served):
 
     def hammer() -> None:
         while not stop.is_set():
-            response = client.get("/readyz")
+            response = client.get("/v1/groups/G1/picks", headers={"X-API-Key": client.seller_key},
+                                  params={"date": "2024-05-01", "k": 3})
             statuses.append(response.status_code)
             versions.add(response.json()["artifact_version"])
+
+    def answered(n: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(statuses) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
         t.start()
+    answered(3)
     names = [v1.name]
     for day in range(1, 4):
         names.append(write_small_artifact(root, T1 + timedelta(days=day), seed=day).name)
         assert client.post("/v1/admin/reload", headers=admin).json()["swapped"] is True
+        answered(len(statuses) + 6)  # requests keep being answered across each swap
     stop.set()
     for t in threads:
         t.join()
-    assert statuses and set(statuses) == {200}
-    assert versions <= set(names) and names[-1] in versions
+    assert len(statuses) > 10 and set(statuses) == {200}
+    assert versions <= set(names) and names[-1] in versions and len(versions) >= 2

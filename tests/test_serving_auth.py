@@ -202,3 +202,23 @@ def test_large_bodies_are_refused_with_413(world):
     response = client.post("/v1/copy/check", content=chunks(), headers=headers)
     assert response.status_code == 413
     assert client.post("/v1/copy/check", json={"text": "a" * 100}, headers=headers).status_code == 200
+
+
+def test_key_lookups_are_reused_and_refreshed_by_one_caller(tmp_path, monkeypatch):
+    store = open_store(f"sqlite:///{tmp_path / 'keys.sqlite3'}")
+    key, record = auth.create_key(store, PEPPER, "seller", seller_id="S1")
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    resolver = auth.KeyResolver(store, PEPPER, ttl_seconds=1.0)
+    assert resolver.cached(key) is None  # never looked up
+    assert resolver.resolve(key).seller_id == "S1"
+    assert resolver.cached(key).key_id == record.key_id
+    store.revoke_key(record.key_id)
+    clock[0] += 0.5
+    assert resolver.cached(key) is not None  # still within the refresh period
+    clock[0] += 1.0
+    assert resolver.cached(key) is None  # stale: this caller refreshes...
+    assert resolver.cached(key) is not None  # ...while the others keep the previous answer
+    assert resolver.resolve(key) is None  # the refresh sees the revocation
+    assert resolver.cached(key) is None
+    store.close()

@@ -1,8 +1,9 @@
 """The versioned artifact the daily job writes and the service reads.
 
 Layout: `<root>/<version>/` holding one Parquet file per table (`groups`, `products`,
-`candidates`, `segment_candidates`, `picks`), any extra files, and `manifest.json`
-(written last). The version is the UTC time `YYYYMMDDTHHMMSSZ` plus the short config hash.
+`candidates`, `segment_candidates`, `picks`, and the optional `candidate_features`), extra files
+(the daily job adds `models/ranker.txt`, LightGBM's text model, and `models/ranker.json`, its
+features and calibrator; see `recsys.ranker.load_ranker`), and `manifest.json` (written last). The version is the UTC time `YYYYMMDDTHHMMSSZ` plus the short config hash.
 
 Writes are atomic: everything goes into `<root>/.tmp-<version>/`, every file is fsynced,
 then the folder is renamed in one `os.rename`. A crash or kill mid-write leaves at most a
@@ -130,11 +131,14 @@ def write_artifact(
             _write_synced(tmp / f"{name}.parquet", data)
             files[f"{name}.parquet"] = hashlib.sha256(data).hexdigest()
         for name, content in (extra_files or {}).items():
-            if "/" in name or name.startswith(".") or name == MANIFEST:
-                raise ArtifactError(f"bad extra file name {name!r}")
+            _check_extra_name(name)
             data = Path(content).read_bytes() if isinstance(content, Path) else bytes(content)
+            if "/" in name:
+                (tmp / name).parent.mkdir(exist_ok=True)
             _write_synced(tmp / name, data)
             files[name] = hashlib.sha256(data).hexdigest()
+        for sub in {name.split("/")[0] for name in (extra_files or {}) if "/" in name}:
+            _fsync_dir(tmp / sub)
         full = {
             **dict(manifest),
             "version": version,
@@ -152,6 +156,13 @@ def write_artifact(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _check_extra_name(name: str) -> None:
+    """A file name, or one sub-folder and a file name ("models/ranker.txt"); no hidden parts, no escape."""
+    parts = name.split("/")
+    if len(parts) > 2 or any(not p or p.startswith(".") for p in parts) or name == MANIFEST or "\\" in name:
+        raise ArtifactError(f"bad extra file name {name!r}")
 
 
 def _json_default(value: Any) -> Any:

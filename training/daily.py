@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.interactions import TrainData, build_train_data, to_local_naive
-from features.profiles import Profiles, build_profiles
+from features.profiles import Profiles, _group_price_scale, build_profiles
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.blend import blend_log_scores, weights_hash
 from recsys.candidates.base import Recommender
@@ -35,6 +35,10 @@ from recsys.config import BlendWeights, Config, config_hash
 from recsys.ranker import (
     EXPOSED,
     LABEL,
+    META_FILE,
+    MODEL_DIR,
+    MODEL_FILE,
+    PRICE_SCALE,
     TIME,
     ConversionRanker,
     fit_and_evaluate,
@@ -57,7 +61,9 @@ SOURCE_REASONS: dict[str, str] = {
 }
 CATEGORY_REASON_SHARE = 0.2  # a group "buys this category" when it holds this share of its purchases
 NEW_PRODUCT_DAYS = 14
-DUE_RANGE = (0.75, 2.0)  # due ratio (days since last / usual cycle) that counts as a repurchase due
+DUE_RANGE = (0.75, 2.0)
+# Held-out pushes are labelled with the issue's default window whatever the ranker's own window is.
+YARDSTICK_WINDOW_DAYS = 3  # due ratio (days since last / usual cycle) that counts as a repurchase due
 
 
 def default_log(message: str) -> None:
@@ -150,7 +156,7 @@ def fit_sources(data: TrainData, cfg: Config, names: Iterable[str] = SOURCES,
 
 def _orders_between(orders: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
     t = to_local_naive(orders[ORDERED_AT])
-    keep = ((t >= lo) & (t < hi)).to_numpy()
+    keep = ((t >= lo) & (t < hi)).to_numpy().copy()
     if "refunded" in orders:
         keep &= ~orders["refunded"].fillna(False).astype(bool).to_numpy()
     return orders.loc[keep]
@@ -255,7 +261,9 @@ class PipelineState:
 
     ranker: ConversionRanker
     ranker_metrics: dict[str, Any]
-    candidates: pd.DataFrame  # group_id, product_id, sources, g, i, the ranker inputs and p_conv
+    candidates: pd.DataFrame  # group_id, product_id, sources, g, i, p_conv, price, commission_rate, commission_yuan, rating
+    features: pd.DataFrame  # the ranker rows of the candidates, row for row
+    union: pd.DataFrame  # today's union of the sources (their scores and ranks)
     data: TrainData
     profiles: Profiles
     timings: dict[str, float]
@@ -290,13 +298,19 @@ def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default
     t0 = time.perf_counter()
     profiles = snapshot(frames, data.now, cfg)
     feats = ranker_rows(union, profiles, union)
-    cands = pd.concat([union[[GROUP_ID, PRODUCT_ID, "sources"]], feats], axis=1)
-    cands["g"] = data.groups.index_of(union[GROUP_ID].to_numpy(dtype=object))
-    cands["i"] = data.items.index_of(union[PRODUCT_ID].to_numpy(dtype=object))
+    cands = union[[GROUP_ID, PRODUCT_ID, "sources"]].reset_index(drop=True)
+    cands["g"] = data.groups.index_of(cands[GROUP_ID].to_numpy(dtype=object))
+    i = data.items.index_of(cands[PRODUCT_ID].to_numpy(dtype=object))
+    cands["i"] = i
     cands["p_conv"] = score_rows(ranker, feats)
+    items = data.item_frame
+    cands["price"] = items["price"].to_numpy(float)[i]
+    cands["commission_rate"] = items["commission_rate"].to_numpy(float)[i]
+    cands["commission_yuan"] = cands["price"] * cands["commission_rate"]
+    cands["rating"] = items["rating"].to_numpy(float)[i]
     timings["scoring"] = time.perf_counter() - t0
     log(f"scored: mean p_conv {cands['p_conv'].mean():.4f} ({timings['scoring']:.0f}s)")
-    return PipelineState(ranker, metrics, cands, data, profiles, timings)
+    return PipelineState(ranker, metrics, cands, feats, union, data, profiles, timings)
 
 
 class PipelineRecommender(Recommender):
@@ -305,12 +319,13 @@ class PipelineRecommender(Recommender):
     name = "ranker"
 
     def __init__(self, frames: Any, cfg: Config, weights: BlendWeights, share: "PipelineRecommender | None" = None,
-                 log: Log = default_log) -> None:
+                 log: Log = default_log, fitted: Mapping[str, Recommender] | None = None) -> None:
         self.frames = frames
         self.cfg = cfg
         self.weights = weights
         self.share = share
         self.log = log
+        self.fitted = fitted
 
     def params(self) -> dict[str, Any]:
         """The blend weights (the rest is in the run's configuration)."""
@@ -320,7 +335,7 @@ class PipelineRecommender(Recommender):
         if self.share is not None and self.share.is_fitted_on(data):
             self.state_ = self.share.state_
         else:
-            self.state_ = build_pipeline(self.frames, data, self.cfg, self.log)
+            self.state_ = build_pipeline(self.frames, data, self.cfg, self.log, self.fitted)
         c = self.state_.candidates
         comps = add_order_value(c, data)
         self.log_scores_ = blend_log_scores(comps, self.weights)
@@ -350,29 +365,45 @@ def add_order_value(cands: pd.DataFrame, data: TrainData) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------- artifact tables
 
 
-def _reasons(cands: pd.DataFrame, launched_days: np.ndarray) -> list[str]:
-    """Reason codes per candidate: category habit, then the proposing sources by rank, then newness."""
-    rank_cols = [c for c in cands.columns if c.startswith("rank__")]
-    names = [c[len("rank__"):] for c in rank_cols]
-    ranks = cands[rank_cols].to_numpy(float)
-    order = np.argsort(np.where(np.isnan(ranks), np.inf, ranks), axis=1)
-    cat_share = cands["category_share"].to_numpy(float)
-    due = cands["repurchase_due"].to_numpy(bool)
-    out = []
-    for row in range(len(cands)):
-        codes = ["group_buys_category"] if cat_share[row] >= CATEGORY_REASON_SHARE else []
-        for j in order[row]:
-            if np.isnan(ranks[row, j]):
-                break
-            code = SOURCE_REASONS.get(names[j])
-            if code == "repurchase_due" and not due[row]:
-                continue
-            if code:
-                codes.append(code)
-        if launched_days[row] <= NEW_PRODUCT_DAYS:
-            codes.append("new_product")
-        out.append(json.dumps(list(dict.fromkeys(codes))))
-    return out
+def _reasons(ranks: pd.DataFrame, cat_share: np.ndarray, due: np.ndarray, launched_days: np.ndarray) -> np.ndarray:
+    """Reason codes per candidate (JSON lists): category habit, then the proposing sources' codes by their best
+    rank (repurchase only when due), then newness.
+
+    Vectorised: each row's codes are encoded as one integer, and only the few distinct codes are turned into JSON.
+    """
+    names = [c[len("rank__"):] for c in ranks.columns]
+    codes = list(dict.fromkeys(SOURCE_REASONS[n] for n in names if n in SOURCE_REASONS))
+    values = ranks.to_numpy(dtype=float)
+    best = np.full((len(ranks), len(codes)), np.inf)
+    for j, name in enumerate(names):
+        code = SOURCE_REASONS.get(name)
+        if code is None:
+            continue
+        r = values[:, j] if code != "repurchase_due" else np.where(due, values[:, j], np.nan)
+        k = codes.index(code)
+        best[:, k] = np.fmin(best[:, k], np.where(np.isnan(r), np.inf, r))
+    order = np.argsort(best, axis=1, kind="stable")
+    present = np.isfinite(np.take_along_axis(best, order, axis=1))
+    base = len(codes) + 1
+    key = np.zeros(len(ranks), dtype=np.int64)
+    for pos in range(len(codes)):
+        key = key * base + np.where(present[:, pos], order[:, pos] + 1, 0)
+    key = key * 4 + (np.asarray(cat_share, float) >= CATEGORY_REASON_SHARE) * 2 + (np.asarray(launched_days, float) <= NEW_PRODUCT_DAYS)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    texts = []
+    for k in uniq.tolist():
+        new, cat = k & 1, (k >> 1) & 1
+        k >>= 2
+        digits = []
+        for _ in range(len(codes)):
+            digits.append(k % base)
+            k //= base
+        found = ["group_buys_category"] if cat else []
+        found += [codes[d - 1] for d in reversed(digits) if d]
+        if new:
+            found.append("new_product")
+        texts.append(json.dumps(list(dict.fromkeys(found))))
+    return np.asarray(texts, dtype=object)[inverse.ravel()]
 
 
 def product_state(products: pd.DataFrame, pushes: pd.DataFrame | None, orders: pd.DataFrame, now: pd.Timestamp,
@@ -409,12 +440,13 @@ def candidate_components(state: PipelineState, frames: Any, cfg: Config) -> pd.D
     """The `candidates` table of the artifact: one row per (group, product) with every blend component."""
     data = state.data
     c = add_order_value(state.candidates, data)
+    f = state.features
     prod = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
     prod = prod.reindex(c[PRODUCT_ID].astype(str).to_numpy())
-    due_item = c["item_due_ratio"].between(*DUE_RANGE).to_numpy()
-    due_cat = c["category_due_ratio"].between(*DUE_RANGE).to_numpy()
-    c = c.assign(repurchase_due=due_item | due_cat)
+    # Due: the group's usual cycle for the product's category has (about) elapsed, not long ago.
+    due = f["due_ratio"].between(*DUE_RANGE).to_numpy()
     items = data.item_frame
+    rank_cols = [col for col in f.columns if col.startswith("rank__")]
     out = pd.DataFrame({
         GROUP_ID: c[GROUP_ID].astype(str).to_numpy(),
         PRODUCT_ID: c[PRODUCT_ID].astype(str).to_numpy(),
@@ -427,14 +459,36 @@ def candidate_components(state: PipelineState, frames: Any, cfg: Config) -> pd.D
         "category": items["main_category"].to_numpy(object)[c["i"].to_numpy()],
         "brand": items["brand"].to_numpy(object)[c["i"].to_numpy()],
         "sources": c["sources"].astype(str).to_numpy(),
-        "reasons": _reasons(c, prod["launched_days"].to_numpy(float)),
-        "repurchase_due": c["repurchase_due"].to_numpy(bool),
+        "reasons": _reasons(f[rank_cols], f["cat_share"].to_numpy(float), due, prod["launched_days"].to_numpy(float)),
+        "repurchase_due": due,
         "presale": prod["presale"].to_numpy(bool),
         "coupon": prod["coupon"].to_numpy(float),
         "in_stock": prod["in_stock"].to_numpy(bool),
         "price_change_7d": prod["price_change_7d"].to_numpy(float),
-        "days_since_push": c["days_since_push"].to_numpy(float),
+        "days_since_push": f["days_since_push"].to_numpy(float),
     })
+    return out
+
+
+def candidate_features(state: PipelineState, stored: pd.DataFrame) -> pd.DataFrame:
+    """The `candidate_features` table: group_id, product_id and the ranker's feature columns (float32) of each
+    stored candidate, plus `_price_z_scale`, so that a what-if can rewrite price, commission or coupon
+    (`recsys.ranker.reprice_features`) and ask the ranker again (`recsys.ranker.load_ranker`)."""
+    c, f = state.candidates, state.features
+    keep = pd.MultiIndex.from_arrays([c[GROUP_ID].astype(str), c[PRODUCT_ID].astype(str)]).isin(
+        pd.MultiIndex.from_arrays([stored[GROUP_ID].astype(str), stored[PRODUCT_ID].astype(str)]))
+    names = [n for n in state.ranker.feature_names_ if n in f.columns]
+    out = f.loc[keep, names].reset_index(drop=True)
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].astype(np.float32)
+    scale = _group_price_scale(state.profiles.groups, state.profiles.cfg)
+    rows = state.profiles.groups.index.get_indexer(c.loc[keep, GROUP_ID].astype(str).to_numpy(dtype=object))
+    out.insert(0, PRODUCT_ID, c.loc[keep, PRODUCT_ID].astype(str).to_numpy())
+    out.insert(0, GROUP_ID, c.loc[keep, GROUP_ID].astype(str).to_numpy())
+    out[PRICE_SCALE] = np.where(rows >= 0, scale[np.maximum(rows, 0)], np.nan).astype(np.float32)
+    if EXPOSED in state.ranker.feature_names_:
+        out[EXPOSED] = np.int8(1)  # p_conv is asked about a shown pair
     return out
 
 
@@ -557,7 +611,8 @@ def evaluate_pipeline(frames: Any, cfg: Config, test_days: int = 7, log: Log = d
     sources = {name: models[name] if name in models else make_source(name, None, cfg) for name in SOURCES}
     models["candidates"] = BlendRecommender(sources, per_source=cfg.candidates.per_source)
     conversion = BlendWeights(conversion=1.0, earnings=0.0, rating=0.0, order_value=0.0, diversity=0.0)
-    ranker = PipelineRecommender(train, cfg, conversion, log=log)
+    # The pipeline reuses the sources the harness has just fitted on the same training data.
+    ranker = PipelineRecommender(train, cfg, conversion, log=log, fitted=sources)
     models["ranker"] = ranker
     models["ranker_ops"] = PipelineRecommender(train, cfg, cfg.weights.default.model_copy(update={"diversity": 0.0}),
                                                share=ranker, log=log)
@@ -565,7 +620,31 @@ def evaluate_pipeline(frames: Any, cfg: Config, test_days: int = 7, log: Log = d
     result = evaluate_models(train, test, models, cfg, options, model_name="ranker", dataset="daily", cutoff=cutoff)
     out = result.to_dict()
     out["ranker"] = ranker.state_.ranker_metrics
+    out["held_out_pushes"] = held_out_push_metrics(ranker.state_, frames, test, cfg)
     return out
+
+
+def held_out_push_metrics(state: PipelineState, frames: Any, test: Any, cfg: Config) -> dict[str, Any] | None:
+    """p_conv judged as P(order | shown) on the pushes after the cut-off, whatever the examples were: each push of
+    the test days whose label window ends in them, featured as of the cut-off like today's candidates, labelled by an
+    order within YARDSTICK_WINDOW_DAYS. The same yardstick for every example mode. None without such pushes."""
+    from recsys.calibration import probability_metrics
+
+    pushes = getattr(test, "pushes", None)
+    if pushes is None or not len(pushes):
+        return None
+    now = state.data.now
+    end = to_local_naive(test.orders[ORDERED_AT]).max() if len(test.orders) else now
+    pushes = pushes.assign(**{PUSHED_AT: to_local_naive(pushes[PUSHED_AT])})
+    orders = test.orders.assign(**{ORDERED_AT: to_local_naive(test.orders[ORDERED_AT])})
+    window = YARDSTICK_WINDOW_DAYS
+    labelled = push_labels(pushes, orders, window, data_end=end)
+    known = labelled[GROUP_ID].astype(str).isin(set(state.data.groups.ids)) & labelled[PRODUCT_ID].astype(str).isin(set(state.data.items.ids))
+    labelled = labelled[known].reset_index(drop=True)
+    if labelled[LABEL].nunique() < 2:
+        return None
+    p = score_rows(state.ranker, ranker_rows(state.union, state.profiles, labelled))
+    return {**probability_metrics(labelled[LABEL].to_numpy(), p), "label_window_days": window}
 
 
 def headline(evaluation: dict[str, Any]) -> list[str]:
@@ -581,7 +660,7 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
               log: Log = default_log, source: str = "") -> DailyResult:
     """The whole job; the artifact is written atomically at the very end (a crash leaves the previous one)."""
     from training.artifact import Artifact, write_artifact
-    from recsys.picks import pick_for_group
+    from recsys.picks import greedy_picks, group_candidates
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -611,12 +690,18 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     t0 = time.perf_counter()
     w_hash = weights_hash(cfg.weights.default)
     memory = Artifact(Path("."), {}, groups, products, candidates, segment, pd.DataFrame(columns=["group_id"]))
-    picks = []
+    parts: dict[str, list[Any]] = {GROUP_ID: [], "rank": [], PRODUCT_ID: [], "score": [], "weights_hash": []}
+    hashes: dict[int, str] = {}
     for gid in progress(memory.group_ids(), len(memory), "picks"):
-        frame, _ = pick_for_group(memory, gid, cfg.weights, cfg.rules)
-        picks.append(pd.DataFrame({GROUP_ID: gid, "rank": frame["rank"].to_numpy(), PRODUCT_ID: frame[PRODUCT_ID].to_numpy(),
-                                   "score": frame["score"].to_numpy(), "weights_hash": w_hash}))
-    picks_frame = pd.concat(picks, ignore_index=True)
+        cols, w, _ = group_candidates(memory, gid, cfg.weights)
+        idx, scores, _ = greedy_picks(cols, w, cfg.rules)
+        n = len(idx)
+        parts[GROUP_ID].append(np.full(n, gid, dtype=object))
+        parts["rank"].append(np.arange(1, n + 1))
+        parts[PRODUCT_ID].append(cols[PRODUCT_ID][idx])
+        parts["score"].append(scores)
+        parts["weights_hash"].append(np.full(n, hashes.setdefault(id(w), weights_hash(w)), dtype=object))
+    picks_frame = pd.DataFrame({k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()})
     timings["picks"] = time.perf_counter() - t0
     log(f"picks: {len(picks_frame):,} for {len(memory):,} groups ({timings['picks']:.1f}s)")
     ordered = to_local_naive(frames.orders[ORDERED_AT])
@@ -632,13 +717,14 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
         "counts": {"groups": len(groups), "cold_groups": len(cold_ids), "candidates": len(candidates),
                    "segment_candidates": len(segment)},
     }
-    extra = {"ranker.txt": state.ranker.model_text().encode("utf-8")}
+    extra = {f"{MODEL_DIR}/{MODEL_FILE}": state.ranker.model_text().encode("utf-8"),
+             f"{MODEL_DIR}/{META_FILE}": json.dumps(state.ranker.meta(), ensure_ascii=False).encode("utf-8")}
     if evaluation is not None:
         extra["evaluation.json"] = json.dumps(evaluation, ensure_ascii=False, default=str).encode("utf-8")
     timings["total_before_write"] = time.perf_counter() - t_all
     manifest["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     tables = {"groups": groups, "products": products, "candidates": candidates, "segment_candidates": segment,
-              "picks": picks_frame}
+              "picks": picks_frame, "candidate_features": candidate_features(state, candidates)}
     path = write_artifact(out_root, tables, manifest, extra)
     timings["total"] = time.perf_counter() - t_all
     log(f"artifact: {path} ({timings['total']:.1f}s in all)")

@@ -24,6 +24,8 @@ from recsys.candidates import (
     ALSSource, BlendRecommender, ContentSource, EASESource, ExposureSource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
     RatingCommissionRule, Recommender, RepurchaseSource, SegmentPopular, TrendingSource,
 )
+from recsys.candidates.category import CategoryAffinitySource
+from recsys.candidates.learned import LearnedBlend
 from recsys.candidates.union import normalise_scores
 from recsys.config import Config
 
@@ -63,6 +65,9 @@ class EvalOptions:
     max_eval_groups: int | None = None  # subsample test groups (seeded) to bound run time
     max_tune_groups: int = 3000
     seed: int = 7
+    model: str = "blend"  # the model under test: "blend" (tuned linear blend) or "learned" (LightGBM over candidates)
+    max_ranker_groups: int = 8000  # validation groups the learned blend trains on
+    ranker_params: dict[str, Any] = field(default_factory=dict)  # LearnedBlend settings (n_estimators, per_source, …)
     baselines: tuple[str, ...] = (
         "random", "popular", "rating_commission", "segment_popular", "own_top",
         "item_knn_cosine", "item_knn_bm25", "als", "ease",
@@ -208,10 +213,18 @@ def group_bands(data: TrainData, groups: np.ndarray) -> dict[str, dict[str, np.n
 
 
 def make_source(name: str, params: Mapping[str, Any] | None = None, cfg: Config | None = None) -> Recommender:
-    """A fresh source by its harness name, with the given hyper-parameters over the configured defaults."""
+    """A fresh source by its harness name, with the given hyper-parameters over the configured defaults.
+
+    'segment_popular:<column>' is popularity within a group attribute (e.g. segment_popular:age_group).
+    """
     cfg = cfg or Config()
     c = cfg.candidates
     p = dict(params or {})
+    base, _, key = name.partition(":")
+    if base == "segment_popular" and key:
+        source: Recommender = SegmentPopular(**{**p, "key": key})
+        source.name = name
+        return source
     factories: dict[str, Callable[[], Recommender]] = {
         "random": lambda: RandomSource(seed=c.seed),
         "popular": lambda: GlobalPopular(**p),
@@ -227,6 +240,7 @@ def make_source(name: str, params: Mapping[str, Any] | None = None, cfg: Config 
         "repurchase": lambda: RepurchaseSource(**p),
         "exposure": lambda: ExposureSource(**p),
         "trending": lambda: TrendingSource(**{"days": c.trending_days, "baseline_days": c.trending_baseline_days, **p}),
+        "category_affinity": lambda: CategoryAffinitySource(**p),
     }
     if name not in factories:
         raise KeyError(f"unknown source {name!r}; known: {sorted(factories)}")
@@ -248,7 +262,13 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "exposure": {"conversion_weight": [0.0, 0.5, 1.0], "group_weight": [0.0, 1.0], "half_life_days": [None, 14.0]},
     "repurchase": {"width": [0.3, 0.6, 1.0], "category_weight": [0.0, 0.3, 1.0]},
     "content": {},
+    "category_affinity": {"item_half_life_days": [7.0, 30.0, None], "prior": [1.0, 5.0]},
 }
+
+
+def grid_of(name: str) -> dict[str, list[Any]]:
+    """The search grid of a source; 'segment_popular:<column>' shares segment_popular's."""
+    return GRIDS.get(name, GRIDS.get(name.partition(":")[0], {}))
 
 BLEND_WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -261,6 +281,7 @@ class Validation:
     rel: sp.csr_matrix
     groups: np.ndarray
     exclude: sp.csr_matrix | None
+    rel_all: sp.csr_matrix | None = None  # every validation group's relevance (the ranker samples its own groups)
 
 
 def build_validation(train: Frames, cfg: Config, options: EvalOptions, item_vectors: Any = None) -> Validation:
@@ -271,7 +292,7 @@ def build_validation(train: Frames, cfg: Config, options: EvalOptions, item_vect
     rel = relevance(val.orders, data, options.new_pairs_only)
     groups = eval_groups(rel, options.max_tune_groups, options.seed)
     exclude = data.bought[groups] if options.new_pairs_only else None
-    return Validation(data, rel[groups], groups, exclude)
+    return Validation(data, rel[groups], groups, exclude, rel)
 
 
 def validation_score(model: Recommender, val: Validation, metric: str) -> float:
@@ -284,7 +305,7 @@ def validation_score(model: Recommender, val: Validation, metric: str) -> float:
 
 def tune_source(name: str, val: Validation, cfg: Config, metric: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Grid search of one source's hyper-parameters on the validation window: (best params, every trial)."""
-    grid = GRIDS.get(name, {})
+    grid = grid_of(name)
     keys = list(grid)
     trials = []
     for values in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
@@ -529,22 +550,46 @@ def run_evaluation(
         val = build_validation(train, cfg, options, item_vectors)
         log(f"validation: {val.groups.size} groups, {val.rel.nnz} pairs ({time.perf_counter() - start:.1f}s)")
         for name in needed:
-            if name in GRIDS and GRIDS[name]:
+            if grid_of(name):
                 t0 = time.perf_counter()
                 chosen[name], tuning[name] = tune_source(name, val, cfg, options.tune_metric)
                 log(f"tuned {name}: {chosen[name]} ({time.perf_counter() - t0:.1f}s)")
-        fitted = {name: make_source(name, chosen[name], cfg).fit(val.data) for name in options.blend_sources}
-        blend_weights, normalise, tuning["blend"] = tune_blend(fitted, val, cfg.candidates.per_source, options.tune_metric)
-        log(f"tuned blend: {normalise} {blend_weights}")
+        if options.model == "blend":
+            fitted = {name: make_source(name, chosen[name], cfg).fit(val.data) for name in options.blend_sources}
+            blend_weights, normalise, tuning["blend"] = tune_blend(fitted, val, cfg.candidates.per_source, options.tune_metric)
+            log(f"tuned blend: {normalise} {blend_weights}")
     models: dict[str, Recommender] = {name: make_source(name, chosen[name], cfg) for name in options.baselines}
-    # The blend shares fitted baseline instances (same data object), so each source is fitted once.
+    # The model shares fitted baseline instances (same data object), so each source is fitted once.
     sources = {name: models[name] if name in models else make_source(name, chosen[name], cfg) for name in options.blend_sources}
-    models["blend"] = BlendRecommender(sources, blend_weights, per_source=cfg.candidates.per_source, normalise=normalise)
-    result = evaluate_models(train, test, models, cfg, options, model_name="blend", dataset=dataset,
+    if options.model == "learned":
+        if not options.tune:
+            val = build_validation(train, cfg, options, item_vectors)
+        start = time.perf_counter()
+        models["learned"] = train_learned_blend(sources, val, cfg, options)
+        log(f"trained learned blend: {models['learned'].train_stats_} ({time.perf_counter() - start:.1f}s)")
+    elif options.model == "blend":
+        models["blend"] = BlendRecommender(sources, blend_weights, per_source=cfg.candidates.per_source, normalise=normalise)
+    else:
+        raise ValueError(f"unknown model {options.model!r}: expected 'blend' or 'learned'")
+    result = evaluate_models(train, test, models, cfg, options, model_name=options.model, dataset=dataset,
                              item_vectors=item_vectors, cutoff=cutoff)
+    if options.model == "learned":
+        tuning["learned"] = [{"train": models["learned"].train_stats_, "importance": models["learned"].importances()}]
     result.tuning = _jsonable(tuning)
     result.config["evaluation"] = _jsonable(asdict(options))
     return result
+
+
+def train_learned_blend(sources: Mapping[str, Recommender], val: Validation, cfg: Config, options: EvalOptions) -> LearnedBlend:
+    """A LearnedBlend over these sources with its ranker fitted on (a seeded sample of) the validation groups."""
+    if val.rel_all is not None:
+        groups = eval_groups(val.rel_all, options.max_ranker_groups, options.seed + 1)
+        rel = val.rel_all[groups]
+    else:
+        groups, rel = val.groups, val.rel
+    exclude = val.data.bought[groups] if options.new_pairs_only else None
+    learned = LearnedBlend(sources, **{"per_source": cfg.candidates.per_source, "seed": options.seed, **options.ranker_params})
+    return learned.fit_ranker(val.data, groups, rel, exclude)
 
 
 def load_frames(spec: str, seed: int = 7, groups: int = 2000, products: int = 2000, days: int = 60) -> tuple[Any, str]:

@@ -102,7 +102,7 @@ class OwnTopItems(Recommender):
 
 
 class RandomSource(Recommender):
-    """Uniformly random scores, reproducible for a given seed and group."""
+    """Uniformly random scores, reproducible for a given seed, group and item (a counter-based hash, no loop)."""
 
     name = "random"
 
@@ -113,8 +113,14 @@ class RandomSource(Recommender):
         self.fitted_ = True
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
-        """One random row per group, seeded by (seed, group index)."""
-        out = np.empty((len(group_idx), self.n_items_), dtype=np.float32)
-        for row, g in enumerate(group_idx):
-            out[row] = np.random.default_rng([self.seed, int(g)]).random(self.n_items_, dtype=np.float32)
-        return out
+        """splitmix64 of (seed, group, item) mapped to [0, 1): the same cell always gets the same score."""
+        g = np.asarray(group_idx, dtype=np.uint64)[:, None]
+        i = np.arange(self.n_items_, dtype=np.uint64)[None, :]
+        with np.errstate(over="ignore"):
+            x = (g * np.uint64(self.n_items_) + i) ^ (np.uint64(self.seed & 0xFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15))
+            x = x + np.uint64(0x9E3779B97F4A7C15)
+            x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            x = x ^ (x >> np.uint64(31))
+        # The top 24 bits give floats exactly representable in float32.
+        return ((x >> np.uint64(40)).astype(np.float32) / np.float32(1 << 24)).astype(np.float32)

@@ -13,6 +13,7 @@ modifiers when the title must be cut.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,7 +26,7 @@ _LATIN = re.compile(r"^[a-z][a-z'.]*$")
 _SIZES = {"s", "m", "l", "xl", "xxl", "xxxl", "xs", "cm", "mm", "ml", "kg", "g", "w", "v", "a", "mah", "gb", "tb"}
 _PRODUCT_FLAGS = {"n", "nz", "ng", "x", "vn", "eng"}
 # jieba tags many three-character product words oddly (留声机/l, 一体机/d); only names and function words are ruled out.
-_NOT_PRODUCT_FLAGS = {"ns", "nr", "nrt", "nrfg", "nt", "t", "m", "q", "r", "p", "c", "u", "uj", "f", "v"}
+_NOT_PRODUCT_FLAGS = {"ns", "nt", "t", "m", "q", "r", "p", "c", "u", "uj", "f", "v"}
 _FUNCTION_FLAGS = {"uj", "ul", "c", "p", "r", "d", "m", "q", "y", "e", "o", "x", "zg", "f"}
 _KNOWN_BRAND_MODIFIERS = 2  # "one or two key attributes"
 _BLIND_MODIFIERS = 3  # one more, since the brand may hide among them
@@ -99,7 +100,7 @@ def _raw_tokens(text: str, brand: str | None) -> list[_Token]:
 def _drop_model_numbers(tokens: list[_Token]) -> None:
     # A Latin word glued to digits or a hyphen (fcd-215sea, sw-2000) is a model number, not a brand.
     for i, tok in enumerate(tokens):
-        if tok.kind != "latin":
+        if tok.kind != "latin" and not (tok.kind == "product" and _LATIN.match(tok.key)):
             continue
         for j in (i - 1, i + 1):
             if 0 <= j < len(tokens):
@@ -133,6 +134,9 @@ def _merge_heads(tokens: list[_Token]) -> list[_Token]:
 
 
 _NOUN_FLAGS = {"n", "ng"}
+_HEAD_REACH = 3  # a head product word at most this many glued tokens after another
+_HEAD_FLAGS = {"n", "vn", "nz", "ng"}
+_GIFT_WORDS = {"送", "赠", "赠送", "加送", "送的", "附赠"}
 # One-character nouns that follow a product word without being part of it (羽绒服男, 外套秋).
 _NOT_HEAD_CHARS = set("男女款装码版色式型号童春夏秋冬季新大小中潮送用件个只双套")
 _COMPOUND_MAX = 6
@@ -155,6 +159,15 @@ def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
             and tok.flag in {"n", "ng", "g"}
             and tok.key not in _NOT_HEAD_CHARS
             and len(prev.key) + 1 <= _COMPOUND_MAX
+        ) or (
+            prev is not None
+            and prev.kind == "product"
+            and prev.end == tok.start
+            and len(tok.key) == 2
+            and tok.kind == "other"
+            and tok.flag == "n"
+            and tok.key not in vocab.not_product_words
+            and len(prev.key) + 2 <= _COMPOUND_MAX
         ):
             out[-1] = _Token(prev.text + tok.text, prev.key + tok.key, "product", prev.start, tok.end, flag="n", known=prev.known)
             continue
@@ -195,6 +208,18 @@ def _tokens(title: str, brand: str | None) -> list[_Token]:
     return _merge_compounds(_merge_heads(tokens))
 
 
+def _head_noun(tokens: list[_Token]) -> _Token | None:
+    # No product word at all (services, media, rare goods): titles end on what is sold more often
+    # than they start with it (…上门测量服务, …6天5晚自助游), so the last plain noun stands in.
+    vocab = vocabulary()
+    nouns = [
+        t for t in tokens
+        if t.kind in {"other", "unknown"} and t.flag in _HEAD_FLAGS and len(t.key) >= 2
+        and t.key not in vocab.not_product_words
+    ]
+    return nouns[-1] if nouns else None
+
+
 def _anchor(tokens: list[_Token]) -> _Token | None:
     products = [t for t in tokens if t.kind == "product"]
     if not products:
@@ -202,19 +227,42 @@ def _anchor(tokens: list[_Token]) -> _Token | None:
     # A listed product word beats one guessed from its last character (鳄鱼, 全球 and 有线 end like products).
     if any(t.known for t in products):
         products = [t for t in products if t.known]
+    # A product named after 送/赠 is a free gift, not what is sold.
+    gifts = {t.index for t in products if t.index > 0 and tokens[t.index - 1].key in _GIFT_WORDS}
+    if len(gifts) < len(products):
+        products = [t for t in products if t.index not in gifts]
+    # Keyword stuffing repeats the real product word (广告机 … 广告机): the most repeated head wins.
+    heads = Counter(t.key[-1] for t in products)
+    top = max(heads.values())
+    if top > 1:
+        products = [t for t in products if heads[t.key[-1]] == top]
     brand_at = next((t.index for t in tokens if t.kind == "brand"), None)
     anchor = products[0]
     if brand_at is not None:
         after = [t for t in products if t.index > brand_at]
         if after and after[0].index - brand_at <= 6:
             anchor = after[0]
-    # Chinese compounds are head-final: in 黑胶唱片机 or 背包双肩包 the later product word is the head.
-    nxt = tokens[anchor.index + 1] if anchor.index + 1 < len(tokens) else None
-    if nxt is not None and nxt.kind == "product" and nxt.start == anchor.end:
-        if nxt.key[-1] == anchor.key[-1]:
+    # Chinese noun phrases are head-final: in 黑胶唱片机, 背包双肩包 or 维生素运动饮料 the later
+    # product word, glued on with at most a couple of modifiers between, is the head.
+    for _ in range(3):
+        head = _later_head(tokens, anchor)
+        if head is None:
+            break
+        if head.index == anchor.index + 1 and head.key[-1] == anchor.key[-1]:
             anchor.kind = "noise"  # 背包 双肩包: the same head twice is keyword stuffing
-        return nxt
+        anchor = head
     return anchor
+
+
+def _later_head(tokens: list[_Token], anchor: _Token) -> _Token | None:
+    end = anchor.end
+    for tok in tokens[anchor.index + 1 : anchor.index + 1 + _HEAD_REACH]:
+        if tok.start != end or tok.kind in {"noise", "brand"}:
+            return None
+        if tok.kind == "product":
+            return tok
+        end = tok.end
+    return None
 
 
 def _priority(tok: _Token, anchor: _Token, first: _Token | None, brand_known: bool) -> float:
@@ -226,25 +274,32 @@ def _priority(tok: _Token, anchor: _Token, first: _Token | None, brand_known: bo
 
 
 def _fallback(tokens: list[_Token], max_chars: int) -> str:
-    out = ""
+    # Without a product word the title's leading words usually name the goods; the last plain noun
+    # (…上门测量服务) is added when they do not reach it.
+    head = _head_noun(tokens)
+    out: list[_Token] = []
     for tok in tokens:
         if tok.kind == "noise":
             continue
-        if len(out) + len(tok.text) > max_chars:
+        if sum(len(t.text) for t in out) + len(tok.text) > max_chars:
             break
-        out += tok.text
-    return out
+        out.append(tok)
+    if head is not None and head not in out and len(head.text) < max_chars:
+        while out and sum(len(t.text) for t in out) + len(head.text) > max_chars:
+            out.pop()
+        out.append(head)
+    return "".join(t.text for t in out)
 
 
 def _compose(tokens: list[_Token], max_chars: int, brand: str | None) -> str:
     anchor = _anchor(tokens)
     if anchor is None:
         return _fallback(tokens, max_chars)
-    seen: set[str] = set()
     prefix: list[_Token] = []
     for tok in tokens[: anchor.index + 1]:
-        if tok.kind != "noise" and tok.key not in seen:
-            seen.add(tok.key)
+        # Each word once; a repeated anchor keeps its own place at the end.
+        if tok.kind != "noise" and (tok is anchor or all(t.key != tok.key for t in prefix)):
+            prefix = [t for t in prefix if t.key != tok.key] if tok is anchor else prefix
             prefix.append(tok)
     brand_tok = next((t for t in prefix if t.kind == "brand"), None)
     if brand_tok is None:
@@ -264,7 +319,15 @@ def _compose(tokens: list[_Token], max_chars: int, brand: str | None) -> str:
     while chosen and sum(len(t.text) for t in core + chosen) > max_chars:
         chosen.pop()
     picked = {id(t) for t in core + chosen}
-    return "".join(t.text for t in prefix if id(t) in picked)[:max_chars]
+    rest = "".join(t.text for t in prefix if id(t) in picked and t is not anchor)
+    head = anchor.text
+    if len(rest) + len(head) > max_chars:
+        # Too long even without modifiers (a long Latin brand): the product word loses its leading
+        # modifiers first (复合维生素 -> 维生素; its head is its end), down to three characters,
+        # then the brand is cut, since the product word matters most to a buyer.
+        head = head[-max(min(3, len(head)), max_chars - len(rest)) :][-max_chars:]
+        rest = rest[: max_chars - len(head)]
+    return rest + head
 
 
 @lru_cache(maxsize=100_000)
