@@ -105,8 +105,9 @@ class TrueAffinity(Recommender):
 
     def _fit(self, data: Any) -> None:
         groups, items = data.groups.ids, data.items.ids
-        aff = np.stack([self.world.truth.affinity(np.full(len(items), g, dtype=object), items) for g in groups])
-        self.scores_ = aff.astype(np.float32)
+        pairs_g = np.repeat(np.asarray(groups, dtype=object), len(items))
+        pairs_i = np.tile(np.asarray(items, dtype=object), len(groups))
+        self.scores_ = self.world.truth.affinity(pairs_g, pairs_i).astype(np.float32).reshape(len(groups), len(items))
         if self.union:
             from recsys.candidates.union import union_candidates
             from training.daily import fit_sources

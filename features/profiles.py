@@ -7,8 +7,9 @@ keys, id lookups hashed in Arrow): no Python loop runs per group or per product.
 
 Conventions
 -----------
-- A purchase is a non-refunded order; refunded orders count nowhere here (the contract keeps them as
-  exposure only, and pushes are the exposure table).
+- A purchase is a non-refunded order. Refunded orders count in no purchase, share, cycle or
+  conversion figure (the contract keeps them as exposure only); they still date a product's first
+  sighting and show the price it sold at.
 - Category means the main category, the first level of `category` ("食品/零食" -> "食品").
 - Category shares are wide columns on the group profile, `cat_share__<main category>` (one per main
   category of the catalogue, sorted): the share of the group's purchases in that category, 0 for a
@@ -20,7 +21,9 @@ Conventions
 
 `build_profiles` computes every table once and `Profiles.pair_features(pairs)` then gives the ranker
 its rows; `PAIR_FEATURES` lists the columns it returns, `PAIR_CATEGORICAL` those that are pandas
-categoricals with fixed categories (stable codes between training and serving).
+categoricals: seller_type, city_tier, theme and shop_type with the contract's fixed categories
+(stable codes between training and serving); main_category with the catalogue's main categories,
+sorted (LightGBM maps a pandas categorical back to the categories it was trained on).
 """
 
 from __future__ import annotations

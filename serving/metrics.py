@@ -36,6 +36,9 @@ class Metrics:
         self.reloads = Counter("quanxuan_artifact_reloads", "Artifact load attempts by outcome.", ["outcome"],
                                registry=self.registry)
         self.picks_cache = Counter("quanxuan_picks_cache", "Rendered-picks cache look-ups.", ["result"], registry=self.registry)
+        # Looked up once: the hit counter is touched on every picks request.
+        self.picks_hit = self.picks_cache.labels("hit")
+        self.picks_miss = self.picks_cache.labels("miss")
         self.feedback = Counter("quanxuan_feedback_events", "Feedback events by table and outcome.", ["table", "outcome"],
                                 registry=self.registry)
 

@@ -79,7 +79,7 @@ class PicksService:
         """A cached answer, counted as a hit or a miss."""
         body = self.cache.get(key)
         if self.metrics:
-            self.metrics.picks_cache.labels("miss" if body is None else "hit").inc()
+            (self.metrics.picks_miss if body is None else self.metrics.picks_hit).inc()
         return body
 
     def build(self, served: Served, group_id: str, day: date, k: int, weights: WeightsSnapshot, key: str) -> bytes:

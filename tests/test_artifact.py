@@ -161,3 +161,16 @@ def test_pick_for_group_uses_seller_weights_and_segment_for_cold(tmp_path: Path)
     assert cold and picks["product_id"].tolist() == ["p7", "p6"]
     with pytest.raises(KeyError, match="g9"):
         pick_for_group(art, "g9", weights, rules)
+
+
+def test_extra_files_may_sit_in_one_sub_folder(tmp_path: Path):
+    path = write_artifact(tmp_path, _tables(), _manifest(), {"models/ranker.txt": b"trees", "models/ranker.json": b"{}"}, now=T0)
+    assert (path / "models" / "ranker.txt").read_bytes() == b"trees"
+    assert {"models/ranker.txt", "models/ranker.json"} <= set(load_artifact(path).manifest["files"])
+    (path / "models" / "ranker.txt").write_bytes(b"other trees")
+    with pytest.raises(ArtifactError, match="models/ranker.txt is corrupt"):
+        load_artifact(path)
+    for bad in ("../escape.txt", "a/b/c.txt", ".hidden", "models/.x", "/abs.txt", "models/"):
+        with pytest.raises(ArtifactError, match="bad extra file name"):
+            write_artifact(tmp_path / "bad", _tables(), _manifest(), {bad: b"x"}, now=T0)
+    assert not any((tmp_path / "bad").iterdir())

@@ -226,6 +226,25 @@ def test_same_template_never_reaches_a_group_twice_within_seven_days() -> None:
     assert _repeats(history + [("g1", history[0][1], start + timedelta(days=6))]) == 1  # the counter can fail
 
 
+def test_a_sellers_other_groups_vary_her_day_but_do_not_block_the_rule() -> None:
+    day = DAYS["weekday"]
+    products = [_product(product_id=f"p{i}") for i in range(6)]
+    # Without the seller's other groups each group orders parts on its own; with them, her day
+    # shares no opening across the two groups.
+    seller_day: list[tuple[str, str, date]] = []
+    for gid in ("g1", "g2"):
+        for copy in render_for_group(products, CopyContext(gid, "宝妈", "母婴", day, REASONS), seller_day):
+            seller_day.append((gid, copy.template_id, day))
+    openings = Counter(tid.split("+")[0] for _, tid, _ in seller_day)
+    assert max(openings.values()) == 1
+    # Another group's template is still free for this group (the rule is per group).
+    other = seller_day[0][1]
+    ctx = CopyContext("g3", "宝妈", "母婴", day, REASONS)
+    candidates = [t.id for t in candidate_templates(products[0], ctx, seller_day)]
+    assert other in candidates
+    assert render_copy(products[0], ctx, [("g1", t, day) for t in candidates[:3]]).template_id == candidates[0]
+
+
 def test_when_every_fitting_template_was_used_the_copy_has_no_template() -> None:
     product = _product()
     ctx = CopyContext("g1", "学生", "学习", DAYS["weekday"], REASONS)

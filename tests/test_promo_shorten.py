@@ -96,17 +96,25 @@ def _norm(text: str) -> str:
 def test_real_taobao_titles_keep_brand_and_product_word(shared_data) -> None:
     titles = _taobao_titles(shared_data("taobao_title_ner"))
     assert len(titles) == 7998
+    # Brand and product word together: every title with both, brand passed in as the catalogue does.
     both = [(t, b, p) for t, b, p in titles if b and p]
-    kept_brand = kept_product = kept_both = 0
+    kept_brand = kept_both = 0
     for title, brands, products in both:
         short = _norm(short_title(title, brands[0]))
         assert len(short) <= 16
         has_brand = any(_norm(b) in short for b in brands)
-        has_product = any(_norm(p) in short for p in products)
         kept_brand += has_brand
-        kept_product += has_product
-        kept_both += has_brand and has_product
-    # Measured 0.995 / 0.903 / 0.890 on 2,544 titles with both (brand given, as in the catalogue).
+        kept_both += has_brand and any(_norm(p) in short for p in products)
+    # The product word alone: every dev and test title that has one (the rules were tuned on train
+    # misses, so this is the held-out check; all 7,998 titles are measured by the benchmark).
+    held_out = [(t, b, p) for t, b, p in titles[6000:] if p]
+    kept_product = sum(
+        any(_norm(p) in _norm(short_title(title, brands[0] if brands else None)) for p in products)
+        for title, brands, products in held_out
+    )
+    assert (len(both), len(held_out)) == (2544, 1901)
+    # Measured 0.994 brand and 0.953 both on 2,544 titles; 0.957 product word on 1,901 held-out titles
+    # (0.958 on all 7,624 titles with a product word).
     assert kept_brand / len(both) >= 0.98
-    assert kept_product / len(both) >= 0.88
-    assert kept_both / len(both) >= 0.87
+    assert kept_both / len(both) >= 0.95
+    assert kept_product / len(held_out) >= 0.95

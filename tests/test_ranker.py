@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +13,11 @@ from recsys.config import RankerConfig
 from recsys.ranker import (
     ConversionRanker,
     fit_and_evaluate,
+    load_ranker,
     order_labels_with_sampled_negatives,
     popularity_rate,
     push_labels,
+    reprice_features,
 )
 
 
@@ -120,3 +124,51 @@ def test_single_class_and_missing_feature_are_errors():
         ranker.predict_proba(world.drop(columns="price"))
     assert popularity_rate(pd.Series(["a", "a", "b"]), np.array([1, 1, 0]), pd.Series(["a", "z"]), strength=1.0) == \
         pytest.approx([(2 + 2 / 3) / 3, 2 / 3])
+
+
+@pytest.mark.parametrize("method", ["isotonic", "platt", "none"])
+def test_calibrator_round_trips_through_json(method):
+    rng = np.random.default_rng(1)
+    score = rng.uniform(0.01, 0.6, 2000)
+    y = (rng.random(2000) < score / 2).astype(int)
+    cal = Calibrator(method).fit(score, y)
+    again = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    probe = np.linspace(0.0, 1.0, 101)
+    assert np.array_equal(cal.predict(probe), again.predict(probe))
+    if method == "isotonic":
+        assert np.all(np.diff(cal.predict(probe)) >= 0)
+
+
+def test_saved_ranker_predicts_the_same_and_reads_float_categories(tmp_path):
+    world = _world(n_days=20, per_day=300)
+    tier = np.where(world["affinity"] > 0, 1.0, 3.0)
+    tier[::7] = np.nan
+    # A float-coded category, as features.profiles.pair_features gives the city tier.
+    world["city_tier"] = pd.Categorical(tier, categories=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    cfg = RankerConfig(n_estimators=60, min_child_samples=20, validation_days=6)
+    ranker, _ = fit_and_evaluate(world, cfg)
+    assert ranker.categories_["city_tier"] == ["1.0", "3.0"]
+    paths = ranker.save(tmp_path / "models")
+    assert [p.name for p in paths] == ["ranker.txt", "ranker.json"]
+    loaded = load_ranker(tmp_path)
+    assert loaded.feature_names_ == ranker.feature_names_ and loaded.best_iteration_ == ranker.best_iteration_
+    assert np.array_equal(loaded.predict_proba(world), ranker.predict_proba(world))
+    # The tier is used as a category: text or float spellings of it score alike, an unknown tier as missing.
+    as_text = world.assign(city_tier=[None if v != v else str(v) for v in tier])
+    assert np.array_equal(loaded.predict_proba(as_text), ranker.predict_proba(world))
+    with pytest.raises(FileNotFoundError, match="ranker.txt"):
+        load_ranker(tmp_path / "elsewhere")
+
+
+def test_reprice_features_rewrites_price_commission_and_coupon():
+    rows = pd.DataFrame({"log_price": [np.log(50.0), np.log(10.0)], "price_z": [0.5, -1.0], "_price_z_scale": [0.5, 0.25],
+                         "commission_rate": [0.2, 0.1], "commission_yuan": [10.0, 1.0], "coupon": [0.0, 2.0],
+                         "cat_share": [0.3, 0.6]})
+    out = reprice_features(rows, price=[100.0, 10.0], coupon=5.0)
+    assert out["log_price"].tolist() == pytest.approx([np.log(100.0), np.log(10.0)])
+    assert out["price_z"].tolist() == pytest.approx([0.5 + np.log(2.0) / 0.5, -1.0])
+    assert out["commission_yuan"].tolist() == pytest.approx([20.0, 1.0])
+    assert out["coupon"].tolist() == [5.0, 5.0] and out["cat_share"].tolist() == [0.3, 0.6]
+    cheaper = reprice_features(rows, commission_rate=np.array([0.3, 0.3]))
+    assert cheaper["commission_yuan"].tolist() == pytest.approx([15.0, 3.0])
+    assert cheaper["price_z"].tolist() == rows["price_z"].tolist() and rows["commission_rate"].tolist() == [0.2, 0.1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from serving.testing import make_keys, service_config, write_small_artifact
 # schemathesis builds its tests from the schema at collection time, so the app exists at import;
 # its artifact and database are loaded only by the module fixture below.
 TMP = Path(tempfile.mkdtemp(prefix="quanxuan-fuzz-"))
+atexit.register(shutil.rmtree, TMP, True)  # also when the test is deselected and its fixture never runs
 CONFIG = service_config(TMP, rate_limit_per_minute=1_000_000, max_batch_events=50)
 STORE = open_store(CONFIG.service.db_url)
 APP = create_app(CONFIG, store=STORE)
@@ -37,7 +39,6 @@ def keys():
     with TestClient(APP):  # runs the lifespan: loads the artifact
         yield made
     STORE.close()
-    shutil.rmtree(TMP, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import sys
 # Only the chosen subcommand's module is imported, so `quanxuan validate` does not pay for torch.
 COMMANDS: dict[str, str] = {
     "contract": "training.commands.contract",
+    "demo": "training.commands.demo",
     "sample": "training.commands.sample",
     "validate": "training.commands.validate",
     "adapt": "training.commands.adapt",

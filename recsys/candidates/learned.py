@@ -183,9 +183,8 @@ class LearnedBlend(Recommender):
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         """Ranker scores (higher is better)."""
-        if self.objective == "lambdarank":
-            return self.model_.predict(x)
-        return self.model_.predict_proba(x)[:, 1]
+        # The booster directly: the sklearn wrapper warns about feature names on plain arrays.
+        return self.model_.booster_.predict(x, num_threads=self.threads)
 
     def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray) -> np.ndarray:
         """Ranker scores on the candidates; -inf for items no source proposed."""

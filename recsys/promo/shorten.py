@@ -1,13 +1,17 @@
 """Short titles: brand + one or two key attributes + the product word, from a long listing title.
 
-`羚跑商务背包双肩包男士防盗多功能出差韩版休闲15.6寸电脑包皮潮` becomes `羚跑商务背包`. Tokens come from
-jieba with the catalogue lexicon; model numbers, sizes, years, keyword stuffing and advertising-law
-terms are dropped. The product word is a lexicon word, a generic product word or a noun ending in a
-product head (…包, …机, …霜). When the brand is known (given, or a lexicon brand in the title) the short
-title is brand + at most two modifiers nearest the product word + the product word. When it is not,
-the brand is kept by position: a Taobao title nearly always names its brand before its first product
-word, usually first, so the leading word, Latin words and words jieba does not know outrank ordinary
-modifiers when the title must be cut.
+`羚跑商务背包双肩包男士防盗多功能出差韩版休闲15.6寸电脑包皮潮` becomes `羚跑商务双肩包`. Tokens come from
+jieba with the catalogue lexicon and our own word lists (title_words.json); model numbers, sizes,
+years, keyword stuffing and advertising-law terms are dropped. The product word is a listed word, or
+a noun ending in a product head (…包, …机, …霜); jieba's splits of rarer compounds are merged back
+(固态/硬盘, 棉/拖鞋, 图书/籍). The anchor is chosen by general rules: a listed word beats a guessed
+one, a gift (赠…) is not the product, the product word a title repeats wins, and since Chinese noun
+phrases are head-final, a later product word glued on within a few words (维生素运动饮料) is the head.
+Titles without any product word keep their leading words plus their last plain noun. When the brand
+is known (given, or a lexicon brand in the title) the short title is brand + at most two modifiers
+nearest the product word + the product word. When it is not, the brand is kept by position: a Taobao
+title nearly always names its brand before its first product word, usually first, so the leading
+word, Latin words and words jieba does not know outrank ordinary modifiers when the title must be cut.
 """
 
 from __future__ import annotations
@@ -220,6 +224,18 @@ def _head_noun(tokens: list[_Token]) -> _Token | None:
     return nouns[-1] if nouns else None
 
 
+def _is_gift(tokens: list[_Token], product: _Token) -> bool:
+    # 送/赠 within the glued words just before the product word: 赠防烫手套, 送收纳袋.
+    start = product.start
+    for tok in reversed(tokens[max(0, product.index - 3) : product.index]):
+        if tok.end != start:
+            return False
+        if tok.key in _GIFT_WORDS:
+            return True
+        start = tok.start
+    return False
+
+
 def _anchor(tokens: list[_Token]) -> _Token | None:
     products = [t for t in tokens if t.kind == "product"]
     if not products:
@@ -228,7 +244,7 @@ def _anchor(tokens: list[_Token]) -> _Token | None:
     if any(t.known for t in products):
         products = [t for t in products if t.known]
     # A product named after 送/赠 is a free gift, not what is sold.
-    gifts = {t.index for t in products if t.index > 0 and tokens[t.index - 1].key in _GIFT_WORDS}
+    gifts = {t.index for t in products if _is_gift(tokens, t)}
     if len(gifts) < len(products):
         products = [t for t in products if t.index not in gifts]
     # Keyword stuffing repeats the real product word (广告机 … 广告机): the most repeated head wins.
