@@ -140,19 +140,51 @@ def oracle_quality(groups: int, products: int, days: int) -> None:
         print(f"{name:<20} ndcg@10 {v['ndcg@10']:.4f}  recall@10 {v['recall@10']:.4f}  hr@10 {v['hr@10']:.4f}")
 
 
-def job_timing(sizes: list[tuple[int, int]], days: int, mode: str) -> None:
-    """Section 2: each size in a fresh process would be cleaner; peak RSS here is cumulative (max so far)."""
+def one_job(groups: int, products: int, days: int, mode: str, evaluate: bool) -> dict[str, Any]:
+    """Run the whole daily job once in this process; wall and CPU seconds, peak RSS, artifact size, throughput."""
     from features.sample_world import generate
 
-    for groups, products in sizes:
-        world = generate(seed=7, groups=groups, products=products, days=days)
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            result = run_daily(world, mode_config(mode), tmp, evaluate=True, log=lambda _: None)
-            wall = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        steps = ", ".join(f"{k} {v:.0f}s" for k, v in result.timings.items() if not k.startswith("total"))
-        print(f"\n== daily job {groups}×{products}×{days}d ({mode}): {wall:.0f}s wall, peak RSS {peak:.0f} MiB\n   {steps}")
+    world = generate(seed=7, groups=groups, products=products, days=days)
+    cpu0 = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = run_daily(world, mode_config(mode), tmp, evaluate=evaluate)
+        wall = time.perf_counter() - t0
+        sizes = {f.name: f.stat().st_size for f in result.artifact.rglob("*") if f.is_file()}
+    t = result.timings
+    scoring = t["pipeline_candidates"] + t["pipeline_scoring"]
+    return {
+        "size": f"{groups}x{products}x{days}d", "mode": mode, "evaluate": evaluate, "wall_s": round(wall, 1),
+        "cpu_s": round(time.process_time() - cpu0, 1), "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "artifact_mib": round(sum(sizes.values()) / 2**20, 1),
+        "candidate_features_mib": round(sizes.get("candidate_features.parquet", 0) / 2**20, 1),
+        "candidates_and_scoring_groups_per_s": round(groups / scoring), "picks_groups_per_s": round(groups / t["picks"]),
+        "steps_s": {k: round(v, 1) for k, v in t.items()},
+    }
+
+
+def job_timing(sizes: list[tuple[int, int]], days: int, mode: str, evaluate_first: bool) -> None:
+    """Section 2: each size in a fresh process (so peak RSS is that run's own); the first size with evaluation."""
+    import json
+    import subprocess
+
+    for n, (groups, products) in enumerate(sizes):
+        evaluate = evaluate_first and n == 0
+        cmd = [sys.executable, __file__, "--one-job", f"{groups}x{products}", "--days", str(days), "--modes", mode]
+        if evaluate:
+            cmd.append("--evaluate")
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode or not lines:
+            print(f"\n== daily job {groups}×{products}×{days}d failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+            continue
+        r = json.loads(lines[-1])
+        print(f"\n== daily job {r['size']} ({mode}{', with evaluation' if evaluate else ''}): {r['wall_s']}s wall, "
+              f"{r['cpu_s']}s CPU, peak RSS {r['peak_rss_mib']} MiB, artifact {r['artifact_mib']} MiB "
+              f"(candidate_features {r['candidate_features_mib']} MiB)\n"
+              f"   candidates + ranker scoring {r['candidates_and_scoring_groups_per_s']:,} groups/s, "
+              f"picks {r['picks_groups_per_s']:,} groups/s\n   steps: "
+              + ", ".join(f"{k} {v}s" for k, v in r["steps_s"].items() if not k.startswith("total")))
 
 
 def tafeng_curve(out: Path, mode: str) -> None:
@@ -206,16 +238,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", action="store_true", help="time the whole job (section 2)")
     parser.add_argument("--sizes", default="", help="extra sizes for section 2, e.g. 5000x3000,20000x5000")
     parser.add_argument("--tafeng", action="store_true", help="section 3 (needs ../shared/data/tafeng)")
+    parser.add_argument("--no-eval", action="store_true", help="section 2 without the evaluation step")
+    parser.add_argument("--one-job", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--evaluate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--png", type=Path, default=ROOT / "reports" / "tafeng_earnings_tradeoff.png")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
+    if args.one_job:
+        import json
+
+        groups, products = (int(x) for x in args.one_job.split("x"))
+        print(json.dumps(one_job(groups, products, args.days, modes[0], args.evaluate)))
+        return 0
     if not args.skip_world:
         world_quality(args.groups, args.products, args.days, modes)
     if args.oracle:
         oracle_quality(args.groups, args.products, args.days)
     if args.job or args.sizes:
         sizes = [(args.groups, args.products)] + [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",") if s]
-        job_timing(sizes, args.days, modes[0])
+        job_timing(sizes, args.days, modes[0], not args.no_eval)
     if args.tafeng:
         if not TAFENG.exists():
             print(f"{TAFENG} is absent: skipping Ta Feng")

@@ -163,6 +163,9 @@ def main() -> int:
     from serving.storage.factory import open_store
     from serving.testing import write_small_artifact
 
+    if args.cache_url and "prefix=" not in args.cache_url:
+        # A key prefix of its own, so that the clean-up below deletes only this run's keys.
+        args.cache_url += ("&" if "?" in args.cache_url else "?") + f"prefix=quanxuan-bench-{os.getpid()}:"
     tmp = Path(tempfile.mkdtemp(prefix="quanxuan-bench-"))
     servers: list[subprocess.Popen] = []
     try:
@@ -209,7 +212,7 @@ def main() -> int:
             lat: dict[str, list[float]] = {name: [] for name, *_ in targets}
             count = {name: 0 for name, *_ in targets}
             bad = {name: 0 for name, *_ in targets}
-            for name, port, ps, hdr in targets:
+            for _, port, ps, hdr in targets:
                 asyncio.run(drive(port, ps, hdr, clients, 0.5))  # warm connections and code paths
             slice_s = args.seconds / args.rounds
             for _ in range(args.rounds):
@@ -234,6 +237,10 @@ def main() -> int:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if args.cache_url:
+            from serving.storage.factory import open_cache
+
+            open_cache(args.cache_url).clear()  # the rendered picks and buckets this run left in Redis
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -177,7 +177,7 @@ def _factorize(values: object) -> tuple[np.ndarray, np.ndarray]:
         arr = arr.combine_chunks()
     encoded = arr.dictionary_encode()
     codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(), dtype=np.int64)
-    return codes, np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    return codes, np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -390,7 +390,8 @@ def _brand_counts(codes: np.ndarray, brand: np.ndarray, n_brands: int) -> tuple[
     key = codes[branded].astype(np.int64) * max(n_brands, 1) + brand[branded]
     uniq, count = _sorted_unique(key)
     code, b = uniq // max(n_brands, 1), uniq % max(n_brands, 1)
-    order = np.lexsort((b, -count, code))
+    # uniq is sorted by (code, brand) and lexsort is stable: ties in count stay in brand order.
+    order = np.lexsort((-count, code))
     return code[order], b[order], count[order]
 
 
@@ -636,28 +637,32 @@ class SegmentAggregates:
 
 
 def _pooled_shares(group_prof: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Category shares pooled over the groups of each `by` value (purchases by category / purchases)."""
     share_cols = [c for c in group_prof.columns if c.startswith(CAT_SHARE_PREFIX)]
+    codes, names = _factorize(group_prof[by])
+    n = len(names)
     n_orders = group_prof["n_orders"].to_numpy(dtype=float)
-    counts = pd.DataFrame(group_prof[share_cols].to_numpy(dtype=float) * n_orders[:, None], columns=share_cols)
-    counts["n_orders"] = n_orders
-    counts["n_groups"] = 1
-    summed = counts.groupby(group_prof[by].to_numpy(), sort=True).sum()
-    summed.index.name = by
-    summed[share_cols] = summed[share_cols].to_numpy() / np.maximum(summed["n_orders"].to_numpy(), 1)[:, None]
-    summed["n_orders"] = summed["n_orders"].round().astype(np.int64)
-    return summed[["n_groups", "n_orders", *share_cols]]
+    shares = group_prof[share_cols].to_numpy(dtype=float)
+    total = np.bincount(codes, weights=n_orders, minlength=n)
+    pooled = {col: np.bincount(codes, weights=shares[:, j] * n_orders, minlength=n) / np.maximum(total, 1)
+              for j, col in enumerate(share_cols)}
+    out = pd.DataFrame({"n_groups": np.bincount(codes, minlength=n), "n_orders": np.round(total).astype(np.int64),
+                        **pooled}, index=pd.Index(names, name=by))
+    return out.sort_index()
 
 
 def _popularity(key_codes: np.ndarray, key_names: np.ndarray, product: np.ndarray, qty: np.ndarray,
                 product_ids: pd.Index, key_name: str, top_n: int) -> pd.DataFrame:
-    """Top products per key by orders (then units), from integer key codes and product rows."""
+    """Top products per key by orders (then units, then catalogue order), from integer codes."""
     n_products = max(len(product_ids), 1)
-    pair = key_codes.astype(np.int64) * n_products + product
-    agg = pd.DataFrame({"pair": pair, "units": qty}).groupby("pair", sort=False)["units"].agg(["size", "sum"])
-    pairs = agg.index.to_numpy(dtype=np.int64)
+    pairs, count = _sorted_unique(key_codes.astype(np.int64) * n_products + product)
+    units = np.bincount(np.searchsorted(pairs, key_codes.astype(np.int64) * n_products + product),
+                        weights=qty, minlength=len(pairs))
     key, row = pairs // n_products, pairs % n_products
-    count, units = agg["size"].to_numpy(dtype=np.int64), agg["sum"].to_numpy(dtype=float)
-    order = np.lexsort((row, -units, -count, key))
+    # Orders then units as one descending score (units / (max + 1) < 1 never outweighs an order);
+    # pairs are sorted by (key, row) and lexsort is stable, so ties keep catalogue order.
+    score = count + units / (units.max() + 1.0) if len(units) else units
+    order = np.lexsort((-score, key))
     key, row, count, units = key[order], row[order], count[order], units[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
     rank = np.arange(len(key)) - np.repeat(starts, np.diff(np.r_[starts, len(key)])) + 1

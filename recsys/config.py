@@ -77,6 +77,9 @@ class RankerConfig(_Section):
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(300, ge=1, le=10000)
     min_child_samples: int = Field(50, ge=1, le=100000)
+    monotone_increasing: list[str] = Field(default_factory=list, description="Features p_conv may only rise with (LightGBM "
+                                           "monotone constraints): taste signals, so that pairs unlike the pushed ones "
+                                           "are not extrapolated the wrong way.")
     calibration: Literal["isotonic", "platt", "none"] = "isotonic"
     validation_days: int = Field(7, ge=1, le=365, description="Last days of labelled examples held for early stopping, calibration and its report.")
     num_threads: int = Field(1, ge=1, le=256, description="LightGBM threads; OpenMP threads spin badly on a busy machine, so 1 unless cores are free.")

@@ -160,6 +160,7 @@ class ConversionRanker:
             objective="binary", num_leaves=cfg.num_leaves, learning_rate=cfg.learning_rate,
             n_estimators=cfg.n_estimators, min_child_samples=cfg.min_child_samples, random_state=cfg.seed,
             subsample=0.8, subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0, verbose=-1, n_jobs=cfg.num_threads,
+            monotone_constraints=[1 if name in cfg.monotone_increasing else 0 for name in self.feature_names_],
         )
         fit_args: dict[str, Any] = {}
         has_cal = X_cal is not None and y_cal is not None and len(np.unique(y_cal)) == 2

@@ -144,8 +144,8 @@ def presented_key(request: Request) -> str:
     return key.strip()
 
 
-async def authenticate(request: Request) -> auth.Principal:
-    """The caller's principal; 401 without a valid key, 429 when its rate limit is spent."""
+async def identify(request: Request) -> auth.Principal:
+    """The caller's principal, 401 without a valid key; no rate limit (see `authenticate`)."""
     # Reads the headers itself rather than through FastAPI security classes: this runs on every
     # request, and each extra dependency costs more than the whole cached picks answer.
     services: Services = request.app.state.services
@@ -155,9 +155,20 @@ async def authenticate(request: Request) -> auth.Principal:
         principal = services.keys.cached(presented) or await run_in_threadpool(services.keys.resolve, presented)
     if principal is None:
         raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
-    wait = await offload(services.cache.blocking, services.limiter.wait_seconds, principal)
+    return principal
+
+
+def check_wait(wait: float) -> None:
+    """429 with Retry-After when a rate-limit wait is due."""
     if wait > 0:
         raise HTTPException(429, "rate limit exceeded for this key", headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+async def authenticate(request: Request) -> auth.Principal:
+    """The caller's principal; 401 without a valid key, 429 when its rate limit is spent."""
+    principal = await identify(request)
+    services: Services = request.app.state.services
+    check_wait(await offload(services.cache.blocking, services.limiter.wait_seconds, principal))
     return principal
 
 
@@ -278,19 +289,26 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         # The hot path, kept lean on purpose: async, the key checked and the query read by hand (FastAPI's
         # dependency and parameter machinery costs more than a cached answer), and only store, Redis and
         # rendering work sent to the thread pool.
-        principal = await authenticate(request)
+        principal = await identify(request)
         services: Services = request.app.state.services
-        the_day, the_k = picks_query(request, config.rules.top_k)
-        _require(principal, "picks:read")
-        served = _served(services)
-        seller = served.group_seller(group_id)
-        if seller is None:
-            raise HTTPException(404, f"unknown group {group_id!r}: not in artifact {served.version}")
-        if not auth.may_read_seller(principal, seller):
-            raise HTTPException(403, f"group {group_id!r} belongs to another seller")
+        try:
+            the_day, the_k = picks_query(request, config.rules.top_k)
+            _require(principal, "picks:read")
+            served = _served(services)
+            seller = served.group_seller(group_id)
+            if seller is None:
+                raise HTTPException(404, f"unknown group {group_id!r}: not in artifact {served.version}")
+            if not auth.may_read_seller(principal, seller):
+                raise HTTPException(403, f"group {group_id!r} belongs to another seller")
+        except HTTPException:
+            # Refused requests spend a token too (a 429 then takes precedence over the refusal).
+            check_wait(await offload(services.cache.blocking, services.limiter.wait_seconds, principal))
+            raise
         weights = services.weights.fresh() or await run_in_threadpool(services.weights.current)
         key = services.picks.cache_key(served, group_id, the_day, the_k, weights)
-        body = await offload(services.cache.blocking, services.picks.cached, key)
+        # The token and the cached answer in one call: a single thread hop when the cache is Redis.
+        wait, body = await offload(services.cache.blocking, services.picks.limited_lookup, services.limiter, principal, key)
+        check_wait(wait)
         if body is None:
             body = await run_in_threadpool(services.picks.build, served, group_id, the_day, the_k, weights, key)
         return Response(body, media_type=JSON)

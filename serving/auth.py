@@ -199,8 +199,11 @@ class RateLimiter:
         self.cache = cache
         self.default_per_minute = default_per_minute
 
+    def bucket(self, principal: Principal) -> tuple[int, float]:
+        """(capacity, tokens per second) of the key's bucket."""
+        per_minute = principal.rate_per_minute or self.default_per_minute
+        return max(1, math.ceil(per_minute / 6)), per_minute / 60.0
+
     def wait_seconds(self, principal: Principal) -> float:
         """0 when the request may go ahead, else the seconds until the key's next token."""
-        per_minute = principal.rate_per_minute or self.default_per_minute
-        capacity = max(1, math.ceil(per_minute / 6))
-        return self.cache.take_token(principal.key_id, capacity, per_minute / 60.0)
+        return self.cache.take_token(principal.key_id, *self.bucket(principal))

@@ -15,6 +15,7 @@ from recsys.promo import adlaw
 from recsys.promo.render import CopyContext, ProductInfo, RenderedCopy, render_copy
 from recsys.rules import REASON_LABELS
 from serving.artifacts import Served
+from serving.auth import Principal, RateLimiter
 from serving.metrics import Metrics
 from serving.state import WeightsSnapshot
 from serving.storage.base import Cache, Store
@@ -81,6 +82,13 @@ class PicksService:
         if self.metrics:
             (self.metrics.picks_miss if body is None else self.metrics.picks_hit).inc()
         return body
+
+    def limited_lookup(self, limiter: RateLimiter, principal: Principal, key: str) -> tuple[float, bytes | None]:
+        """Take the caller's rate-limit token, then look the answer up: (wait seconds, cached answer or None)."""
+        wait, body = self.cache.take_token_and_get(principal.key_id, *limiter.bucket(principal), key)
+        if wait == 0 and self.metrics:
+            (self.metrics.picks_miss if body is None else self.metrics.picks_hit).inc()
+        return wait, body
 
     def build(self, served: Served, group_id: str, day: date, k: int, weights: WeightsSnapshot, key: str) -> bytes:
         """Render an answer and cache it under `key`."""

@@ -176,6 +176,20 @@ def test_numbers_are_exact() -> None:
     assert seen_final and seen_rate
 
 
+def test_coupon_openings_and_closings_come_with_the_price_after_the_coupon() -> None:
+    product = _product(price=59.9, coupon=10.0)
+    history: list[tuple[str, str, date]] = []
+    coupon_talk = 0
+    for i in range(60):
+        copy = render_copy(product, CopyContext("g1", "其他", "福利", DAYS["weekday"], REASONS), history)
+        history.append(("g1", copy.template_id, DAYS["weekday"]))
+        parts = template_by_id(copy.template_id).parts
+        if any(p.role != "body" and "coupon" in p.occasions for p in parts):
+            coupon_talk += 1
+            assert "49.9元" in copy.text, copy.text
+    assert coupon_talk > 0
+
+
 def test_number_formats() -> None:
     assert [format_yuan(x) for x in (59.9, 59.0, 12.5, 0.99, 199.999)] == ["59.9", "59", "12.5", "0.99", "200"]
     assert [rating_percent(x) for x in (0.987, 0.9996, 1.0, 0.95)] == [98.7, 99.9, 100.0, 95.0]
@@ -237,12 +251,12 @@ def test_a_sellers_other_groups_vary_her_day_but_do_not_block_the_rule() -> None
             seller_day.append((gid, copy.template_id, day))
     openings = Counter(tid.split("+")[0] for _, tid, _ in seller_day)
     assert max(openings.values()) == 1
-    # Another group's template is still free for this group (the rule is per group).
-    other = seller_day[0][1]
+    # Another group's template of the day is still free for this group (the rule is per group):
+    # when every other fitting template reached this group, g1's is taken.
     ctx = CopyContext("g3", "宝妈", "母婴", day, REASONS)
-    candidates = [t.id for t in candidate_templates(products[0], ctx, seller_day)]
-    assert other in candidates
-    assert render_copy(products[0], ctx, [("g1", t, day) for t in candidates[:3]]).template_id == candidates[0]
+    taken = seller_day[0][1]
+    every = [("g3", t.id, day - timedelta(days=1)) for t in candidate_templates(products[0], ctx) if t.id != taken]
+    assert render_copy(products[0], ctx, [*seller_day, *every]).template_id == taken
 
 
 def test_when_every_fitting_template_was_used_the_copy_has_no_template() -> None:
@@ -266,7 +280,8 @@ def test_when_every_fitting_template_was_used_the_copy_has_no_template() -> None
 def test_history_of_other_groups_and_old_days_does_not_block() -> None:
     ctx = CopyContext("g1", "学生", "学习", DAYS["weekday"], REASONS)
     chosen = render_copy(_product(), ctx).template_id
-    other_group = [("g2", chosen, DAYS["weekday"])]
+    # Another group's copy from yesterday neither blocks the template nor changes the order.
+    other_group = [("g2", chosen, DAYS["weekday"] - timedelta(days=1))]
     week_ago = [("g1", chosen, DAYS["weekday"] - timedelta(days=7))]
     yesterday = [("g1", chosen, DAYS["weekday"] - timedelta(days=1))]
     assert render_copy(_product(), ctx, other_group).template_id == chosen

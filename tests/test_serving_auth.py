@@ -178,12 +178,19 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path):
     store = open_store(config.service.db_url)
     slow, _ = auth.create_key(store, PEPPER, "ops", rate_per_minute=6)  # bucket of 1, one token per 10 s
     usual, _ = auth.create_key(store, PEPPER, "ops")  # the default 60/min: bucket of 10, one token a second
+    reader, _ = auth.create_key(store, PEPPER, "seller", seller_id="S0", rate_per_minute=6)
+    prober, _ = auth.create_key(store, PEPPER, "seller", seller_id="S0", rate_per_minute=6)
     with TestClient(create_app(config, store=store)) as client:
         assert call(client, "GET", "/v1/ops/weights", slow).status_code == 200
         refused = call(client, "GET", "/v1/ops/weights", slow)
         assert refused.status_code == 429 and refused.headers["Retry-After"] == "10"
         assert [call(client, "GET", "/v1/ops/weights", usual).status_code for _ in range(10)] == [200] * 10
         assert call(client, "GET", "/v1/ops/weights", usual).status_code == 429
+        # The picks endpoint spends tokens too, refused requests included.
+        assert call(client, "GET", "/v1/groups/G0/picks", reader).status_code == 200
+        assert call(client, "GET", "/v1/groups/G0/picks", reader).status_code == 429
+        assert call(client, "GET", "/v1/groups/G2/picks", prober).status_code == 403
+        assert call(client, "GET", "/v1/groups/G0/picks", prober).status_code == 429
     store.close()
 
 

@@ -204,3 +204,11 @@ def test_clear_drops_only_this_caches_keys(cache):
         assert neighbour.get("a") == b"2"
         neighbour.clear()
         neighbour.close()
+
+
+def test_token_and_get_in_one_call(cache):
+    cache.set("answer", b"picks", 60)
+    assert cache.take_token_and_get("k", 2, 0.001, "answer") == (0.0, b"picks")
+    assert cache.take_token_and_get("k", 2, 0.001, "absent") == (0.0, None)
+    wait, value = cache.take_token_and_get("k", 2, 0.001, "answer")  # the bucket is empty now
+    assert wait > 900 and value is None

@@ -29,7 +29,7 @@ from features.interactions import TrainData, build_train_data, to_local_naive
 from features.profiles import Profiles, _group_price_scale, build_profiles
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.blend import blend_log_scores, weights_hash
-from recsys.candidates.base import Recommender
+from recsys.candidates.base import Recommender, block_rows
 from recsys.candidates.union import union_candidates
 from recsys.config import BlendWeights, Config, config_hash
 from recsys.ranker import (
@@ -103,15 +103,40 @@ def _sellers(frames: Any) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series(dtype=object) for c in SELLERS.columns})
 
 
-def snapshot(frames: Any, as_of: pd.Timestamp, cfg: Config) -> Profiles:
+def profiles_at(frames: Any, as_of: pd.Timestamp, cfg: Config) -> Profiles:
     """Group, product, cycle, brand and segment profiles from events strictly before `as_of` (features.profiles)."""
     return build_profiles(frames.products, _sellers(frames), frames.groups, _pushes(frames), frames.orders, as_of,
                           cfg.features, price_window_days=cfg.rules.price_window_days)
 
 
-def source_columns(union: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Each source's score and rank for the pairs (NaN where it did not propose the pair) and n_sources."""
-    cols = [c for c in union.columns if c.startswith(("score__", "rank__"))]
+def source_scores(sources: Mapping[str, Recommender], data: TrainData, pairs: pd.DataFrame) -> pd.DataFrame:
+    """`score__<source>` of every pair: the source's own score, whether or not the pair made its top list (NaN
+    where the source has nothing to say, or for unknown ids).
+
+    Computed from the fitted sources, block by block of groups, so that a pushed pair the sources did not
+    propose (most pushes) gets the same kind of value as today's candidates.
+    """
+    g = data.groups.index_of(pairs[GROUP_ID].astype(str).to_numpy(dtype=object), missing="mark")
+    i = data.items.index_of(pairs[PRODUCT_ID].astype(str).to_numpy(dtype=object), missing="mark")
+    ok = np.flatnonzero((g >= 0) & (i >= 0))
+    ok = ok[np.argsort(g[ok], kind="stable")]
+    groups = np.unique(g[ok])
+    step = block_rows(data.n_items)
+    out = np.full((len(pairs), len(sources)), np.nan)
+    for j, source in enumerate(sources.values()):
+        for lo in range(0, len(groups), step):
+            block = groups[lo:lo + step]
+            sel = ok[(g[ok] >= block[0]) & (g[ok] <= block[-1])]
+            scores = np.asarray(source.score(block), dtype=np.float64)
+            values = scores[np.searchsorted(block, g[sel]), i[sel]]
+            out[sel, j] = np.where(np.isfinite(values), values, np.nan)
+    return pd.DataFrame(out, columns=[f"score__{name}" for name in sources])
+
+
+def source_ranks(union: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """`rank__<source>` of every pair in the union (1 = the source's best; NaN where it did not propose it) and
+    n_sources, the number of sources proposing it."""
+    cols = [c for c in union.columns if c.startswith("rank__")]
     groups = pd.Index(pd.unique(union[GROUP_ID].astype(str).to_numpy(dtype=object)))
     products = pd.Index(pd.unique(union[PRODUCT_ID].astype(str).to_numpy(dtype=object)))
     n = max(len(products), 1)
@@ -123,19 +148,36 @@ def source_columns(union: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     values = union[cols].to_numpy(dtype=np.float64)
     out = np.where(row[:, None] >= 0, values[np.maximum(row, 0)] if len(values) else np.nan, np.nan)
     frame = pd.DataFrame(out, columns=cols)
-    frame["n_sources"] = frame[[c for c in cols if c.startswith("rank__")]].notna().sum(axis=1).astype(float)
+    frame["n_sources"] = frame.notna().sum(axis=1).astype(float)
     return frame
 
 
-def ranker_rows(union: pd.DataFrame, profiles: Profiles, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Ranker inputs for (group_id, product_id) pairs: the sources' scores and ranks, then `PAIR_FEATURES`.
+@dataclass
+class Snapshot:
+    """Everything ranker rows are read from at one moment: the fitted sources, their union, and the profiles."""
 
-    The very same function builds training rows (profiles of a past snapshot) and today's rows, so a
-    feature means the same thing in both.
-    """
-    keys = pairs[[GROUP_ID, PRODUCT_ID]].reset_index(drop=True)
-    feats = profiles.pair_features(keys).drop(columns=[GROUP_ID, PRODUCT_ID]).reset_index(drop=True)
-    return pd.concat([source_columns(union, keys), feats], axis=1)
+    data: TrainData
+    sources: dict[str, Recommender]
+    union: pd.DataFrame
+    profiles: Profiles
+
+    def rows(self, pairs: pd.DataFrame, profiles: Profiles | None = None) -> pd.DataFrame:
+        """Ranker inputs for (group_id, product_id) pairs: the sources' scores and ranks, then `PAIR_FEATURES`
+        (from `profiles` when given: a later refresh than the sources').
+
+        The very same method builds training rows (a past snapshot) and today's rows, so a feature means the
+        same thing in both.
+        """
+        keys = pairs[[GROUP_ID, PRODUCT_ID]].reset_index(drop=True)
+        feats = (profiles or self.profiles).pair_features(keys).drop(columns=[GROUP_ID, PRODUCT_ID]).reset_index(drop=True)
+        return pd.concat([source_scores(self.sources, self.data, keys), source_ranks(self.union, keys), feats], axis=1)
+
+
+def take_snapshot(frames: Any, data: TrainData, cfg: Config, fitted: Mapping[str, Recommender] | None = None) -> Snapshot:
+    """Sources fitted on `data`, their union for every group, and the profiles as of `data.now`."""
+    sources = fit_sources(data, cfg, fitted=fitted)
+    union = union_candidates(sources, data, np.arange(data.n_groups), cfg.candidates.per_source, cfg.candidates.union_size)
+    return Snapshot(data, sources, union, profiles_at(frames, data.now, cfg))
 
 
 # ---------------------------------------------------------------------------------------------- examples
@@ -170,7 +212,7 @@ def _in_pairs(frame: pd.DataFrame, pairs: pd.Index) -> np.ndarray:
     return _pair_set(frame).isin(pairs)
 
 
-def _with_features(examples: pd.DataFrame, union: pd.DataFrame, frames: Any, cfg: Config, points: list[pd.Timestamp]) -> pd.DataFrame:
+def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Config, points: list[pd.Timestamp]) -> pd.DataFrame:
     """Examples with ranker rows; each reads the profiles of the latest refresh point at or before its time."""
     at = pd.to_datetime(examples[TIME]).to_numpy()
     which = np.searchsorted(np.asarray(points, dtype="datetime64[ns]"), at, side="right") - 1
@@ -179,7 +221,8 @@ def _with_features(examples: pd.DataFrame, union: pd.DataFrame, frames: Any, cfg
         sel = np.flatnonzero(which == k)
         if len(sel):
             rows = examples.iloc[sel].reset_index(drop=True)
-            parts.append(pd.concat([rows, ranker_rows(union, snapshot(frames, point, cfg), rows)], axis=1))
+            profiles = snap.profiles if point == snap.data.now else profiles_at(frames, point, cfg)
+            parts.append(pd.concat([rows, snap.rows(rows, profiles)], axis=1))
     return pd.concat(parts, ignore_index=True).sort_values(TIME, kind="stable").reset_index(drop=True)
 
 
@@ -192,15 +235,15 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
     rc = cfg.ranker
     window = pd.Timedelta(days=rc.label_window_days)
     start = now - (window if rc.examples == "candidates" else pd.Timedelta(days=rc.example_days))
-    snap = build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes, frames.orders, cfg.features, now=start)
-    union = union_candidates(fit_sources(snap, cfg), snap, np.arange(snap.n_groups), cfg.candidates.per_source,
-                             cfg.candidates.union_size)
+    snap = take_snapshot(frames, build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes,
+                                                  frames.orders, cfg.features, now=start), cfg)
+    union = snap.union
     orders = frames.orders.loc[(to_local_naive(frames.orders[ORDERED_AT]) < now).to_numpy()]
     orders = orders.assign(**{ORDERED_AT: to_local_naive(orders[ORDERED_AT])})
     if rc.examples == "candidates":
         bought = _pair_set(_orders_between(orders, start, start + window))
         examples = union[[GROUP_ID, PRODUCT_ID]].assign(**{TIME: start, LABEL: _in_pairs(union, bought).astype(np.int8)})
-        out = _with_features(examples, union, frames, cfg, [start])
+        out = _with_features(examples, snap, frames, cfg, [start])
         log(f"ranker examples: {len(out):,} candidates of {start:%Y-%m-%d}, ordered within {rc.label_window_days} days: "
             f"{out[LABEL].mean():.4f}")
         return out
@@ -221,11 +264,11 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
         examples = order_labels_with_sampled_negatives(recent, frames.products[PRODUCT_ID].astype(str).to_numpy(),
                                                        rc.negatives_per_positive, rc.seed)
         kind = "orders with sampled negatives"
-    known_groups = set(snap.groups.ids)
-    known_products = set(snap.items.ids)
+    known_groups = set(snap.data.groups.ids)
+    known_products = set(snap.data.items.ids)
     examples = examples[examples[GROUP_ID].astype(str).isin(known_groups) & examples[PRODUCT_ID].astype(str).isin(known_products)]
     out = _with_features(examples[[GROUP_ID, PRODUCT_ID, TIME, LABEL] + ([EXPOSED] if EXPOSED in examples else [])],
-                         union, frames, cfg, points)
+                         snap, frames, cfg, points)
     log(f"ranker examples: {len(out):,} {kind} from {start:%Y-%m-%d} to {now:%Y-%m-%d}, positive rate {out[LABEL].mean():.3f}")
     return out
 
@@ -263,10 +306,18 @@ class PipelineState:
     ranker_metrics: dict[str, Any]
     candidates: pd.DataFrame  # group_id, product_id, sources, g, i, p_conv, price, commission_rate, commission_yuan, rating
     features: pd.DataFrame  # the ranker rows of the candidates, row for row
-    union: pd.DataFrame  # today's union of the sources (their scores and ranks)
-    data: TrainData
-    profiles: Profiles
+    snapshot: Snapshot  # today's sources, union and profiles
     timings: dict[str, float]
+
+    @property
+    def data(self) -> TrainData:
+        """Today's training data."""
+        return self.snapshot.data
+
+    @property
+    def profiles(self) -> Profiles:
+        """Today's profiles."""
+        return self.snapshot.profiles
 
 
 def score_rows(ranker: ConversionRanker, rows: pd.DataFrame) -> np.ndarray:
@@ -291,13 +342,12 @@ def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default
         f"AUC {c['auc']:.3f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f} (raw ECE {metrics['uncalibrated']['ece']:.4f}, "
         f"popularity AUC {metrics['popularity_rate']['auc']:.3f}) ({timings['ranker_fit']:.0f}s)")
     t0 = time.perf_counter()
-    sources = fit_sources(data, cfg, fitted=fitted)
-    union = union_candidates(sources, data, np.arange(data.n_groups), cfg.candidates.per_source, cfg.candidates.union_size)
+    today = take_snapshot(frames, data, cfg, fitted)
+    union = today.union
     timings["candidates"] = time.perf_counter() - t0
     log(f"candidates: {len(union):,} for {data.n_groups:,} groups ({timings['candidates']:.0f}s)")
     t0 = time.perf_counter()
-    profiles = snapshot(frames, data.now, cfg)
-    feats = ranker_rows(union, profiles, union)
+    feats = today.rows(union)
     cands = union[[GROUP_ID, PRODUCT_ID, "sources"]].reset_index(drop=True)
     cands["g"] = data.groups.index_of(cands[GROUP_ID].to_numpy(dtype=object))
     i = data.items.index_of(cands[PRODUCT_ID].to_numpy(dtype=object))
@@ -310,7 +360,7 @@ def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default
     cands["rating"] = items["rating"].to_numpy(float)[i]
     timings["scoring"] = time.perf_counter() - t0
     log(f"scored: mean p_conv {cands['p_conv'].mean():.4f} ({timings['scoring']:.0f}s)")
-    return PipelineState(ranker, metrics, cands, feats, union, data, profiles, timings)
+    return PipelineState(ranker, metrics, cands, feats, today, timings)
 
 
 class PipelineRecommender(Recommender):
@@ -643,7 +693,7 @@ def held_out_push_metrics(state: PipelineState, frames: Any, test: Any, cfg: Con
     labelled = labelled[known].reset_index(drop=True)
     if labelled[LABEL].nunique() < 2:
         return None
-    p = score_rows(state.ranker, ranker_rows(state.union, state.profiles, labelled))
+    p = score_rows(state.ranker, state.snapshot.rows(labelled))
     return {**probability_metrics(labelled[LABEL].to_numpy(), p), "label_window_days": window}
 
 

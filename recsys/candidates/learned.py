@@ -10,6 +10,7 @@ those days); `fit` then refits the sources on the full data and keeps the ranker
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -111,7 +112,8 @@ class LearnedBlend(Recommender):
         cols = []
         for scores, (top_key, top_rank) in zip(dense.values(), tops):
             finite = np.where(np.isfinite(scores), scores, np.nan)
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a group the source knows nothing about
                 row_max = np.nanmax(np.abs(finite), axis=1)
             s = finite[row, item]
             # Rank within the source's top list; candidates it did not list rank just below it.

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 
@@ -199,7 +200,7 @@ def _ordered(fitting: _Parts, seed: int, recent: _Recent) -> list[Part]:
     with np.errstate(over="ignore"):
         u = (_mix(fitting.keys ^ np.uint64(seed)).astype(np.float64) + 1.0) / (2.0**64 + 2.0)
     draw = u ** (1.0 / fitting.weights)
-    if not recent.window:
+    if not recent.window and not recent.today:
         return [fitting.parts[i] for i in np.argsort(-draw, kind="stable")]
     today = np.array([recent.today[p.id] for p in fitting.parts], dtype=np.float64)
     window = np.array([recent.window[p.id] for p in fitting.parts], dtype=np.float64) / fitting.weights
@@ -257,21 +258,19 @@ def _fitting_parts(product: ProductInfo, ctx: CopyContext, slots: frozenset[str]
     return {role: _eligible(role, *key) for role in ("open", "body", "close")}
 
 
+def _coherent(combo: tuple[Part, ...]) -> bool:
+    # An opening or closing about the coupon (省钱提醒, 记得先领券) only goes with a body that shows
+    # the price after it.
+    body = next(p for p in combo if p.role == "body")
+    return "final" in body.slots or not any(p.role != "body" and "coupon" in p.occasions for p in combo)
+
+
 def _combinations(parts: dict[str, _Parts], seed: int, recent: _Recent) -> Iterator[tuple[Part, ...]]:
     opens, bodies, closes = (_ordered(parts[r], seed, recent) for r in ("open", "body", "close"))
-    for o in opens:
-        for b in bodies:
-            for c in closes:
-                yield (o, b, c)
+    full = ((o, b, c) for o in opens for b in bodies for c in closes)
     # Shorter combinations only matter under a tight length limit.
-    for b in bodies:
-        for c in closes:
-            yield (b, c)
-    for o in opens:
-        for b in bodies:
-            yield (o, b)
-    for b in bodies:
-        yield (b,)
+    shorter = chain(((b, c) for b in bodies for c in closes), ((o, b) for o in opens for b in bodies), ((b,) for b in bodies))
+    return (combo for combo in chain(full, shorter) if _coherent(combo))
 
 
 def candidate_templates(

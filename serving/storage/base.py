@@ -152,6 +152,11 @@ class Cache(ABC):
         `now` (seconds) is for tests; backends use their own clock when it is None.
         """
 
+    def take_token_and_get(self, bucket: str, capacity: int, per_second: float, key: str) -> tuple[float, bytes | None]:
+        """`take_token`, then `get(key)` when allowed: (wait seconds, value or None). Redis does both in one round trip."""
+        wait = self.take_token(bucket, capacity, per_second)
+        return (wait, None) if wait > 0 else (0.0, self.get(key))
+
     @abstractmethod
     def clear(self) -> None:
         """Drop everything this cache holds (its own keys only)."""
