@@ -58,6 +58,13 @@ class CandidateConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where ALS fitting and top-K scoring run.")
 
 
+# Ranker features that say "this group likes this kind of product": p_conv is constrained to rise with them.
+TASTE_FEATURES: tuple[str, ...] = (
+    "cat_share", "cat_affinity", "segment_cat_share", "brand_share", "score__als", "score__ease",
+    "score__item_knn_cosine", "score__content", "score__own_top", "score__segment_popular",
+)
+
+
 class RankerConfig(_Section):
     """The LightGBM conversion ranker and its calibration."""
 
@@ -77,7 +84,7 @@ class RankerConfig(_Section):
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(300, ge=1, le=10000)
     min_child_samples: int = Field(50, ge=1, le=100000)
-    monotone_increasing: list[str] = Field(default_factory=list, description="Features p_conv may only rise with (LightGBM "
+    monotone_increasing: list[str] = Field(default_factory=lambda: list(TASTE_FEATURES), description="Features p_conv may only rise with (LightGBM "
                                            "monotone constraints): taste signals, so that pairs unlike the pushed ones "
                                            "are not extrapolated the wrong way.")
     calibration: Literal["isotonic", "platt", "none"] = "isotonic"

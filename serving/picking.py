@@ -122,7 +122,8 @@ class PicksService:
                                              self.copy_cfg)
             # Later picks of the same answer avoid templates used by earlier ones.
             history.append((group_id, copy.template_id, day))
-            used.append(copy.template_id)
+            if copy.template_id:  # an exhausted copy has no template to remember
+                used.append(copy.template_id)
             out.append({
                 "rank": int(row["rank"]),
                 "product_id": str(row["product_id"]),

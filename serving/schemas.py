@@ -106,7 +106,7 @@ PICK_EXAMPLE = {
     "rank": 1, "product_id": "P1", "title": "婴儿纯棉口水巾 10条装", "category": "母婴/喂养", "brand": "好孩子",
     "price": 39.9, "coupon": 5.0, "p_conv": 0.12, "commission_rate": 0.2, "commission_yuan": 7.98, "rating": 0.97,
     "score": 0.9, "reasons": ["group_buys_category"], "reason_labels": ["群里常买这一类"], "flags": ["coupon"],
-    "copy": {"text": "宝宝口水巾10条装，纯棉吸水，券后34.9元，群里姐妹回购好几次了～", "template_id": "mom_coupon_1",
+    "copy": {"text": "宝宝口水巾10条装，纯棉吸水，券后34.9元，群里姐妹回购好几次了～", "template_id": "open.baoma.03+body.coupon.07+close.baoma.02",
              "short_title": "纯棉口水巾10条装", "selling_points": ["纯棉", "吸水"], "adlaw_clean": True},
 }
 

@@ -650,8 +650,9 @@ class DailyResult:
 
 
 def evaluate_pipeline(frames: Any, cfg: Config, test_days: int = 7, log: Log = default_log,
-                      max_eval_groups: int | None = None) -> dict[str, Any]:
-    """Hold out the last `test_days`: baselines, the candidate-only blend and the full pipeline on one harness."""
+                      max_eval_groups: int | None = None, models_out: dict[str, Recommender] | None = None) -> dict[str, Any]:
+    """Hold out the last `test_days`: baselines, the candidate-only blend and the full pipeline on one harness
+    (plus p_conv judged on the test days' pushes); the fitted models go into `models_out` when given."""
     from recsys.candidates import BlendRecommender
     from training.evaluate import EvalOptions, Frames, evaluate_models, make_source, time_split
 
@@ -671,6 +672,8 @@ def evaluate_pipeline(frames: Any, cfg: Config, test_days: int = 7, log: Log = d
     out = result.to_dict()
     out["ranker"] = ranker.state_.ranker_metrics
     out["held_out_pushes"] = held_out_push_metrics(ranker.state_, frames, test, cfg)
+    if models_out is not None:
+        models_out.update(models)
     return out
 
 
