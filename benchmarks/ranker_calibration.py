@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=2000)
     parser.add_argument("--products", type=int, default=2000)
     parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--examples", choices=("pushes", "candidates"), default="pushes")
+    parser.add_argument("--examples", choices=("pushes", "exposure", "candidates"), default="pushes")
     args = parser.parse_args(argv)
     world = generate(seed=7, groups=args.groups, products=args.products, days=args.days)
     cfg = Config()

@@ -130,16 +130,28 @@ def aggregate_rows(matrix: sp.csr_matrix, keys: np.ndarray) -> tuple[sp.csr_matr
     return (indicator @ matrix).tocsr(), codes.astype(np.int64)
 
 
+def top_per_row(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    """Keep the `n` largest entries of each row (ties by column), vectorised over the non-zeros."""
+    m = matrix.tocsr()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, rows))
+    starts = m.indptr[rows[order]]
+    keep = order[(np.arange(len(order)) - starts) < n]
+    return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape, dtype=m.dtype)
+
+
 def with_fallback_rows(
     matrix: sp.csr_matrix,
     key_sets: list[np.ndarray],
     cold: np.ndarray,
     weights: list[float],
+    top_n: int = 200,
 ) -> sp.csr_matrix:
     """Rows of cold groups topped up with L1-normalised aggregate rows (e.g. their seller's, their segment's).
 
     Each aggregate is rescaled to the mean mass of a warm row, so a cold group's history looks like a
-    typical group's, led by what its seller's other groups and its segment buy.
+    typical group's, led by what its seller's other groups and its segment buy. Aggregates keep their
+    `top_n` items only: a segment's full row copied to every cold group would not fit in memory.
     """
     masses = np.ravel(matrix.sum(axis=1))
     warm_mass = float(masses[~cold].mean()) if (~cold).any() and masses[~cold].sum() > 0 else 1.0
@@ -147,18 +159,17 @@ def with_fallback_rows(
     cold_idx = np.flatnonzero(cold)
     if cold_idx.size == 0:
         return out
-    select = sp.csr_matrix(
-        (np.ones(cold_idx.size, dtype=np.float32), (cold_idx, cold_idx)), shape=(matrix.shape[0], matrix.shape[0])
-    )
     for keys, w in zip(key_sets, weights):
         agg, codes = aggregate_rows(matrix, keys)
+        agg = top_per_row(agg, top_n)
         sums = np.ravel(agg.sum(axis=1))
         inv = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
         agg = sp.diags(inv.astype(np.float32)) @ agg
-        expand = sp.csr_matrix(
-            (np.ones(len(codes), dtype=np.float32), (np.arange(len(codes)), codes)), shape=(len(codes), agg.shape[0])
+        # Only cold rows receive an aggregate: (cold group → its key) selector times the aggregates.
+        select = sp.csr_matrix(
+            (np.ones(cold_idx.size, dtype=np.float32), (cold_idx, codes[cold_idx])), shape=(matrix.shape[0], agg.shape[0])
         )
-        out = out + (w * warm_mass) * (select @ (expand @ agg))
+        out = out + (w * warm_mass) * (select @ agg)
     return out.tocsr()
 
 

@@ -655,9 +655,12 @@ def _popularity(key_codes: np.ndarray, key_names: np.ndarray, product: np.ndarra
                 product_ids: pd.Index, key_name: str, top_n: int) -> pd.DataFrame:
     """Top products per key by orders (then units, then catalogue order), from integer codes."""
     n_products = max(len(product_ids), 1)
-    pairs, count = _sorted_unique(key_codes.astype(np.int64) * n_products + product)
-    units = np.bincount(np.searchsorted(pairs, key_codes.astype(np.int64) * n_products + product),
-                        weights=qty, minlength=len(pairs))
+    packed = key_codes.astype(np.int64) * n_products + product
+    by_pair = np.argsort(packed, kind="stable")
+    packed = packed[by_pair]
+    starts = np.flatnonzero(np.r_[True, packed[1:] != packed[:-1]]) if len(packed) else np.zeros(0, dtype=np.int64)
+    pairs, count = packed[starts], np.diff(np.r_[starts, len(packed)])
+    units = np.add.reduceat(qty[by_pair], starts) if len(starts) else np.zeros(0)
     key, row = pairs // n_products, pairs % n_products
     # Orders then units as one descending score (units / (max + 1) < 1 never outweighs an order);
     # pairs are sorted by (key, row) and lexsort is stable, so ties keep catalogue order.

@@ -26,6 +26,7 @@ placements of its nearest known products by title embedding, within its main cat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -40,6 +41,8 @@ CHANGEABLE: tuple[str, ...] = ("price", "commission_rate", "coupon")
 PLACEMENT_COLUMNS: tuple[str, ...] = ("day", "group_id", "rank", "product_id", "p_conv", "price", "commission_rate",
                                       "commission_yuan", "order_value", "coupon", "rating", "category", "brand",
                                       "member_count", "seller_type", "city_tier")
+# The daily job's table of the candidates' ranker rows (see `training.daily.candidate_features`).
+FEATURES_FILE = "candidate_features.parquet"
 
 
 # ----------------------------------------------------------------------------------- the count model
@@ -263,53 +266,59 @@ class Rescorer(Protocol):
 
 
 class RankerRescorer:
-    """The real rescorer: the conversion ranker on the pairs' stored feature rows with the changed fields rewritten.
+    """The real rescorer: the artifact's conversion ranker on the pairs' stored feature rows, repriced.
 
-    `features` holds one ranker row per (group_id, product_id) candidate, as the daily job scored it.
-    Price-like features move with the paid price (price − coupon): `price`, `log_price`, and the
-    log-price gaps `price_vs_band` (daily job) shift by log(new/old); `commission_rate`,
-    `commission_yuan` and `coupon` are set. Pairs without a stored row keep their p_conv (NaN returned).
+    `features` is the artifact's `candidate_features` table (one ranker row per stored (group_id,
+    product_id) candidate, as the daily job scored it), or the path of its Parquet file, read then only
+    for the products asked about. `recsys.ranker.reprice_features` rewrites the price-like columns,
+    commission and coupon; pairs without a stored row keep their p_conv (NaN returned).
     """
 
-    def __init__(self, ranker: Any, features: pd.DataFrame) -> None:
+    def __init__(self, ranker: Any, features: pd.DataFrame | str | Path) -> None:
         self.ranker = ranker
-        self.features = features.assign(group_id=features["group_id"].astype(str),
-                                        product_id=features["product_id"].astype(str)).set_index(["group_id", "product_id"])
-        self.features = self.features[~self.features.index.duplicated()]
+        self.features = features
+
+    @classmethod
+    def from_artifact(cls, artifact: Any) -> "RankerRescorer | None":
+        """The rescorer of an artifact holding models/ranker.* and candidate_features.parquet, else None."""
+        from recsys.ranker import load_ranker
+
+        path = Path(getattr(artifact, "path", artifact)) / FEATURES_FILE
+        if not path.is_file():
+            return None
+        try:
+            ranker = load_ranker(artifact)
+        except FileNotFoundError:
+            return None
+        return cls(ranker, path)
+
+    def _rows(self, product_ids: Sequence[str]) -> pd.DataFrame:
+        wanted = sorted(set(map(str, product_ids)))
+        if isinstance(self.features, pd.DataFrame):
+            frame = self.features[self.features["product_id"].astype(str).isin(wanted)]
+        else:
+            frame = pd.read_parquet(self.features, filters=[("product_id", "in", wanted)])
+        frame = frame.assign(group_id=frame["group_id"].astype(str), product_id=frame["product_id"].astype(str))
+        return frame.drop_duplicates(["group_id", "product_id"]).set_index(["group_id", "product_id"])
 
     def rescore(self, rows: pd.DataFrame) -> np.ndarray:
         """New p_conv per row (NaN where no feature row is stored)."""
+        from recsys.ranker import EXPOSED, reprice_features
+
+        stored = self._rows(rows["feature_product_id"].astype(str).unique())
         key = pd.MultiIndex.from_arrays([rows["group_id"].astype(str).to_numpy(),
                                          rows["feature_product_id"].astype(str).to_numpy()])
-        pos = self.features.index.get_indexer(key)
+        pos = stored.index.get_indexer(key)
         out = np.full(len(rows), np.nan)
         ok = pos >= 0
         if not ok.any():
             return out
-        X = self.features.iloc[pos[ok]].reset_index().copy()
         sub = rows.loc[ok]
-        new_price = sub["price"].to_numpy(float)
-        coupon = sub["coupon"].to_numpy(float) if "coupon" in sub else np.zeros(len(sub))
-        paid = np.maximum(new_price - np.nan_to_num(coupon), 0.01)
-        if "price" in X:
-            old_paid = np.maximum(X["price"].to_numpy(float) - (np.nan_to_num(X["coupon"].to_numpy(float)) if "coupon" in X else 0.0), 0.01)
-        elif "log_price" in X:
-            old_paid = np.exp(X["log_price"].to_numpy(float))
-        else:
-            old_paid = paid
-        shift = np.log(paid) - np.log(old_paid)
-        if "price" in X:
-            X["price"] = new_price
-        if "log_price" in X:
-            X["log_price"] = X["log_price"].to_numpy(float) + shift
-        if "price_vs_band" in X:
-            X["price_vs_band"] = X["price_vs_band"].to_numpy(float) + shift
-        if "commission_rate" in X:
-            X["commission_rate"] = sub["commission_rate"].to_numpy(float)
-        if "commission_yuan" in X:
-            X["commission_yuan"] = new_price * sub["commission_rate"].to_numpy(float)
-        if "coupon" in X:
-            X["coupon"] = coupon
+        X = reprice_features(stored.iloc[pos[ok]].reset_index(), price=sub["price"].to_numpy(float),
+                             commission_rate=sub["commission_rate"].to_numpy(float),
+                             coupon=np.nan_to_num(sub["coupon"].to_numpy(float)) if "coupon" in sub else None)
+        if EXPOSED in self.ranker.feature_names_:
+            X[EXPOSED] = 1  # a what-if asks about a pair that is shown
         out[ok] = self.ranker.predict_proba(X)
         return out
 

@@ -8,7 +8,6 @@ A brand key reads only its own brand; ops and admin keys read any brand.
 from __future__ import annotations
 
 import json
-import pickle
 import threading
 from collections import OrderedDict
 from pathlib import Path as FilePath
@@ -19,7 +18,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from recsys.config import BlendWeights, OpsWeights
-from recsys.preview import CURVE_WEIGHTS, preview
+from recsys.preview import CURVE_WEIGHTS, EvaluationWindow, preview
 from recsys.reach import (
     ArtifactCandidates,
     Change,
@@ -35,9 +34,6 @@ from serving.app import ERRORS, PrincipalDep, ServicesDep, Services, _require, _
 CONSOLE = FilePath(__file__).parent / "console"
 PAGES = {"ops": "ops.html", "brand": "brand.html"}
 STATIC = {"console.css": "text/css", "console.js": "text/javascript", "charts.js": "text/javascript"}
-# What the daily job may add to an artifact for what-ifs to go through the ranker.
-FEATURES_FILE = "candidate_features.parquet"
-RANKER_FILE = "ranker.pkl"
 
 router = APIRouter()
 
@@ -97,21 +93,23 @@ class _Lru:
 
 _answers = _Lru()
 _rescorers: dict[str, Rescorer | None] = {}
+_windows: dict[str, EvaluationWindow | None] = {}
 
 
-def load_rescorer(artifact_path: FilePath) -> Rescorer | None:
-    """The ranker rescorer of an artifact holding ranker.pkl and candidate_features.parquet, else None."""
-    key = str(artifact_path)
+def load_window(artifact: Any) -> EvaluationWindow | None:
+    """The artifact's last evaluation window (evaluation_candidates, evaluation_window tables), else None; one per artifact."""
+    key = str(artifact.path)
+    if key not in _windows:
+        _windows[key] = EvaluationWindow.from_artifact(artifact)
+    return _windows[key]
+
+
+def load_rescorer(artifact: Any) -> Rescorer | None:
+    """The ranker rescorer of an artifact (models/ranker.* and candidate_features.parquet), else None; one per artifact."""
+    key = str(artifact.path)
     if key not in _rescorers:
-        model, features = artifact_path / RANKER_FILE, artifact_path / FEATURES_FILE
-        if model.is_file() and features.is_file():
-            import pandas as pd
-
-            with open(model, "rb") as fh:
-                ranker = pickle.load(fh)  # written by our own daily job; the manifest's sha256 was verified at load
-            _rescorers[key] = RankerRescorer(ranker, pd.read_parquet(features))
-        else:
-            _rescorers[key] = None
+        # The files were checked against the manifest's sha256 when the artifact was loaded.
+        _rescorers[key] = RankerRescorer.from_artifact(artifact)
     return _rescorers[key]
 
 
@@ -126,7 +124,7 @@ def _forecaster(services: Services) -> tuple[ReachForecaster, str]:
     weights = _weights_in_force(services)
     art = served.artifact
     forecaster = ReachForecaster(ArtifactCandidates(art), weights, services.config.rules, services.config.reach,
-                                 art.products, load_rescorer(art.path))
+                                 art.products, load_rescorer(art))
     tag = f"{served.version}:{json.dumps(weights.model_dump(mode='json'), sort_keys=True)}"
     return forecaster, tag
 
@@ -199,7 +197,8 @@ def brand_new_product(brand: BrandPath, body: NewProductRequest, principal: Prin
 @router.post("/v1/ops/preview", tags=["ops"], responses={**ERRORS, 422: {"description": "Unknown curve weight."},
                                                           503: {"description": "No artifact loaded."}})
 def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
-    """Replay the artifact's candidates with proposed weights beside the current ones, plus a conversion–earnings curve."""
+    """Replay the artifact's candidates with proposed weights beside the current ones, plus a conversion–earnings curve;
+    `window` replays the last evaluation window with realised orders and commission (null when the artifact lacks it)."""
     _require(principal, "weights:read")
     if body.curve_weight not in CURVE_WEIGHTS:
         raise HTTPException(422, f"curve_weight must be one of {', '.join(CURVE_WEIGHTS)}")
@@ -209,7 +208,7 @@ def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: Service
 
     def compute() -> dict[str, Any]:
         return preview(ArtifactCandidates(served.artifact), current, body.weights, services.config.rules,
-                       services.config.reach, body.curve_weight, body.curve_values)
+                       services.config.reach, body.curve_weight, body.curve_values, load_window(served.artifact))
 
     result = _answers.get_or("preview:" + key, compute)
     return {"artifact_version": served.version, "weights_fields": list(BlendWeights.model_fields), **result}

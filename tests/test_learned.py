@@ -120,3 +120,35 @@ def test_learned_blend_learns_to_use_category_affinity_over_popularity():
     assert set(model.importances()) == set(model.feature_names)
     rel = relevance(test.orders, data, new_pairs_only=False)
     assert rel.nnz > 0
+
+
+def test_harness_trains_the_learned_blend_on_validation_and_prints_one_table(tmp_path):
+    from training.evaluate import run_evaluation
+    from training.report import table, write_report
+
+    frames = favourite_world(n_groups=40, n_items=40, days=28)
+    train, test, cutoff = time_split(frames, 7)
+    options = EvalOptions(validation_days=7, model="learned", tune_metric="hr@10", baselines=("popular", "random"),
+                          blend_sources=("popular", "category_affinity"), grids={"category_affinity": {"affinity_power": [0.5, 1.0]}},
+                          ranker_params={"n_estimators": 20, "min_child_samples": 5, "per_source": 20})
+    logs: list[str] = []
+    result = run_evaluation(train, test, Config(), options, dataset="favourites", cutoff=cutoff, log=logs.append)
+    assert result.model_name == "learned" and set(result.metrics) == {"popular", "random", "learned"}
+    assert any(line.startswith("trained learned blend") for line in logs)
+    assert result.tuning["category_affinity"] and result.tuning["learned"][0]["train"]["positives"] > 0
+    # Groups only buy in their favourite category, so the learned blend must beat plain popularity.
+    assert result.metrics["learned"]["ndcg@10"] > result.metrics["popular"]["ndcg@10"]
+    text = table(result, "ndcg@10")
+    assert text.splitlines()[2].startswith("* learned")
+    assert f"×{result.lift('ndcg@10'):.3f}" in text
+    assert (write_report(result, tmp_path)).exists() and (tmp_path / "models_hr_at_10.png").exists()
+
+
+def test_top_per_row_keeps_the_largest_entries_of_each_row():
+    import scipy.sparse as sp
+
+    from features.interactions import top_per_row
+
+    m = sp.csr_matrix(np.array([[0.0, 3.0, 1.0, 2.0], [5.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]], dtype=np.float32))
+    kept = top_per_row(m, 2).toarray()
+    np.testing.assert_array_equal(kept, [[0, 3, 0, 2], [5, 0, 0, 0], [1, 1, 0, 0]])

@@ -149,39 +149,72 @@ def test_what_if_commission_moves_a_product_into_the_picks_through_the_blend():
     assert after["commission"]["mean"] == pytest.approx((0.10 + 0.02 + 0.01) * 100 * 0.6)
 
 
-def test_ranker_rescorer_reprices_through_the_real_ranker():
-    from recsys.config import RankerConfig
-    from recsys.ranker import ConversionRanker
+@pytest.fixture(scope="module")
+def daily_artifact(tmp_path_factory) -> Artifact:
+    """An artifact written by the real daily job (ranker, candidate_features) on a tiny sample world."""
+    from features.sample_world import generate
+    from recsys.config import Config
+    from training.artifact import load_artifact
+    from training.daily import run_daily
 
-    rng = np.random.default_rng(1)
-    n = 3000
-    price = rng.uniform(5, 200, n)
-    X = pd.DataFrame({"group_id": "G", "product_id": "P", "price": price, "commission_rate": rng.uniform(0.05, 0.3, n),
-                      "price_vs_band": np.log(price) - np.log(50.0)})
-    y = (rng.random(n) < 1 / (1 + np.exp(0.04 * (price - 80)))).astype(int)
-    ranker = ConversionRanker(RankerConfig(n_estimators=60, min_child_samples=20, calibration="none")).fit(X, y)
-    feats = pd.DataFrame({"group_id": ["G1", "G2"], "product_id": ["A", "A"], "price": [100.0, 100.0],
-                          "commission_rate": [0.1, 0.1], "price_vs_band": [np.log(2.0), np.log(2.0)]})
-    rescorer = RankerRescorer(ranker, feats)
-    rows = pd.DataFrame({"group_id": ["G1", "G9"], "product_id": ["A", "A"], "feature_product_id": ["A", "A"],
-                         "price": [30.0, 30.0], "commission_rate": [0.1, 0.1], "coupon": [0.0, 0.0]})
-    p = rescorer.rescore(rows)
-    expected = ranker.predict_proba(pd.DataFrame({"price": [30.0], "commission_rate": [0.1],
-                                                  "price_vs_band": [np.log(2.0) + np.log(30.0 / 100.0)]}))
-    assert p[0] == pytest.approx(expected[0])
-    assert np.isnan(p[1])  # no stored feature row for G9
-    assert p[0] > ranker.predict_proba(feats)[0]  # cheaper converts better in this world
+    cfg = Config()
+    cfg.ranker = cfg.ranker.model_copy(update={"n_estimators": 40, "min_child_samples": 20})
+    cfg.candidates = cfg.candidates.model_copy(update={"per_source": 30, "union_size": 40, "als_iterations": 3})
+    world = generate(seed=3, groups=80, products=120, days=40)
+    result = run_daily(world, cfg, tmp_path_factory.mktemp("daily"), evaluate=False, log=lambda _: None)
+    return load_artifact(result.artifact)
 
-    art = _world()
-    forecaster = ReachForecaster(ArtifactCandidates(art), CONVERSION_ONLY, ONE_A_DAY, ReachConfig(week_days=1),
-                                 art.products, rescorer)
-    result = forecaster.what_if(["A"], Change(price=30.0))
+
+def _moved_product(art: Artifact, ranker, feats: pd.DataFrame, change: Change) -> tuple[str, pd.DataFrame, np.ndarray]:
+    """The product with the most stored rows whose p_conv the ranker moves under this change; its rows and new p_conv."""
+    from recsys.ranker import reprice_features
+
+    for pid in feats["product_id"].value_counts().index:
+        rows = feats[feats["product_id"] == pid]
+        price = rows["log_price"].map(np.exp).to_numpy() if change.price is None else change.price
+        new = ranker.predict_proba(reprice_features(rows, price=price, commission_rate=change.commission_rate,
+                                                    coupon=change.coupon))
+        if not np.allclose(new, ranker.predict_proba(rows)):
+            return str(pid), rows, new
+    raise AssertionError(f"no product moves under {change}")
+
+
+@pytest.mark.parametrize("change", [Change(commission_rate=0.45), Change(price=1.0), Change(coupon=30.0)],
+                         ids=["commission", "price", "coupon"])
+def test_what_if_rescores_through_the_daily_jobs_ranker(daily_artifact, change):
+    from recsys.ranker import load_ranker
+
+    art = daily_artifact
+    rescorer = RankerRescorer.from_artifact(art)
+    assert rescorer is not None
+    ranker = load_ranker(art)
+    feats = pd.read_parquet(art.path / "candidate_features.parquet")
+    pid, rows, expected = _moved_product(art, ranker, feats, change)
+    stored = art.candidates.set_index(["group_id", "product_id"])["p_conv"]
+    everywhere = OpsWeights(default=BlendWeights(conversion=1, earnings=0, rating=0, order_value=0, diversity=0))
+    forecaster = ReachForecaster(ArtifactCandidates(art), everywhere, RuleConfig(top_k=40, max_per_brand=40,
+                                 max_per_category=40, category_decay=0.0, no_repeat_days=0, max_price_change=10.0,
+                                 in_stock_only=False),
+                                 ReachConfig(week_days=1, max_groups=1000), art.products, rescorer)
+    result = forecaster.what_if([pid], change)
     assert result["rescored"] is True
-    # G1 and G2 (the groups with a stored feature row) now pick A at its rescored p_conv, above B's 0.3 and C's 0.2.
-    assert p[0] > 0.3
-    after = result["what_if"]["day"]["by_product"][0]
-    assert after["groups"]["mean"] == 2 and after["orders"]["mean"] == pytest.approx(2 * p[0], abs=1e-4)
-    assert result["base"]["day"]["by_product"][0]["groups"]["mean"] == 0
+    # Every warm group holding the product picks it (top 40 of ≤ 40 candidates), at the ranker's new p_conv.
+    warm = rows["group_id"].astype(str).tolist()
+    groups = ArtifactCandidates(art).groups_with([pid])
+    cold = [g for g in groups if g not in set(warm)]
+    source = ArtifactCandidates(art)
+    seg_p = {g: float(source.rows(g)["p_conv"][source.rows(g)["product_id"] == pid][0]) for g in cold}
+    before = result["base"]["day"]["by_product"][0]["orders"]["mean"]
+    after = result["what_if"]["day"]["by_product"][0]["orders"]["mean"]
+    assert before == pytest.approx(stored.reindex(pd.MultiIndex.from_product([warm, [pid]])).sum() + sum(seg_p.values()), abs=1e-3)
+    assert after == pytest.approx(expected.sum() + sum(seg_p.values()), abs=1e-3)
+    assert after != pytest.approx(before, abs=1e-6)
+
+
+def test_artifact_without_ranker_files_gives_no_rescorer(tmp_path):
+    from serving.testing import write_small_artifact
+
+    assert RankerRescorer.from_artifact(write_small_artifact(tmp_path)) is None
 
 
 class BigramEmbedder:
@@ -257,3 +290,53 @@ def test_what_if_endpoint(client):
     assert body["what_if"]["week"]["total"]["commission"]["mean"] > body["base"]["week"]["total"]["commission"]["mean"]
     assert c.post("/v1/brands/好孩子/reach/what-if", headers=keys["brand"], json={}).status_code == 422
     assert c.post("/v1/brands/三只松鼠/reach/what-if", headers=keys["brand"], json={"coupon": 5}).status_code == 403
+
+
+# ------------------------------------------------------------------------------------------ the weekly forecaster
+
+
+def test_weekly_forecaster_learns_from_pushes_and_beats_naive_on_stationary_demand():
+    from recsys.weekly_forecast import WeeklyOrderForecaster
+
+    rng = np.random.default_rng(5)
+    n_products, days = 400, 98
+    pushes_per_day = rng.gamma(1.0, 2.0, size=n_products)
+    conv = rng.beta(2, 8, size=n_products)
+    start = pd.Timestamp("2025-03-01")
+
+    def events(rate: np.ndarray, column: str) -> pd.DataFrame:
+        counts = rng.poisson(np.outer(rate, np.ones(days)))
+        p, d = np.nonzero(counts)
+        reps = counts[p, d]
+        return pd.DataFrame({"product_id": np.repeat([f"P{i}" for i in p], reps),
+                             column: start + pd.to_timedelta(np.repeat(d, reps) + 0.5, unit="D")})
+
+    pushes = events(pushes_per_day, "pushed_at")
+    orders = events(pushes_per_day * conv, "ordered_at")
+    products = pd.DataFrame({"product_id": [f"P{i}" for i in range(n_products)], "category": [f"类{i % 4}" for i in range(n_products)]})
+    cutoff = start + pd.Timedelta(days=91)
+    model = WeeklyOrderForecaster(n_estimators=150).fit(orders, products, cutoff, pushes)
+    frame = model.forecast()
+    result = backtest_summary(frame)
+    assert result["median_gain_vs_naive"] > 0.2
+    assert 0.72 <= result["coverage"] <= 0.9
+    # The target week is never read when fitting: the same fit on data cut at the cut-off forecasts the same.
+    early = orders[orders["ordered_at"] < cutoff]
+    again = WeeklyOrderForecaster(n_estimators=150).fit(early, products, cutoff, pushes[pushes["pushed_at"] < cutoff])
+    assert np.allclose(again.forecast().set_index("product_id")["forecast"].reindex(frame["product_id"]).to_numpy(),
+                       frame["forecast"].to_numpy())
+
+
+def test_holiday_distance_and_stationary_ceiling():
+    from recsys.weekly_forecast import _holiday_weeks, stationary_ceiling
+
+    # Chinese New Year's eve 2001-01-23: the week from 2001-01-18 holds it (0), the week after is +1, before −1.
+    dist = _holiday_weeks(pd.Timestamp("2001-02-01"), 6)
+    assert dist.tolist() == [2.0, 1.0, 0.0, -1.0, -2.0, -3.0, 3.0]
+    mu = np.array([0.5, 4.0])
+    c = stationary_ceiling(mu, 0.0)
+    y = np.arange(60)
+    pmf = np.vstack([stats.poisson.pmf(y, m) for m in mu])
+    best = sum(float((p * np.abs(y - stats.poisson.ppf(0.5, m))).sum()) for p, m in zip(pmf, mu))
+    naive = sum(float((np.outer(p, p) * np.abs(y[:, None] - y[None, :])).sum()) for p in pmf)
+    assert c["median_wape"] == pytest.approx(best / mu.sum()) and c["naive_wape"] == pytest.approx(naive / mu.sum())

@@ -1,12 +1,19 @@
 """The daily job: load → validate → features → candidates → conversion ranker → per-group components →
 evaluation against the baselines → artifact, written atomically.
 
-The ranker learns from a snapshot in the past: candidate sources and pair features are computed as of
-`now − example_days`, and the pushes of the following days (labelled by an order within
-`label_window_days`) are the examples, so no feature sees its own label. Today's candidates are then
-scored with sources refitted on all the data. Each candidate keeps its components (p_conv, price,
-commission, rating, order value, category, brand, flags, reasons) so that the service can re-blend
-them with whatever weights ops set, without retraining.
+Ranker rows come from one function, `Snapshot.rows`: each candidate source's score of the pair (from
+the fitted source, whether or not the pair made its top list) and rank (NaN when it did not), then
+`features.profiles.pair_features` (group, product and group × product features as of the snapshot).
+Training rows and today's rows are built by that same code, only the moment differs.
+
+The ranker learns from the past: sources are fitted on a snapshot `example_days` before today, the
+pushes of the following days (labelled by an order within `label_window_days`) are the examples, and
+each reads the profiles of the latest refresh (every `feature_refresh_days`) at or before its push, so
+no feature sees its own label. Today's candidates are then scored with sources and profiles as of
+today. Each candidate keeps its components (p_conv, price, commission, rating, order value, category,
+brand, flags, reasons) so that the service can re-blend them with whatever weights ops set, without
+retraining; the artifact also holds the ranker (`models/`) and each stored candidate's feature row
+(`candidate_features`) for what-ifs.
 
 Cold groups (fewer than `cold_min_orders` orders) are served from their segment (seller type × city
 tier): the segment's most bought products, with p_conv the smoothed push-conversion rate of the product

@@ -68,6 +68,7 @@ class EvalOptions:
     model: str = "blend"  # the model under test: "blend" (tuned linear blend) or "learned" (LightGBM over candidates)
     max_ranker_groups: int = 8000  # validation groups the learned blend trains on
     ranker_params: dict[str, Any] = field(default_factory=dict)  # LearnedBlend settings (n_estimators, per_source, …)
+    grids: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # per-source grid overrides (e.g. a smaller ALS grid)
     baselines: tuple[str, ...] = (
         "random", "popular", "rating_commission", "segment_popular", "own_top",
         "item_knn_cosine", "item_knn_bm25", "als", "ease",
@@ -262,7 +263,8 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "exposure": {"conversion_weight": [0.0, 0.5, 1.0], "group_weight": [0.0, 1.0], "half_life_days": [None, 14.0]},
     "repurchase": {"width": [0.3, 0.6, 1.0], "category_weight": [0.0, 0.3, 1.0]},
     "content": {},
-    "category_affinity": {"item_half_life_days": [7.0, 30.0, None], "prior": [1.0, 5.0]},
+    "category_affinity": {"affinity_power": [0.25, 0.5, 1.0], "category_power": [0.0, 0.5, 1.0],
+                          "item_half_life_days": [None, 14.0]},
 }
 
 
@@ -303,9 +305,10 @@ def validation_score(model: Recommender, val: Validation, metric: str) -> float:
     return float(fn(ids, val.rel, int(k)).mean())
 
 
-def tune_source(name: str, val: Validation, cfg: Config, metric: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def tune_source(name: str, val: Validation, cfg: Config, metric: str,
+                grid: Mapping[str, list[Any]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Grid search of one source's hyper-parameters on the validation window: (best params, every trial)."""
-    grid = grid_of(name)
+    grid = grid_of(name) if grid is None else grid
     keys = list(grid)
     trials = []
     for values in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
@@ -550,9 +553,10 @@ def run_evaluation(
         val = build_validation(train, cfg, options, item_vectors)
         log(f"validation: {val.groups.size} groups, {val.rel.nnz} pairs ({time.perf_counter() - start:.1f}s)")
         for name in needed:
-            if grid_of(name):
+            grid = options.grids.get(name, grid_of(name))
+            if grid:
                 t0 = time.perf_counter()
-                chosen[name], tuning[name] = tune_source(name, val, cfg, options.tune_metric)
+                chosen[name], tuning[name] = tune_source(name, val, cfg, options.tune_metric, grid)
                 log(f"tuned {name}: {chosen[name]} ({time.perf_counter() - t0:.1f}s)")
         if options.model == "blend":
             fitted = {name: make_source(name, chosen[name], cfg).fit(val.data) for name in options.blend_sources}

@@ -15,6 +15,24 @@ HEADLINE = ("ndcg@10", "hr@10", "recall@10", "map@10", "ndcg@20", "hr@20", "reca
             "coverage@10", "diversity_category@10", "commission_realised@10", "commission_potential@10")
 
 
+TABLE = (("hr@10", "HR@10"), ("ndcg@10", "NDCG@10"), ("recall@10", "Rec@10"), ("recall@20", "Rec@20"),
+         ("map@10", "MAP@10"), ("coverage@10", "cov@10"))
+
+
+def table(result: EvalResult, metric: str = "hr@10") -> str:
+    """The model against every baseline side by side (best first on `metric`), and its lift over the best baseline."""
+    head = f"{'model':<28}" + "".join(f"{label:>9}" for _, label in TABLE) + f"{'fit s':>8}"
+    lines = [head, "-" * len(head)]
+    for name, vals in sorted(result.metrics.items(), key=lambda kv: -kv[1].get(metric, 0.0)):
+        label = f"* {name}" if name == result.model_name else f"  {name}"
+        lines.append(f"{label:<28}" + "".join(f"{vals.get(m, float('nan')):>9.4f}" for m, _ in TABLE)
+                     + f"{result.fit_seconds.get(name, float('nan')):>8.1f}")
+    for m in dict.fromkeys((metric, "ndcg@10")):
+        best, value = result.best_baseline(m)
+        lines.append(f"{m} lift of {result.model_name} over the best baseline ({best} {value:.4f}): ×{result.lift(m):.3f}")
+    return "\n".join(lines)
+
+
 def write_json(result: EvalResult, path: Path) -> Path:
     """Dump the whole result, configuration included."""
     path.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str), encoding="utf-8")

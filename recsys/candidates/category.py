@@ -16,21 +16,23 @@ from recsys.candidates.popular import decayed_counts
 
 
 class CategoryAffinitySource(Recommender):
-    """Score = ((n_gc + prior·share_c) / (n_g + prior))^affinity_power · (item's share of category orders)^item_power.
+    """Score = affinity(g, c)^affinity_power · buyers(i) / buyers(c)^category_power, c the item's category.
 
-    `n_gc` counts the group's distinct (item, day) purchases in category c, decayed with `half_life_days`;
-    the item share uses distinct buyers, decayed with `item_half_life_days` so rising products lead.
+    affinity = (n_gc + prior·share_c) / (n_g + prior), where `n_gc` counts the group's distinct (item, day)
+    purchases in c, decayed with `half_life_days`; buyers counts distinct buying groups, decayed with
+    `item_half_life_days` by each group's latest purchase. category_power 1 gives P(c | g)·P(i | c); 0 gives
+    popularity re-weighted by the group's category affinity.
     """
 
     name = "category_affinity"
 
-    def __init__(self, half_life_days: float | None = 30.0, item_half_life_days: float | None = 14.0, prior: float = 1.0,
-                 affinity_power: float = 1.0, item_power: float = 1.0, level: str = "category") -> None:
+    def __init__(self, half_life_days: float | None = None, item_half_life_days: float | None = None, prior: float = 1.0,
+                 affinity_power: float = 1.0, category_power: float = 1.0, level: str = "category") -> None:
         self.half_life_days = half_life_days
         self.item_half_life_days = item_half_life_days
         self.prior = prior
         self.affinity_power = affinity_power
-        self.item_power = item_power
+        self.category_power = category_power
         self.level = level
 
     def _fit(self, data: TrainData) -> None:
@@ -50,14 +52,13 @@ class CategoryAffinitySource(Recommender):
         self.group_cat_ = group_cat.tocsr()
         self.group_total_ = np.ravel(group_cat.sum(axis=1)).astype(np.float32)
         self.cat_share_ = share.astype(np.float32)
-        # Item share of its category by distinct buying groups (recency-weighted).
         pairs = pd.DataFrame({"g": g, "i": i, "age": ev["age_days"].to_numpy()}).groupby(["g", "i"], sort=False)["age"].min()
         gi = pairs.index.get_level_values("i").to_numpy()
         iw = np.power(0.5, pairs.to_numpy() / self.item_half_life_days) if self.item_half_life_days else np.ones(len(pairs))
-        item_pop = np.bincount(gi, weights=iw, minlength=data.n_items)
-        cat_pop = np.bincount(cat_codes, weights=item_pop, minlength=n_cat)
-        within = np.divide(item_pop, cat_pop[cat_codes], out=np.zeros(data.n_items), where=cat_pop[cat_codes] > 0)
-        self.item_score_ = np.power(within, self.item_power).astype(np.float32)
+        buyers = np.bincount(gi, weights=iw, minlength=data.n_items)
+        cat_buyers = np.bincount(cat_codes, weights=buyers, minlength=n_cat)
+        denominator = np.power(np.maximum(cat_buyers[cat_codes], 1e-12), self.category_power)
+        self.item_score_ = np.where(buyers > 0, buyers / denominator, 0.0).astype(np.float32)
         self.item_cat_ = cat_codes.astype(np.int64)
 
     def affinity(self, group_idx: np.ndarray) -> np.ndarray:
@@ -67,9 +68,8 @@ class CategoryAffinitySource(Recommender):
         return (counts + self.prior * self.cat_share_) / (totals + self.prior)
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
-        """Affinity of the item's category times the item's share within it; unbought items are not proposed."""
+        """Affinity of the item's category (to a power) times the item's weight; unbought items are not proposed."""
         aff = np.power(self.affinity(np.asarray(group_idx)), self.affinity_power)
         scores = aff[:, self.item_cat_] * self.item_score_
         scores[:, self.item_score_ <= 0] = -np.inf
         return scores.astype(np.float32)
-

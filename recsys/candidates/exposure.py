@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.interactions import TrainData, decay
+from features.interactions import TrainData, decay, interaction_matrix
 from recsys.candidates.base import Recommender
 
 
@@ -43,30 +43,34 @@ class ExposureSource(Recommender):
         item_pushes = np.bincount(pi, weights=pw, minlength=data.n_items)
         cat_pushes = np.bincount(pc, weights=pw, minlength=n_cat)
         global_mix = cat_pushes / max(cat_pushes.sum(), 1e-12)
-        group_cat = np.zeros((data.n_groups, n_cat))
-        np.add.at(group_cat, (pg, pc), pw)
-        group_total = group_cat.sum(axis=1, keepdims=True)
-        # Shrink each group's category mix towards the global mix by `prior_pushes` pseudo-pushes.
-        self.group_mix_ = ((group_cat + self.prior_pushes * global_mix) / (group_total + self.prior_pushes)).astype(np.float32)
+        # Group × category counts stay sparse (a million groups); score() densifies one block at a time.
+        group_cat = interaction_matrix(pg, pc, pw, (data.n_groups, n_cat))
+        self.group_cat_ = group_cat
+        self.group_total_ = np.ravel(group_cat.sum(axis=1))
+        self.global_mix_ = global_mix
         within = np.divide(item_pushes, cat_pushes[cat_codes], out=np.zeros(data.n_items), where=cat_pushes[cat_codes] > 0)
         ev = data.events
         ow = decay(ev["age_days"].to_numpy(), self.half_life_days) if self.half_life_days else np.ones(len(ev))
         item_orders = np.bincount(ev["i"].to_numpy(), weights=ow, minlength=data.n_items)
         base_rate = item_orders.sum() / max(item_pushes.sum(), 1e-12)
         conv_item = (item_orders + self.prior_pushes * base_rate) / (item_pushes + self.prior_pushes)
-        group_orders = np.zeros((data.n_groups, n_cat))
-        np.add.at(group_orders, (ev["g"].to_numpy(), cat_codes[ev["i"].to_numpy()]), ow)
-        cat_rate = np.divide(np.bincount(cat_codes[ev["i"].to_numpy()], weights=ow, minlength=n_cat), cat_pushes,
-                             out=np.full(n_cat, base_rate), where=cat_pushes > 0)
-        conv_group = (group_orders + self.prior_pushes * cat_rate) / (group_cat + self.prior_pushes)
-        self.group_conv_ = (conv_group / np.maximum(cat_rate, 1e-12)).astype(np.float32)  # relative to the category
+        self.group_orders_ = interaction_matrix(ev["g"].to_numpy(), cat_codes[ev["i"].to_numpy()], ow, (data.n_groups, n_cat))
+        self.cat_rate_ = np.divide(np.bincount(cat_codes[ev["i"].to_numpy()], weights=ow, minlength=n_cat), cat_pushes,
+                                   out=np.full(n_cat, base_rate), where=cat_pushes > 0)
         self.item_score_ = (within * np.power(np.maximum(conv_item, 1e-12), self.conversion_weight)).astype(np.float32)
         self.item_cat_ = cat_codes.astype(np.int64)
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Push propensity × conversion for every item; items nobody pushed are not proposed."""
-        mix = self.group_mix_[group_idx][:, self.item_cat_]
-        conv = np.power(self.group_conv_[group_idx][:, self.item_cat_], self.group_weight)
+        pushes = self.group_cat_[group_idx].toarray()
+        totals = self.group_total_[group_idx][:, None]
+        # Shrink each group's category mix towards the global mix by `prior_pushes` pseudo-pushes.
+        mix = ((pushes + self.prior_pushes * self.global_mix_) / (totals + self.prior_pushes)).astype(np.float32)
+        orders = self.group_orders_[group_idx].toarray()
+        conv_group = (orders + self.prior_pushes * self.cat_rate_) / (pushes + self.prior_pushes)
+        relative = (conv_group / np.maximum(self.cat_rate_, 1e-12)).astype(np.float32)  # relative to the category
+        mix = mix[:, self.item_cat_]
+        conv = np.power(relative[:, self.item_cat_], self.group_weight)
         scores = mix * conv * self.item_score_
         scores[:, self.item_score_ <= 0] = -np.inf
         return scores.astype(np.float32)

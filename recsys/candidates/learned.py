@@ -79,7 +79,7 @@ class LearnedBlend(Recommender):
         first_seen = np.full(n, np.nan)
         oldest = pd.Series(age).groupby(i).max()
         first_seen[oldest.index.to_numpy()] = oldest.to_numpy()
-        cat = CategoryAffinitySource(half_life_days=None, item_half_life_days=None, prior=1.0).fit(data)
+        cat = CategoryAffinitySource().fit(data)
         cat_pop = np.bincount(cat.item_cat_, weights=np.expm1(pop), minlength=len(cat.cat_share_))
         price = data.item_frame["price"].to_numpy(dtype=np.float64)
         self.item_table_ = np.column_stack([

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     path = write_report(result, args.out)
     for metric in ("ndcg@10", "hr@10"):
         best, value = result.best_baseline(metric)
-        print(f"{metric}: blend {result.metrics['blend'][metric]:.4f}, best baseline {best} {value:.4f}, ×{result.lift(metric):.2f}")
+        print(f"{metric}: {result.model_name} {result.metrics[result.model_name][metric]:.4f}, best baseline {best} {value:.4f}, "
+              f"×{result.lift(metric):.2f}")
     print(f"report: {path}")
     return 0
