@@ -24,6 +24,8 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
+from features.tagged_titles import normalised, read_tagged_titles
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 CARRIERS = ("这款{}的好物今天到了，需要的私我。", "大家看看，{}，家里用着挺方便。", "{}", "商品详情写着{}，我先收藏了。")
@@ -31,38 +33,10 @@ _MONEY = re.compile(r"(\d+(?:\.\d+)?)元")
 _RATE = re.compile(r"好评率(\d+(?:\.\d+)?)%")
 
 
-def taobao_titles(folder: Path) -> list[tuple[str, list[str], list[str]]]:
-    """(title, brands HPPX, product words HCCX) of train+dev+test."""
-    out = []
-    for name in ("train.txt", "dev.txt", "test.txt"):
-        chars: list[str] = []
-        tags: list[str] = []
-        for line in (folder / name).read_text("utf-8").split("\n") + [""]:
-            if not line.strip():
-                if chars:
-                    title = "".join(chars)
-                    out.append((title, _entities(title, tags, "HPPX"), _entities(title, tags, "HCCX")))
-                chars, tags = [], []
-                continue
-            parts = line.split(" ")
-            chars.append(parts[0] or " ")
-            tags.append(parts[-1])
-    return out
 
 
-def _entities(title: str, tags: list[str], kind: str) -> list[str]:
-    found, start = [], None
-    for i, tag in enumerate(tags + ["O"]):
-        if start is not None and tag != f"I-{kind}":
-            found.append(title[start:i])
-            start = None
-        if tag == f"B-{kind}":
-            start = i
-    return found
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"[^0-9a-z\u4e00-\u9fff]", "", text.lower())
 
 
 def numbers_exact(copy, product) -> bool:
@@ -217,15 +191,15 @@ def taobao_run(folder: Path, seed: int):
     from recsys.promo import CopyContext, ProductInfo, render_copy, short_title
     from features.schema import GROUP_THEMES, SELLER_TYPES
 
-    titles = taobao_titles(folder)
+    titles = [(t.title, list(t.brands), list(t.products)) for t in read_tagged_titles(folder)]
     rng = random.Random(seed)
     retention = {}
     for mode in ("given", "blind"):
         kb = kp = kj = nb = np_ = nj = 0
         for title, brands, products in titles:
-            short = _norm(short_title(title, brands[0] if (mode == "given" and brands) else None))
-            has_b = any(_norm(b) in short for b in brands)
-            has_p = any(_norm(p) in short for p in products)
+            short = normalised(short_title(title, brands[0] if (mode == "given" and brands) else None))
+            has_b = any(normalised(b) in short for b in brands)
+            has_p = any(normalised(p) in short for p in products)
             if brands:
                 nb += 1
                 kb += has_b

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.testing import make_keys, service_config, write_small_artifact
+from serving.testing import make_keys, service_config, small_world
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -51,7 +51,16 @@ def server(tmp_path_factory):
     from serving.storage.factory import open_store
 
     tmp = tmp_path_factory.mktemp("console")
-    write_small_artifact(tmp / "artifacts", n_sellers=6, groups_per_seller=3, n_products=30, candidates_per_group=20)
+    from training.artifact import write_artifact
+
+    tables = small_world(n_sellers=6, groups_per_seller=3, n_products=30, candidates_per_group=20)
+    # A last evaluation window: the cut-off's candidates (here today's) and an order for every third pair of them.
+    cands = tables["candidates"]
+    ordered = cands.iloc[::3]
+    tables["evaluation_candidates"] = cands
+    tables["evaluation_window"] = ordered[["group_id", "product_id"]].assign(
+        orders=1, quantity=1.0, paid=ordered["price"].to_numpy(), commission=ordered["commission_yuan"].to_numpy())
+    write_artifact(tmp / "artifacts", tables, {"config_hash": "test", "pick_date": "2025-07-01"})
     config = service_config(tmp)
     store = open_store(config.service.db_url)
     keys = make_keys(store)
@@ -115,6 +124,10 @@ def test_ops_page_preview_apply_and_audit(server, browser):
     _wait(browser).until(lambda d: d.find_element(By.ID, "n-earnings").get_attribute("value") == "1")
     before = browser.find_element(By.ID, "new-seller_earnings").text
     assert browser.find_element(By.ID, "cur-seller_earnings").text == before  # proposal = live weights at first
+    # The last evaluation window is replayed beside today's candidates, with realised orders of the picks.
+    _wait(browser).until(EC.presence_of_element_located((By.ID, "win-new-realised_commission")))
+    assert browser.find_element(By.ID, "win-cur-realised_orders").text == browser.find_element(By.ID, "win-new-realised_orders").text
+    assert "评估截点" in browser.find_element(By.ID, "window-note").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#tradeoff circle[data-kind=proposed]")) == 1
 
     # Turn earnings off: the proposal column must move away from the live one.
