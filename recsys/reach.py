@@ -13,7 +13,7 @@ is one Bernoulli term: the group orders with probability p_conv. Hence per produ
 
 Intervals: a count built from Bernoulli terms whose probabilities are themselves estimates is
 over-dispersed; we model it as gamma-Poisson (negative binomial) with var = μ + κμ², κ being
-`ReachConfig.dispersion`, measured on the backtest (`OrderRateForecaster`, benchmarks/reach_backtest.py).
+`ReachConfig.dispersion`, measured on the backtest (`recsys.weekly_forecast`, benchmarks/reach_backtest.py).
 GMV and commission intervals scale the orders interval by their mean per order. Groups and members are
 what the programme will do given today's artifact and are exact (no interval is invented for them).
 

@@ -25,3 +25,13 @@ def shared_data_dir(name: str) -> Path:
 def shared_data():
     """Returns a function name -> Path of a real dataset folder (skips if absent, fails under CI)."""
     return shared_data_dir
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """One small artifact folder shared by the service tests (they never change it)."""
+    from serving.testing import write_small_artifact
+
+    root = tmp_path_factory.mktemp("artifacts")
+    write_small_artifact(root)
+    return root

@@ -14,14 +14,6 @@ PUSH = {"event_id": "e1", "group_id": "G2", "product_id": "P1", "pushed_at": "20
 WEIGHTS = {"default": {"conversion": 1, "earnings": 1, "rating": 2, "order_value": 0, "diversity": 1}, "overrides": {}}
 
 
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    """One small artifact shared by the module's tests (they never change it)."""
-    root = tmp_path_factory.mktemp("artifacts")
-    write_small_artifact(root)
-    return root
-
-
 @pytest.fixture
 def world(tmp_path, artifacts):
     """A served app on a small artifact, its store and one key per role."""

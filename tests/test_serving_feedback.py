@@ -12,18 +12,10 @@ from features.loading import load_table
 from serving.app import create_app
 from serving.feedback import export_feedback
 from serving.storage.factory import open_store
-from serving.testing import make_keys, service_config, write_small_artifact
+from serving.testing import make_keys, service_config
 from training.cli import main as cli
 
 CST = timezone(timedelta(hours=8))
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    """One small artifact shared by the module's tests (they never change it)."""
-    root = tmp_path_factory.mktemp("artifacts")
-    write_small_artifact(root)
-    return root
 
 
 @pytest.fixture

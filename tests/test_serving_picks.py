@@ -13,18 +13,10 @@ from recsys.picks import pick_for_group
 from recsys.promo.adlaw import check
 from serving.app import create_app
 from serving.storage.factory import open_store
-from serving.testing import make_keys, service_config, write_small_artifact
+from serving.testing import make_keys, service_config
 from training.artifact import load_latest
 
 DAY = "2024-05-01"
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    """One small artifact shared by the module's tests (they never change it)."""
-    root = tmp_path_factory.mktemp("artifacts")
-    write_small_artifact(root)
-    return root
 
 
 @pytest.fixture

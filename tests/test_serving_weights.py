@@ -10,17 +10,9 @@ from recsys.config import BlendWeights, OpsWeights
 from serving.app import create_app
 from serving.auth import create_key
 from serving.storage.factory import open_store
-from serving.testing import PEPPER, require_postgres, service_config, unique_name, write_small_artifact
+from serving.testing import PEPPER, require_postgres, service_config, unique_name
 
 DEFAULTS = OpsWeights().model_dump(mode="json")
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
-    """One small artifact shared by the module's tests."""
-    root = tmp_path_factory.mktemp("artifacts")
-    write_small_artifact(root)
-    return root
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
