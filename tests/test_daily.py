@@ -160,3 +160,17 @@ def test_train_command_on_the_sample(tmp_path: Path, capsys):
     path = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert path == latest_artifact(tmp_path / "art")
     assert load_artifact(path).manifest["source"].startswith("sample world seed=7 60×80×35d")
+
+
+def test_evaluated_run_stores_the_window_the_ops_preview_replays(world, tmp_path):
+    from recsys.preview import WINDOW_CANDIDATES, WINDOW_ORDERS
+
+    result = daily.run_daily(world, _cfg(), tmp_path, evaluate=True, test_days=7, log=lambda _: None)
+    files = set(load_artifact(result.artifact).manifest["files"])
+    assert {"evaluation.json", f"{WINDOW_CANDIDATES}.parquet", f"{WINDOW_ORDERS}.parquet"} <= files
+    window = pd.read_parquet(result.artifact / f"{WINDOW_ORDERS}.parquet")
+    held_out = world.orders[pd.to_datetime(world.orders["ordered_at"]) >= pd.Timestamp("2025-06-24")]
+    held_out = held_out[~held_out["refunded"].astype(bool)]
+    # Every held-out order is in the window, once.
+    assert window["orders"].sum() == len(held_out)
+    assert result.evaluation is not None and "ranker" in result.evaluation["metrics"]

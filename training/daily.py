@@ -725,10 +725,16 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     evaluation = None
+    window_tables: dict[str, pd.DataFrame] = {}
     if evaluate:
+        from training.evaluation_window import evaluation_tables
+
         t0 = time.perf_counter()
         log(f"evaluation: last {test_days} days held out")
-        evaluation = evaluate_pipeline(frames, cfg, test_days, log)
+        fitted: dict[str, Recommender] = {}
+        evaluation = evaluate_pipeline(frames, cfg, test_days, log, models_out=fitted)
+        # The ops preview replays these: candidates as scored at the cut-off, and what the groups then ordered.
+        window_tables = evaluation_tables(fitted["ranker"], frames, cfg, test_days)
         timings["evaluation"] = time.perf_counter() - t0
         for line in headline(evaluation):
             log(line)
@@ -784,7 +790,7 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     timings["total_before_write"] = time.perf_counter() - t_all
     manifest["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     tables = {"groups": groups, "products": products, "candidates": candidates, "segment_candidates": segment,
-              "picks": picks_frame, "candidate_features": candidate_features(state, candidates)}
+              "picks": picks_frame, "candidate_features": candidate_features(state, candidates), **window_tables}
     path = write_artifact(out_root, tables, manifest, extra)
     timings["total"] = time.perf_counter() - t_all
     log(f"artifact: {path} ({timings['total']:.1f}s in all)")
