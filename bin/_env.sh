@@ -19,3 +19,5 @@ export PATH="$ROOT/.venv/bin:$PATH"
 # implicit and LightGBM bring their own threading; nested OpenBLAS threads only slow them down.
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# The rebuilt e5 model and the embedding cache stay inside the checkout (gitignored).
+export QUANXUAN_CACHE_DIR="${QUANXUAN_CACHE_DIR:-$ROOT/.cache/quanxuan}"

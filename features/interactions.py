@@ -261,6 +261,18 @@ def _group_frame(groups: pd.DataFrame, sellers: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def title_vectors(products: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray | None:
+    """Title embeddings in catalogue order, or None when switched off or the titles are only product ids."""
+    if cfg.title_embeddings == "off" or "title" not in products or not len(products):
+        return None
+    titles = products["title"].fillna("").astype(str).to_numpy()
+    if cfg.title_embeddings == "auto" and np.mean(titles != products[PRODUCT_ID].astype(str).to_numpy()) < 0.5:
+        return None
+    from features.embeddings import get_embedder
+
+    return get_embedder(cfg).encode(list(titles))
+
+
 def build_train_data(
     products: pd.DataFrame,
     sellers: pd.DataFrame | None,
@@ -312,6 +324,8 @@ def build_train_data(
         purchases, [group_frame["seller_id"].to_numpy(), group_frame["segment"].to_numpy()], cold, list(fallback_weights)
     )
     events = pd.DataFrame({"g": g_idx.astype(np.int32), "i": i_idx.astype(np.int32), "age_days": age, "quantity": qty})
+    if item_vectors is None:
+        item_vectors = title_vectors(products, cfg)
     return TrainData(
         groups=groups_map,
         items=items_map,

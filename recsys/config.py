@@ -31,6 +31,9 @@ class FeatureConfig(_Section):
     log_alpha: float = Field(10.0, gt=0, le=1000, description="c = 1 + alpha·log(1 + x/eps) when confidence='log'.")
     cold_min_orders: int = Field(3, ge=0, le=1000, description="Groups with fewer orders than this count as cold.")
     embedding_model: Literal["e5-small"] = "e5-small"
+    title_embeddings: Literal["auto", "on", "off"] = Field(
+        "auto", description="Embed product titles for content similarity; auto = only when titles are real text, "
+        "not copies of the product id (as adapted datasets without titles have).")
     embedding_batch_size: int = Field(64, ge=1, le=4096, description="Titles per forward pass of the embedding model.")
     embedding_threads: int = Field(0, ge=0, le=256, description="torch threads while embedding; 0 keeps torch's default.")
     conversion_prior_strength: float = Field(20.0, ge=0, le=1e6, description="Pseudo-pushes at the overall rate added to every orders-per-push rate.")
