@@ -32,7 +32,8 @@ def served(tmp_path):
     """App serving artifact v1, with an admin key; yields (client, admin headers, artifact root, v1 path)."""
     root = tmp_path / "artifacts"
     v1 = write_small_artifact(root, T1)
-    config = service_config(tmp_path)
+    # A generous rate limit: the swap test hammers the picks endpoint from three threads.
+    config = service_config(tmp_path, rate_limit_per_minute=1_000_000)
     store = open_store(config.service.db_url)
     keys = make_keys(store)
     with TestClient(create_app(config, store=store)) as client:
