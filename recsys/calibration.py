@@ -41,7 +41,6 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 15) -
     """ECE over `n_bins` equal-width bins of [0, 1] (see the module docstring)."""
     y, p = _check(y, p)
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins).astype(float)
     acc = np.bincount(bins, weights=y, minlength=n_bins)
     conf = np.bincount(bins, weights=p, minlength=n_bins)
     return float(np.abs(acc - conf).sum() / len(y))

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.interactions import TrainData
-from recsys.candidates.base import Recommender, allowed_mask, block_rows, top_k
+from recsys.candidates.base import Recommender
 
 
 def normalise_scores(ids: np.ndarray, scores: np.ndarray, how: str) -> np.ndarray:
