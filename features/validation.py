@@ -64,6 +64,10 @@ class ValidationError(ValueError):
         more = f"\n  … and {len(self.problems) - 10} more" if len(self.problems) > 10 else ""
         super().__init__(f"{len(self.problems)} problem(s) in the input:\n  {shown}{more}")
 
+    def listing(self, outcome: str) -> str:
+        """Every problem on its own line, then the count and what happened (e.g. "nothing loaded")."""
+        return "\n".join([*(str(p) for p in self.problems), f"{len(self.problems)} problem(s); {outcome}."])
+
 
 @dataclass
 class CheckedTable:

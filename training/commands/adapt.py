@@ -37,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ds = adapt(args.input, args.out, spec, fmt=args.format, append=args.append, quarantine=args.quarantine)
     except ValidationError as err:
-        for problem in err.problems:
-            print(problem)
-        print(f"{len(err.problems)} problem(s); nothing written.")
+        print(err.listing("nothing written"))
         return 1
     for problem in ds.report.problems:
         print(problem)

@@ -21,9 +21,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ds = load_dataset(args.dir, quarantine=args.quarantine, rejects_dir=args.rejects)
     except ValidationError as err:
-        for problem in err.problems:
-            print(problem)
-        print(f"{len(err.problems)} problem(s); nothing loaded.")
+        print(err.listing("nothing loaded"))
         return 1
     for problem in ds.report.problems:
         print(problem)
