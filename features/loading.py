@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import GROUP_ID, LOAD_ORDER, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES, TIMEZONE
+from features.schema import GROUP_ID, LOAD_ORDER, ContractFrames, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES, TIMEZONE
 from features.validation import (DATETIME_DTYPE, CheckedTable, Problem, ValidationError, check_frame, final_dtypes,
                                  index_in, reference_problems, validate_rows)
 
@@ -82,19 +82,10 @@ class LoadReport:
 
 
 @dataclass
-class Dataset:
+class Dataset(ContractFrames):
     """The five contract tables, typed and in schema column order, plus the load report."""
 
-    products: pd.DataFrame
-    sellers: pd.DataFrame
-    groups: pd.DataFrame
-    pushes: pd.DataFrame
-    orders: pd.DataFrame
     report: LoadReport
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The five frames by table name."""
-        return {name: getattr(self, name) for name in LOAD_ORDER}
 
 
 @dataclass

@@ -30,11 +30,12 @@ import pyarrow.parquet as pq
 from features.sample.catalogue import CATEGORY_NAMES, FACTORS, Catalogue, build_catalogue
 from features.sample.population import Population, build_population
 from features.sample.simulate import DAY_S, PushSampler, simulate_block, true_affinity
-from features.schema import GROUP_ID, GROUP_THEMES, ORDER_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, SELLER_TYPES, TABLES
+from features.schema import (GROUP_ID, GROUP_THEMES, LOAD_ORDER, ORDER_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID,
+                             SELLER_TYPES, TABLES, ContractFrames)
 
 DEFAULT_END = date(2025, 6, 30)
 BLOCK_GROUPS = 20_000
-TABLE_NAMES: tuple[str, ...] = ("products", "sellers", "groups", "pushes", "orders")
+TABLE_NAMES: tuple[str, ...] = LOAD_ORDER
 TRUTH_NAMES: tuple[str, ...] = ("group_category_truth", "group_truth", "product_truth")
 Format = Literal["csv", "parquet"]
 
@@ -90,19 +91,10 @@ class _CatalogueView:
 
 
 @dataclass
-class SampleWorld:
+class SampleWorld(ContractFrames):
     """The five contract tables plus the ground truth that generated them."""
 
-    products: pd.DataFrame
-    sellers: pd.DataFrame
-    groups: pd.DataFrame
-    pushes: pd.DataFrame
-    orders: pd.DataFrame
     truth: GroundTruth
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The five tables by contract name."""
-        return {name: getattr(self, name) for name in TABLE_NAMES}
 
 
 class _Builder:

@@ -7,7 +7,10 @@ world, the adapter and the README table are all derived from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ColumnType = Literal["str", "int", "float", "bool", "datetime"]
 
@@ -161,6 +164,21 @@ TABLES: dict[str, Table] = {t.name: t for t in (PRODUCTS, SELLERS, GROUPS, PUSHE
 
 # Load order respects references: a table is read after every table it points to.
 LOAD_ORDER: tuple[str, ...] = ("products", "sellers", "groups", "pushes", "orders")
+
+
+@dataclass
+class ContractFrames:
+    """The five contract tables as DataFrames; loaded datasets and the sample world both extend it."""
+
+    products: pd.DataFrame
+    sellers: pd.DataFrame
+    groups: pd.DataFrame
+    pushes: pd.DataFrame
+    orders: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The five frames by table name, in load order."""
+        return {name: getattr(self, name) for name in LOAD_ORDER}
 
 
 def contract_markdown() -> str:
