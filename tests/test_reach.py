@@ -340,3 +340,40 @@ def test_holiday_distance_and_stationary_ceiling():
     best = sum(float((p * np.abs(y - stats.poisson.ppf(0.5, m))).sum()) for p, m in zip(pmf, mu))
     naive = sum(float((np.outer(p, p) * np.abs(y[:, None] - y[None, :])).sum()) for p in pmf)
     assert c["median_wape"] == pytest.approx(best / mu.sum()) and c["naive_wape"] == pytest.approx(naive / mu.sum())
+
+
+def test_ewm_weights_and_group_rate_by_hand():
+    from recsys.weekly_forecast import ewm_weights, group_rate
+
+    assert np.allclose(ewm_weights(3, 1.0), [4 / 7, 2 / 7, 1 / 7])
+    assert group_rate(np.array([0, 0, 1]), np.array([1.0, 3.0, 5.0])).tolist() == [2.0, 2.0, 5.0]
+
+
+def test_week_matrix_counts_distinct_buyers():
+    from recsys.weekly_forecast import week_matrix
+
+    at = pd.to_datetime(["2025-06-30 10:00", "2025-06-29 10:00", "2025-06-28 09:00", "2025-06-20 08:00"])
+    keys = pd.Series(["A", "A", "A", "A"])
+    buyers = pd.Series(["u1", "u1", "u2", "u1"])
+    lines = week_matrix(keys, pd.Series(at), pd.Timestamp("2025-07-01"), 2)
+    people = week_matrix(keys, pd.Series(at), pd.Timestamp("2025-07-01"), 2, distinct=buyers)
+    assert lines.loc["A"].tolist() == [0.0, 3.0, 1.0]
+    assert people.loc["A"].tolist() == [0.0, 2.0, 1.0]
+
+
+def test_pick_quantile_and_conformal_level():
+    from recsys.weekly_forecast import calibrate_level, pick_quantile
+
+    # Poisson(3): the 0.4-quantile is 2 (P(≤2) = 0.42), the 0.45- and 0.5-quantiles are 3; counts of 2 want 0.4.
+    assert pick_quantile(np.full(50, 2.0), np.full(50, 3.0), 0.0) == 0.4
+    assert pick_quantile(np.full(50, 3.0), np.full(50, 3.0), 0.0) == 0.5
+    # Poisson(10): the 80 % interval reaches 13 or 14, so six 10s and two 13s of ten counts are covered: 80 % exactly.
+    y = np.array([10.0] * 6 + [13.0] * 2 + [20.0] * 2)
+    assert calibrate_level(y, np.full(10, 10.0), 0.0) == 0.8
+    # Counts more spread than the model says: the calibrated level rises above 80 % and brings coverage back.
+    rng = np.random.default_rng(1)
+    mu = rng.gamma(2.0, 2.0, size=5000)
+    counts = rng.poisson(mu * rng.gamma(2.0, 0.5, size=mu.size))
+    level = calibrate_level(counts, mu, 0.0)
+    lo, hi = count_interval(mu, 0.0, level)
+    assert level > 0.85 and 0.77 <= np.mean((counts >= lo) & (counts <= hi)) <= 0.83
