@@ -1,7 +1,7 @@
 """The ops blend: one score per candidate from its components and the current weights.
 
     score = p_conv^conversion × commission_yuan^earnings × rating^rating
-            × order_value^order_value × (1 − diversity_penalty)^diversity
+            × order_value^order_value × (1 − diversity_penalty)^diversity × adoption^adoption
 
 Weights (`recsys.config.BlendWeights`), each an exponent:
 - conversion ∈ [0, 3]: predicted probability that the group orders the product if pushed today.
@@ -11,6 +11,10 @@ Weights (`recsys.config.BlendWeights`), each an exponent:
 - order_value ∈ [0, 3]: expected order value in yuan (price × mean quantity), for GMV-minded sellers.
 - diversity ∈ [0, 5]: how hard a repeated category (or brand) is pushed down; the penalty (0–1)
   grows with each earlier pick of the same category (see `recsys.picks`).
+- adoption ∈ [0, 3]: the chance that the seller pushes the pick at all (`recsys.adoption`): her
+  category mix for this group × how often sellers push the product within its category. A pick she
+  never pushes earns nothing, so 1 (the default) makes the score her expected earnings from the pick;
+  0 ranks by what converts whatever her habits. Components built without pushes carry 1 (neutral).
 
 A weight of 0 removes the component (x^0 = 1, even for x = 0). The product is computed as a sum
 of logs, vectorised, with components floored at a small epsilon so that a zero component gives a
@@ -33,7 +37,10 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("commission_yuan", "earnings"),
     ("rating", "rating"),
     ("order_value", "order_value"),
+    ("adoption", "adoption"),
 )
+# Components that candidate tables from before they existed may lack: absent means neutral.
+OPTIONAL_COMPONENTS: frozenset[str] = frozenset({"adoption"})
 
 
 def _column(components: pd.DataFrame | Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray | None:
@@ -68,6 +75,8 @@ def blend_log_scores(
         if weight == 0.0:
             continue
         values = _column(components, name, n)
+        if values is None and name in OPTIONAL_COMPONENTS:
+            continue
         if values is None:
             raise KeyError(f"component {name!r} is needed for weight {field}={weight:g}")
         out += weight * np.log(np.maximum(np.nan_to_num(values, nan=0.0), EPS))

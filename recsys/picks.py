@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # Component columns copied into every pick when present.
 PICK_COMPONENTS: tuple[str, ...] = (
     "p_conv", "price", "commission_rate", "commission_yuan", "rating", "order_value",
-    "category", "brand", "sources", "repurchase_due", "presale", "coupon", "price_change_7d", "days_since_push",
+    "category", "brand", "sources", "repurchase_due", "presale", "coupon", "price_change_7d", "days_since_push", "adoption",
 )
 PICK_COLUMNS: tuple[str, ...] = ("rank", "product_id", "score", "diversity_penalty", "reasons", "flags")
 

@@ -155,8 +155,8 @@ class WeightsUpdate(OpsWeights):
         return _check_seller_types(value)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "default": {"conversion": 1.0, "earnings": 1.0, "rating": 2.0, "order_value": 0.0, "diversity": 1.0},
-        "overrides": {"学生": {"conversion": 1.0, "earnings": 0.5, "rating": 2.0, "order_value": 0.0, "diversity": 1.5}},
+        "default": {"conversion": 1.0, "earnings": 1.0, "rating": 2.0, "order_value": 0.0, "diversity": 1.0, "adoption": 1.0},
+        "overrides": {"学生": {"conversion": 1.0, "earnings": 0.5, "rating": 2.0, "order_value": 0.0, "diversity": 1.5, "adoption": 1.0}},
     }]})
 
 

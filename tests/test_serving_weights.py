@@ -50,8 +50,8 @@ def test_weights_changed_on_one_replica_are_seen_by_the_other(replicas):
     assert initial["hashes"] == {"default": weights_hash(BlendWeights())}
     before = b.get("/v1/groups/G0/picks", headers={"X-API-Key": keys["seller"]}).json()
 
-    new = {"default": {"conversion": 1.5, "earnings": 1.0, "rating": 2.0, "order_value": 0.5, "diversity": 2.0},
-           "overrides": {"学生": {"conversion": 1.0, "earnings": 0.5, "rating": 2.0, "order_value": 0.0, "diversity": 1.0}}}
+    new = {"default": {"conversion": 1.5, "earnings": 1.0, "rating": 2.0, "order_value": 0.5, "diversity": 2.0, "adoption": 0.5},
+           "overrides": {"学生": {"conversion": 1.0, "earnings": 0.5, "rating": 2.0, "order_value": 0.0, "diversity": 1.0, "adoption": 1.0}}}
     put = a.put("/v1/ops/weights", json=new, headers=ops)
     assert put.status_code == 200 and put.json()["version"] == 1
 

@@ -4,7 +4,7 @@ In social e-commerce an order almost always follows a push, so the products a gr
 seller is likely to push (the seller's category mix for the group, and which products of a category sellers
 reach for) that also convert. Score = P̂(push g, i) × conv̂(i)^β × conv̂(g, category)^γ, all smoothed counts:
   P̂(push) = share of the group's pushes in the item's category (shrunk to the global mix)
-            × the item's share of all pushes in its category;
+            × the item's share of all pushes in its category (optionally with pseudo-pushes per item);
   conv̂(i) = orders per push of the item, shrunk to the catalogue rate;
   conv̂(g, c) = the group's orders per push in the category, shrunk to the item-level rate.
 Groups without pushes fall back to the global category mix; the source needs a pushes table.
@@ -25,8 +25,10 @@ class ExposureSource(Recommender):
     name = "exposure"
 
     def __init__(self, conversion_weight: float = 1.0, group_weight: float = 1.0, half_life_days: float | None = None,
-                 prior_pushes: float = 20.0) -> None:
+                 prior_pushes: float = 20.0, item_prior_pushes: float = 0.0) -> None:
         self.conversion_weight = conversion_weight
+        # Pseudo-pushes per item: > 0 gives products nobody has pushed yet a small share of their category.
+        self.item_prior_pushes = item_prior_pushes
         self.group_weight = group_weight
         self.half_life_days = half_life_days
         self.prior_pushes = prior_pushes
@@ -48,7 +50,10 @@ class ExposureSource(Recommender):
         self.group_cat_ = group_cat
         self.group_total_ = np.ravel(group_cat.sum(axis=1))
         self.global_mix_ = global_mix
-        within = np.divide(item_pushes, cat_pushes[cat_codes], out=np.zeros(data.n_items), where=cat_pushes[cat_codes] > 0)
+        a = self.item_prior_pushes
+        items_in_cat = np.bincount(cat_codes, minlength=n_cat)
+        denominator = cat_pushes[cat_codes] + a * items_in_cat[cat_codes]
+        within = np.divide(item_pushes + a, denominator, out=np.zeros(data.n_items), where=denominator > 0)
         ev = data.events
         ow = decay(ev["age_days"].to_numpy(), self.half_life_days) if self.half_life_days else np.ones(len(ev))
         item_orders = np.bincount(ev["i"].to_numpy(), weights=ow, minlength=data.n_items)
@@ -59,6 +64,19 @@ class ExposureSource(Recommender):
                                    out=np.full(n_cat, base_rate), where=cat_pushes > 0)
         self.item_score_ = (within * np.power(np.maximum(conv_item, 1e-12), self.conversion_weight)).astype(np.float32)
         self.item_cat_ = cat_codes.astype(np.int64)
+
+    def pair_scores(self, group_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """The same score for given (group, item) pairs, without densifying a row per group."""
+        g = np.asarray(group_idx, dtype=np.int64)
+        i = np.asarray(item_idx, dtype=np.int64)
+        c = self.item_cat_[i]
+        pushes = np.asarray(self.group_cat_[g, c]).ravel()
+        orders = np.asarray(self.group_orders_[g, c]).ravel()
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 only without a prior, where the weight is 0
+            mix = (pushes + self.prior_pushes * self.global_mix_[c]) / (self.group_total_[g] + self.prior_pushes)
+            conv_group = (orders + self.prior_pushes * self.cat_rate_[c]) / (pushes + self.prior_pushes)
+            relative = conv_group / np.maximum(self.cat_rate_[c], 1e-12)
+        return (mix * np.power(relative, self.group_weight) * self.item_score_[i]).astype(np.float64)
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Push propensity × conversion for every item; items nobody pushed are not proposed."""
