@@ -52,6 +52,9 @@ PRESETS: dict[str, list[str]] = {
     "beibei-success": BEIBEI_FLAGS + ["--rows", "both"],
     # Beibei invalid.txt: the initiator shared the item and nobody joined: a push without an order.
     "beibei-failed": BEIBEI_FLAGS + ["--rows", "pushes"],
+    # Beibei tune.txt seen from the (first) participant: she joined a buy of the item, an order of her own.
+    "beibei-joined": ["--no-header", "initiator", "item", "participant", "--sep", "\\t",
+                      "--item", "item", "--user", "participant", "--rows", "orders"],
 }
 BEIBEI_START = {"tune": "2020-01-01 00:00", "invalid": "2020-01-01 00:00", "test": "2020-06-01 00:00"}
 
@@ -293,24 +296,29 @@ def load_tafeng(path: str | Path, level: str = "customer") -> Dataset:
     return build_dataset([to_events(read_interactions(path, spec), spec, Path(path).name)])
 
 
-def load_beibei(folder: str | Path) -> dict[str, pd.DataFrame]:
+def load_beibei(folder: str | Path, participants: bool = False) -> dict[str, pd.DataFrame]:
     """Beibei group buys through the generic adapter, as frames.
 
     tune.txt and test.txt lines are converted shares (a push and an order by the first participant),
     invalid.txt lines are pushes without orders. There are no timestamps: the line number is the
     clock, one minute per line, with tune and invalid starting 2020-01-01 and test 2020-06-01, so
     that every test order comes after every tune order. Keys: the five tables (all files together)
-    plus 'tune' and 'test' (their orders) and 'invalid' (its pushes).
+    plus 'tune' and 'test' (their orders) and 'invalid' (its pushes). With `participants`, the first
+    participant of each tune.txt line also orders the item in her own name (order ids 'joined:<line>',
+    the line's clock), under key 'joined' and in the orders table; test.txt's participants stay out.
     """
     folder = Path(folder)
+    files = [("tune", "tune", "beibei-success"), ("invalid", "invalid", "beibei-failed"), ("test", "test", "beibei-success")]
+    if participants:
+        files.append(("joined", "tune", "beibei-joined"))
     parts: list[Events] = []
-    for name, preset in (("tune", "beibei-success"), ("invalid", "beibei-failed"), ("test", "beibei-success")):
-        spec = spec_from_flags(PRESETS[preset] + ["--id-prefix", f"{name}:", "--start", BEIBEI_START[name]])
-        parts.append(to_events(read_interactions(folder / f"{name}.txt", spec), spec, f"{name}.txt"))
+    for name, file, preset in files:
+        spec = spec_from_flags(PRESETS[preset] + ["--id-prefix", f"{name}:", "--start", BEIBEI_START[file]])
+        parts.append(to_events(read_interactions(folder / f"{file}.txt", spec), spec, f"{file}.txt"))
     ds = build_dataset(parts)
     frames = ds.tables()
-    frames["tune"] = ds.orders[ds.orders[ORDER_ID].str.startswith("tune:")].reset_index(drop=True)
-    frames["test"] = ds.orders[ds.orders[ORDER_ID].str.startswith("test:")].reset_index(drop=True)
+    for name in ("tune", "test", "joined")[: 3 if participants else 2]:
+        frames[name] = ds.orders[ds.orders[ORDER_ID].str.startswith(f"{name}:")].reset_index(drop=True)
     n_tune = len(parts[0].pushes)
     frames["invalid"] = ds.pushes.iloc[n_tune:n_tune + len(parts[1].pushes)].reset_index(drop=True)
     return frames

@@ -107,6 +107,20 @@ def test_load_beibei_splits_files(tmp_path: Path):
     assert frames["test"]["ordered_at"].min() > frames["tune"]["ordered_at"].max()
 
 
+def test_load_beibei_participants_order_in_their_own_name(tmp_path: Path):
+    (tmp_path / "tune.txt").write_text("1\t100\t5\n2\t101\t6\t7\n", encoding="utf-8")
+    (tmp_path / "test.txt").write_text("5\t102\t8\n", encoding="utf-8")
+    (tmp_path / "invalid.txt").write_text("3\t100\n", encoding="utf-8")
+    frames = load_beibei(tmp_path, participants=True)
+    # The first participant of each tune line joins in her own name, at the line's clock; test.txt's do not.
+    assert frames["joined"][["order_id", "group_id", "product_id"]].values.tolist() == [
+        ["joined:1", "5", "100"], ["joined:2", "6", "101"]]
+    assert frames["joined"]["ordered_at"].tolist() == frames["tune"]["ordered_at"].tolist()
+    assert len(frames["orders"]) == 5 and "8" not in set(frames["orders"]["group_id"])
+    assert {"5", "6"} <= set(frames["groups"]["group_id"])
+    assert "joined" not in load_beibei(tmp_path)
+
+
 def test_time_format_mismatch_names_the_line(shop: Path, tmp_path: Path):
     bad = tmp_path / "bad.csv"
     bad.write_text(SHOP_CSV.replace('"11/2/2000"', '"2000-11-02"'), encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,8 @@ from recsys.candidates import GlobalPopular, ItemKNNSource, OwnTopItems, RandomS
 from recsys.config import Config
 from training.cli import build_parser
 from training.evaluate import (
-    EvalOptions, Frames, evaluate_models, relevance, run_evaluation, time_split, tune_blend, build_validation, make_source,
+    EvalOptions, Frames, evaluate_models, member_relevance, relevance, run_evaluation, time_split, tune_blend, build_validation,
+    make_source,
 )
 from training.report import write_report
 
@@ -80,6 +82,36 @@ def test_relevance_drops_refunds_and_old_pairs_when_asked():
     new = relevance(test.orders, data, new_pairs_only=True)
     g, i = new.nonzero()
     assert list(zip(data.groups.id_of(g), data.items.id_of(i))) == [("g0", "p1")]
+
+
+def test_member_relevance_judges_a_group_list_by_its_buyers():
+    products = pd.DataFrame({"product_id": ["p0", "p1", "p2", "p3"], "title": "t", "category": "食品", "brand": "",
+                             "price": 1.0, "commission_rate": 0.1})
+    groups = pd.DataFrame({"group_id": ["g0", "g1"], "seller_id": ["g0", "g1"], "member_count": [3, 1]})
+    train = pd.DataFrame({"order_id": ["o0"], "group_id": ["g0"], "product_id": ["p0"], "ordered_at": [START],
+                          "quantity": 1, "paid": 1.0})
+    data = build_train_data(products, None, groups, None, train, now=START + pd.Timedelta(days=1))
+    test = pd.DataFrame({"group_id": ["g0", "g0", "g0", "g1", "g0"], "product_id": ["p0", "p1", "p2", "p3", "p3"],
+                         "buyer_id": ["a", "a", "b", "c", None]})
+    rel, member_group = member_relevance(test, data, np.array([0]), new_pairs_only=True)
+    # a's p0 is not new to g0; c's group is not evaluated; the order without a buyer names no member.
+    assert rel.toarray().tolist() == [[0, 1, 0, 0], [0, 0, 1, 0]] and member_group.tolist() == [0, 0]
+    rel_all, _ = member_relevance(test, data, np.array([0]), new_pairs_only=False)
+    assert rel_all.toarray().tolist() == [[1, 1, 0, 0], [0, 0, 1, 0]]
+
+
+def test_member_validation_rows_are_members_and_targets_filter_them():
+    frames = small_world(n_groups=12, days=21)
+    frames.orders["buyer_id"] = np.where(np.arange(len(frames.orders)) % 3 == 0, "a", "b")
+    train, _, _ = time_split(frames, test_days=7)
+    window = time_split(train, test_days=7)[1].orders
+    options = EvalOptions(validation_days=7, tune_metric="member_hr@10")
+    val = build_validation(train, Config(), options)
+    members = window[["group_id", "buyer_id"]].drop_duplicates()
+    assert val.rel.shape[0] == len(val.groups) == len(members)
+    assert sorted(val.data.groups.id_of(val.groups)) == sorted(members["group_id"])
+    only_a = build_validation(train, Config(), replace(options, validation_targets=lambda o: (o["buyer_id"] == "a").to_numpy()))
+    assert len(only_a.groups) == (members["buyer_id"] == "a").sum()
 
 
 def test_evaluate_models_ranks_personal_above_random():

@@ -69,6 +69,11 @@ class EvalOptions:
     max_ranker_groups: int = 8000  # validation groups the learned blend trains on
     ranker_params: dict[str, Any] = field(default_factory=dict)  # LearnedBlend settings (n_estimators, per_source, …)
     grids: dict[str, dict[str, list[Any]]] = field(default_factory=dict)  # per-source grid overrides (e.g. a smaller ALS grid)
+    # Which validation orders are targets (a boolean mask over them; default all), so that validation asks the
+    # test's question when training holds other kinds of orders (Beibei: participants' orders train, not target).
+    validation_targets: Callable[[pd.DataFrame], np.ndarray] | None = None
+    # Also judge each group's list by its members (test orders' buyer_id): member_hr@K, member_recall@K.
+    member_metrics: bool = False
     baselines: tuple[str, ...] = (
         "random", "popular", "rating_commission", "segment_popular", "own_top",
         "item_knn_cosine", "item_knn_bm25", "als", "ease",
@@ -156,6 +161,34 @@ def relevance(test_orders: pd.DataFrame, data: TrainData, new_pairs_only: bool) 
         rel = rel - rel.multiply(data.bought.sign())
         rel.eliminate_zeros()
     return rel.tocsr()
+
+
+def member_relevance(test_orders: pd.DataFrame, data: TrainData, groups: np.ndarray,
+                     new_pairs_only: bool) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Members × items relevance of the evaluated groups' buyers, and each member's row in `groups`.
+
+    A member is a (group, buyer_id) pair with a test order; with new pairs only, items her group bought in
+    training are left out (the group's list cannot hold them). Members with nothing left are dropped.
+    """
+    o = test_orders.loc[test_orders["buyer_id"].notna().to_numpy()] if "buyer_id" in test_orders else test_orders.iloc[0:0]
+    if "refunded" in o:
+        o = o.loc[~o["refunded"].fillna(False).astype(bool).to_numpy()]
+    g = data.groups.index_of(o[GROUP_ID].astype(str).to_numpy(), missing="mark")
+    i = data.items.index_of(o[PRODUCT_ID].astype(str).to_numpy(), missing="mark")
+    pos = np.full(data.n_groups, -1, dtype=np.int64)
+    pos[groups] = np.arange(groups.size)
+    keep = (g >= 0) & (i >= 0)
+    keep[keep] = pos[g[keep]] >= 0
+    if new_pairs_only:
+        keep[keep] = np.asarray(data.bought[g[keep], i[keep]]).ravel() == 0
+    g, i, buyer = g[keep], i[keep], o["buyer_id"].astype(str).to_numpy()[keep]
+    codes, uniques = pd.factorize(pd.Series(g.astype(str)) + "|" + pd.Series(buyer))
+    rel = sp.csr_matrix((np.ones(codes.size, dtype=np.float32), (codes, i)), shape=(len(uniques), data.n_items))
+    rel.sum_duplicates()
+    rel.data[:] = 1.0
+    member_group = np.zeros(len(uniques), dtype=np.int64)
+    member_group[codes] = pos[g]
+    return rel.tocsr(), member_group
 
 
 def eval_groups(rel: sp.csr_matrix, limit: int | None, seed: int) -> np.ndarray:
@@ -287,20 +320,46 @@ class Validation:
 
 
 def build_validation(train: Frames, cfg: Config, options: EvalOptions, item_vectors: Any = None) -> Validation:
-    """Carve the last `validation_days` of the training data off as a validation window."""
+    """Carve the last `validation_days` of the training data off as a validation window.
+
+    With a 'member_' tuning metric the rows are the validation window's members (buyer_id within a group),
+    each holding her group's list, instead of the groups.
+    """
     sub, val, cut = time_split(train, options.validation_days)
     data = build_train_data(sub.products, sub.sellers, sub.groups, sub.pushes, sub.orders, cfg.features, now=cut,
                             item_vectors=item_vectors)
-    rel = relevance(val.orders, data, options.new_pairs_only)
+    targets = val.orders
+    if options.validation_targets is not None:
+        targets = targets.loc[np.asarray(options.validation_targets(targets), dtype=bool)]
+    rel = relevance(targets, data, options.new_pairs_only)
+    if options.tune_metric.startswith("member_"):
+        # One row per member, holding her group's list: the tuning asks how many members a list reaches.
+        member_rel, member_group = member_relevance(targets, data, np.flatnonzero(np.diff(rel.indptr) > 0),
+                                                    options.new_pairs_only)
+        rows = eval_groups(member_rel, options.max_tune_groups, options.seed)
+        groups = np.flatnonzero(np.diff(rel.indptr) > 0)[member_group[rows]]
+        exclude = data.bought[groups] if options.new_pairs_only else None
+        return Validation(data, member_rel[rows], groups, exclude, rel)
     groups = eval_groups(rel, options.max_tune_groups, options.seed)
     exclude = data.bought[groups] if options.new_pairs_only else None
     return Validation(data, rel[groups], groups, exclude, rel)
 
 
+def recommend_rows(model: Recommender, val: Validation, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model's top-k lists for the validation rows, each distinct group scored once (member rows repeat groups)."""
+    unique, row_of = np.unique(val.groups, return_inverse=True)
+    if unique.size == val.groups.size:
+        return model.recommend(val.groups, k, exclude=val.exclude)
+    # A row's exclusions are its group's purchases, so rows of one group share them.
+    exclude = val.data.bought[unique] if val.exclude is not None else None
+    ids, scores = model.recommend(unique, k, exclude=exclude)
+    return ids[row_of], scores[row_of]
+
+
 def validation_score(model: Recommender, val: Validation, metric: str) -> float:
     """Mean validation metric of a fitted model."""
-    name, k = metric.split("@")
-    ids, _ = model.recommend(val.groups, int(k), exclude=val.exclude)
+    name, k = metric.removeprefix("member_").split("@")
+    ids, _ = recommend_rows(model, val, int(k))
     fn = {"ndcg": M.ndcg_at_k, "hr": M.hit_rate_at_k, "recall": M.recall_at_k, "map": M.average_precision_at_k}[name]
     return float(fn(ids, val.rel, int(k)).mean())
 
@@ -321,7 +380,7 @@ def tune_source(name: str, val: Validation, cfg: Config, metric: str,
 
 def _ranked_score(rows: np.ndarray, scores: np.ndarray, labels: np.ndarray, n_rel: np.ndarray, metric: str) -> float:
     """A top-k metric computed from (group row, score, label) candidate pairs."""
-    name, k_text = metric.split("@")
+    name, k_text = metric.removeprefix("member_").split("@")
     k = int(k_text)
     order = np.lexsort((-scores, rows))
     r, lab = rows[order], labels[order]
@@ -349,7 +408,7 @@ def tune_blend(sources: Mapping[str, Recommender], val: Validation, per_source: 
     weighted sums are evaluated on the union of candidates, exactly as `BlendRecommender` scores.
     """
     names = list(sources)
-    lists = {name: sources[name].recommend(val.groups, per_source, exclude=val.exclude) for name in names}
+    lists = {name: recommend_rows(sources[name], val, per_source) for name in names}
     n_rel = np.diff(val.rel.indptr)
     trials: list[dict[str, Any]] = []
     best_overall: tuple[float, dict[str, float], str] = (-1.0, {}, "rank")
@@ -424,6 +483,7 @@ def evaluate_models(
     if groups.size == 0:
         raise ValueError("no test group has an order to find: check the split and the new-pairs option")
     rel = rel_full[groups]
+    members = member_relevance(test.orders, data, groups, options.new_pairs_only) if options.member_metrics else None
     exclude = data.bought[groups] if options.new_pairs_only else None
     k_max = max(options.ks)
     bands = group_bands(data, groups)
@@ -440,6 +500,11 @@ def evaluate_models(
         lists[name] = ids
         per_group = list_metrics(ids, rel, data, options.ks)
         result_metrics[name] = summary_metrics(ids, per_group, data, options.ks)
+        if members is not None:
+            member_rel, member_group = members
+            for k in options.ks:
+                result_metrics[name][f"member_hr@{k}"] = float(M.hit_rate_at_k(ids[member_group], member_rel, k).mean())
+                result_metrics[name][f"member_recall@{k}"] = float(M.recall_at_k(ids[member_group], member_rel, k).mean())
         params[name] = {"class": type(model).__name__, **_jsonable(model.params())}
         for kind, masks in bands.items():
             for band, mask in masks.items():
@@ -457,7 +522,8 @@ def evaluate_models(
         dataset=dataset,
         split={"cutoff": str(cutoff), "test_orders": int(len(test.orders)), "train_orders": int(len(train.orders)),
                "eval_groups": int(groups.size), "items": data.n_items, "groups": data.n_groups,
-               "new_pairs_only": options.new_pairs_only, "relevant_pairs": int(rel.nnz)},
+               "new_pairs_only": options.new_pairs_only, "relevant_pairs": int(rel.nnz),
+               **({"eval_members": int(members[0].shape[0])} if members is not None else {})},
         metrics=result_metrics, breakdowns=per_band, params=params, fit_seconds=fit_seconds,
         spearman=spearman, config=cfg.model_dump(mode="json", by_alias=True), model_name=model_name,
     )
