@@ -98,10 +98,10 @@ class RankerConfig(_Section):
 
 class BlendWeights(_Section):
     """Exponents of the ops blend: score = p_conv^conversion × commission_yuan^earnings × rating^rating
-    × order_value^order_value × (1 − diversity_penalty)^diversity.
+    × order_value^order_value × (1 − diversity_penalty)^diversity × adoption^adoption.
 
-    With the defaults the score is the seller's expected earnings (p_conv × price × commission_rate)
-    tempered by the good-review rate squared.
+    With the defaults the score is the seller's expected earnings from a pick (the chance she pushes it ×
+    p_conv × price × commission_rate) tempered by the good-review rate squared.
     """
 
     conversion: float = Field(1.0, ge=0, le=3, description="Weight on predicted conversion p_conv.")
@@ -109,6 +109,8 @@ class BlendWeights(_Section):
     rating: float = Field(2.0, ge=0, le=10, description="Weight on good-review rate.")
     order_value: float = Field(0.0, ge=0, le=3, description="Weight on expected order value (price × mean quantity).")
     diversity: float = Field(1.0, ge=0, le=5, description="Weight on the diversity penalty of a repeated brand or category.")
+    adoption: float = Field(1.0, ge=0, le=3, description="Weight on the chance that the seller pushes the pick at all "
+                            "(her category mix for the group × how often sellers push the product); 0 ignores her habits.")
 
 
 class OpsWeights(_Section):
@@ -183,6 +185,20 @@ class ServiceSettings(_Section):
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `quanxuan serve`.")
 
 
+class ClusterConfig(_Section):
+    """How the per-group part of the daily job is cut up, and where it runs.
+
+    Today's groups are scored in blocks of whole sellers, so memory is bounded by the block size; with a
+    scheduler address the blocks run on that Dask cluster instead of in this process (same picks).
+    """
+
+    block_groups: int = Field(2000, ge=1, le=1_000_000, description="Groups per block of the daily job's scoring "
+                              "(a block holds whole sellers, so it may run a few groups over).")
+    scheduler: str = Field("", description="Dask scheduler address (tcp://host:8786); empty runs in this process. "
+                           "'local' starts a LocalCluster on this machine.")
+    local_workers: int = Field(2, ge=1, le=256, description="Workers of the LocalCluster when scheduler = 'local'.")
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -194,6 +210,7 @@ class Config(_Section):
     copy_: CopyConfig = Field(default_factory=CopyConfig, alias="copy")
     reach: ReachConfig = Field(default_factory=ReachConfig)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

@@ -459,6 +459,8 @@ def cold_overlay(source: CandidateSource, products: pd.DataFrame, new: NewProduc
                "category": new_main, "brand": new.brand, "reasons": '["new_product"]', "in_stock": True,
                "coupon": new.coupon, "presale": False, "repurchase_due": False, "price_change_7d": 0.0,
                "days_since_push": np.nan}
+        if "adoption" in cols:  # the seller's habit for the product's nearest neighbours in this group
+            row["adoption"] = float(np.average(cols["adoption"][hit].astype(float), weights=w))
         overlay.extra.setdefault(gid, []).append(row)
         records.append({"group_id": gid, "product_id": new.product_id, "feature_product_id": pids[best],
                         "price": new.price, "commission_rate": new.commission_rate, "coupon": new.coupon})
