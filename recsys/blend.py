@@ -79,7 +79,9 @@ def blend_log_scores(
             continue
         if values is None:
             raise KeyError(f"component {name!r} is needed for weight {field}={weight:g}")
-        out += weight * np.log(np.maximum(np.nan_to_num(values, nan=0.0), EPS))
+        # A missing optional value (e.g. a cold group's segment pick has no adoption) is neutral, not zero.
+        fill = 1.0 if name in OPTIONAL_COMPONENTS else 0.0
+        out += weight * np.log(np.maximum(np.nan_to_num(values, nan=fill), EPS))
     if w.diversity != 0.0:
         penalty = diversity_penalty if diversity_penalty is not None else _column(components, "diversity_penalty", n)
         if penalty is not None:

@@ -72,3 +72,9 @@ def test_adoption_weight_moves_the_blend_and_a_missing_column_is_neutral() -> No
     assert np.argmax(blend_log_scores(comps, ignore)) == 0  # converts better
     assert np.argmax(blend_log_scores(comps, follow)) == 1  # the seller is 50 × as likely to push it
     np.testing.assert_allclose(blend_log_scores(comps.drop(columns="adoption"), follow), blend_log_scores(comps, ignore))
+
+
+def test_a_missing_adoption_value_is_neutral() -> None:
+    comps = pd.DataFrame({"p_conv": [0.1, 0.1], "commission_yuan": [1.0, 1.0], "rating": [0.9, 0.9], "adoption": [np.nan, 1.0]})
+    scores = blend_log_scores(comps, BlendWeights(adoption=2.0))
+    assert scores[0] == pytest.approx(scores[1])
