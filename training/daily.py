@@ -15,6 +15,11 @@ brand, flags, reasons) so that the service can re-blend them with whatever weigh
 retraining; the artifact also holds the ranker (`models/`) and each stored candidate's feature row
 (`candidate_features`) for what-ifs.
 
+Today's per-group part runs block by block of whole sellers (`cluster.block_groups`; `seller_blocks`,
+`day_block`): union candidates → ranker rows → p_conv → components → picks, so memory is bounded by the block,
+and the same function is the unit of work on a Dask cluster (`training.distributed`, `cluster.scheduler`).
+Every group is scored on its own, so the candidates and picks do not depend on how groups are cut into blocks.
+
 Cold groups (fewer than `cold_min_orders` orders) are served from their segment (seller type × city
 tier): the segment's most bought products, with p_conv the smoothed push-conversion rate of the product
 within the segment.
@@ -25,7 +30,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -38,7 +43,7 @@ from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.blend import blend_log_scores, weights_hash
 from recsys.candidates.base import Recommender, block_rows
 from recsys.candidates.union import union_candidates
-from recsys.config import BlendWeights, Config, config_hash
+from recsys.config import BlendWeights, ClusterConfig, Config, config_hash
 from recsys.ranker import (
     EXPOSED,
     LABEL,
@@ -127,13 +132,15 @@ def source_scores(sources: Mapping[str, Recommender], data: TrainData, pairs: pd
     i = data.items.index_of(pairs[PRODUCT_ID].astype(str).to_numpy(dtype=object), missing="mark")
     ok = np.flatnonzero((g >= 0) & (i >= 0))
     ok = ok[np.argsort(g[ok], kind="stable")]
-    groups = np.unique(g[ok])
+    sorted_g = g[ok]
+    groups = np.unique(sorted_g)
     step = block_rows(data.n_items)
     out = np.full((len(pairs), len(sources)), np.nan)
     for j, source in enumerate(sources.values()):
         for lo in range(0, len(groups), step):
             block = groups[lo:lo + step]
-            sel = ok[(g[ok] >= block[0]) & (g[ok] <= block[-1])]
+            # The pairs are sorted by group: a block's pairs are one slice (no scan of every pair per block).
+            sel = ok[np.searchsorted(sorted_g, block[0], side="left"):np.searchsorted(sorted_g, block[-1], side="right")]
             scores = np.asarray(source.score(block), dtype=np.float64)
             values = scores[np.searchsorted(block, g[sel]), i[sel]]
             out[sel, j] = np.where(np.isfinite(values), values, np.nan)
@@ -161,30 +168,61 @@ def source_ranks(union: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Snapshot:
-    """Everything ranker rows are read from at one moment: the fitted sources, their union, and the profiles."""
+    """Everything ranker rows are read from at one moment: the fitted sources, their union, and the profiles.
+
+    Without a stored `union` (None), the ranks of a set of pairs are read from the union of their groups, built
+    block by block of `block_groups` groups, so that no union of every group is ever held.
+    """
 
     data: TrainData
     sources: dict[str, Recommender]
-    union: pd.DataFrame
+    union: pd.DataFrame | None
     profiles: Profiles
+    per_source: int = 100
+    union_size: int = 200
+    block_groups: int = 2000
 
-    def rows(self, pairs: pd.DataFrame, profiles: Profiles | None = None) -> pd.DataFrame:
-        """Ranker inputs for (group_id, product_id) pairs: the sources' scores and ranks, then `PAIR_FEATURES`
-        (from `profiles` when given: a later refresh than the sources').
+    def rows(self, pairs: pd.DataFrame, profiles: Profiles | None = None, ranks: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Ranker inputs for (group_id, product_id) pairs: the sources' scores and ranks (`ranks` when already read,
+        row for row), then `PAIR_FEATURES` (from `profiles` when given: a later refresh than the sources').
 
         The very same method builds training rows (a past snapshot) and today's rows, so a feature means the
         same thing in both.
         """
         keys = pairs[[GROUP_ID, PRODUCT_ID]].reset_index(drop=True)
         feats = (profiles or self.profiles).pair_features(keys).drop(columns=[GROUP_ID, PRODUCT_ID]).reset_index(drop=True)
-        return pd.concat([source_scores(self.sources, self.data, keys), source_ranks(self.union, keys), feats], axis=1)
+        ranks = self.ranks(keys) if ranks is None else ranks.reset_index(drop=True)
+        return pd.concat([source_scores(self.sources, self.data, keys), ranks, feats], axis=1)
+
+    def ranks(self, keys: pd.DataFrame) -> pd.DataFrame:
+        """`source_ranks` of the pairs, from the stored union or from their groups' union block by block."""
+        if self.union is not None:
+            return source_ranks(self.union, keys)
+        g = self.data.groups.index_of(keys[GROUP_ID].astype(str).to_numpy(dtype=object), missing="mark")
+        cols = [f"rank__{name}" for name in self.sources] + ["n_sources"]
+        out = np.full((len(keys), len(cols)), np.nan)
+        out[:, -1] = 0.0  # a pair of an unknown group is proposed by no source
+        order = np.argsort(g, kind="stable")
+        order = order[g[order] >= 0]
+        sorted_g = g[order]
+        groups = np.unique(sorted_g)
+        for lo in range(0, len(groups), self.block_groups):
+            block = groups[lo:lo + self.block_groups]
+            sel = order[np.searchsorted(sorted_g, block[0], side="left"):np.searchsorted(sorted_g, block[-1], side="right")]
+            union = union_candidates(self.sources, self.data, block, self.per_source, self.union_size)
+            out[sel] = source_ranks(union, keys.iloc[sel]).reindex(columns=cols).to_numpy(dtype=np.float64)
+        return pd.DataFrame(out, columns=cols)
 
 
-def take_snapshot(frames: Any, data: TrainData, cfg: Config, fitted: Mapping[str, Recommender] | None = None) -> Snapshot:
-    """Sources fitted on `data`, their union for every group, and the profiles as of `data.now`."""
+def take_snapshot(frames: Any, data: TrainData, cfg: Config, fitted: Mapping[str, Recommender] | None = None,
+                  with_union: bool = True) -> Snapshot:
+    """Sources fitted on `data`, their union for every group (unless `with_union` is False: then ranks are read
+    block by block), and the profiles as of `data.now`."""
     sources = fit_sources(data, cfg, fitted=fitted)
-    union = union_candidates(sources, data, np.arange(data.n_groups), cfg.candidates.per_source, cfg.candidates.union_size)
-    return Snapshot(data, sources, union, profiles_at(frames, data.now, cfg))
+    c = cfg.candidates
+    union = union_candidates(sources, data, np.arange(data.n_groups), c.per_source, c.union_size) if with_union else None
+    return Snapshot(data, sources, union, profiles_at(frames, data.now, cfg), c.per_source, c.union_size,
+                    cfg.cluster.block_groups)
 
 
 # ---------------------------------------------------------------------------------------------- examples
@@ -223,13 +261,15 @@ def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Con
     """Examples with ranker rows; each reads the profiles of the latest refresh point at or before its time."""
     at = pd.to_datetime(examples[TIME]).to_numpy()
     which = np.searchsorted(np.asarray(points, dtype="datetime64[ns]"), at, side="right") - 1
+    # Ranks come from the snapshot's union, the same whatever the refresh point: read once for every example.
+    ranks = snap.ranks(examples[[GROUP_ID, PRODUCT_ID]].reset_index(drop=True))
     parts = []
     for k, point in enumerate(points):
         sel = np.flatnonzero(which == k)
         if len(sel):
             rows = examples.iloc[sel].reset_index(drop=True)
             profiles = snap.profiles if point == snap.data.now else profiles_at(frames, point, cfg)
-            parts.append(pd.concat([rows, snap.rows(rows, profiles)], axis=1))
+            parts.append(pd.concat([rows, snap.rows(rows, profiles, ranks.iloc[sel])], axis=1))
     return pd.concat(parts, ignore_index=True).sort_values(TIME, kind="stable").reset_index(drop=True)
 
 
@@ -242,8 +282,11 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
     rc = cfg.ranker
     window = pd.Timedelta(days=rc.label_window_days)
     start = now - (window if rc.examples == "candidates" else pd.Timedelta(days=rc.example_days))
+    # Only the 'candidates' and 'exposure' examples draw from the union of every group; pushes read their ranks
+    # from their own groups' union, block by block.
     snap = take_snapshot(frames, build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes,
-                                                  frames.orders, cfg.features, now=start), cfg)
+                                                  frames.orders, cfg.features, now=start), cfg,
+                         with_union=rc.examples != "pushes")
     union = snap.union
     orders = frames.orders.loc[(to_local_naive(frames.orders[ORDERED_AT]) < now).to_numpy()]
     orders = orders.assign(**{ORDERED_AT: to_local_naive(orders[ORDERED_AT])})
@@ -334,9 +377,28 @@ def score_rows(ranker: ConversionRanker, rows: pd.DataFrame) -> np.ndarray:
     return ranker.predict_proba(rows)
 
 
-def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
-                   fitted: Mapping[str, Recommender] | None = None) -> PipelineState:
-    """Train the ranker on past snapshots, then score today's union candidates (all as of `data.now`)."""
+@dataclass
+class DayModel:
+    """What scoring today's groups reads, learned once: the ranker, today's fitted sources and profiles, and the
+    per-product tables. Every block of groups (in this process or on a Dask worker) reads the same one."""
+
+    data: TrainData
+    sources: dict[str, Recommender]
+    profiles: Profiles
+    ranker: ConversionRanker
+    ranker_metrics: dict[str, Any]
+    cfg: Config
+    product: pd.DataFrame  # product_state, row i = item index i
+    mean_qty: np.ndarray  # mean quantity per order of item i (1 when never ordered)
+    timings: dict[str, float]
+    # Set by the daily job before its blocks run: the groups and segment_candidates tables, the groups' price scales.
+    groups: pd.DataFrame | None = None
+    segment: pd.DataFrame | None = None
+    price_scale: np.ndarray | None = None
+
+
+def train_ranker(frames: Any, data: TrainData, cfg: Config, log: Log = default_log) -> tuple[ConversionRanker, dict[str, Any], dict[str, float]]:
+    """The conversion ranker trained on the past snapshots before `data.now`; its metrics and timings."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     examples = ranker_examples(frames, data.now, cfg, log)
@@ -348,26 +410,111 @@ def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default
     log(f"ranker: {metrics['rows']['train']:,} training rows, {ranker.best_iteration_} trees; held-out shown pairs: "
         f"AUC {c['auc']:.3f}, log loss {c['log_loss']:.4f}, ECE {c['ece']:.4f} (raw ECE {metrics['uncalibrated']['ece']:.4f}, "
         f"popularity AUC {metrics['popularity_rate']['auc']:.3f}) ({timings['ranker_fit']:.0f}s)")
+    return ranker, metrics, timings
+
+
+def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
+                    fitted: Mapping[str, Recommender] | None = None) -> DayModel:
+    """Train the ranker, then fit today's sources and profiles: everything but the per-group work."""
+    ranker, metrics, timings = train_ranker(frames, data, cfg, log)
     t0 = time.perf_counter()
-    today = take_snapshot(frames, data, cfg, fitted)
-    union = today.union
-    timings["candidates"] = time.perf_counter() - t0
-    log(f"candidates: {len(union):,} for {data.n_groups:,} groups ({timings['candidates']:.0f}s)")
+    sources = fit_sources(data, cfg, fitted=fitted)
+    timings["sources"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    feats = today.rows(union)
+    profiles = profiles_at(frames, data.now, cfg)
+    product = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
+    product = product.reindex(np.asarray(data.items.ids).astype(str))
+    ev = data.events
+    qty = pd.Series(ev["quantity"].to_numpy()).groupby(ev["i"].to_numpy()).mean()
+    mean_qty = qty.reindex(np.arange(data.n_items)).fillna(1.0).to_numpy()
+    timings["profiles"] = time.perf_counter() - t0
+    log(f"today: sources fitted ({timings['sources']:.0f}s), profiles ({timings['profiles']:.0f}s)")
+    return DayModel(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings)
+
+
+def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None = None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Today's union candidates of these groups: (union, candidates with p_conv and prices, their ranker rows).
+
+    Every group is scored on its own, so the result of a group does not depend on the block it came in;
+    `profiles` may be the block's view (`block_profiles`), which gives the same rows as the whole.
+    """
+    data, cfg = model.data, model.cfg
+    union = union_candidates(model.sources, data, group_idx, cfg.candidates.per_source, cfg.candidates.union_size)
+    feats = Snapshot(data, model.sources, union, profiles or model.profiles).rows(union)
     cands = union[[GROUP_ID, PRODUCT_ID, "sources"]].reset_index(drop=True)
     cands["g"] = data.groups.index_of(cands[GROUP_ID].to_numpy(dtype=object))
     i = data.items.index_of(cands[PRODUCT_ID].to_numpy(dtype=object))
     cands["i"] = i
-    cands["p_conv"] = score_rows(ranker, feats)
+    cands["p_conv"] = score_rows(model.ranker, feats) if len(feats) else np.zeros(0)
     items = data.item_frame
     cands["price"] = items["price"].to_numpy(float)[i]
     cands["commission_rate"] = items["commission_rate"].to_numpy(float)[i]
     cands["commission_yuan"] = cands["price"] * cands["commission_rate"]
     cands["rating"] = items["rating"].to_numpy(float)[i]
+    return union, cands, feats
+
+
+def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
+                   fitted: Mapping[str, Recommender] | None = None) -> PipelineState:
+    """Train the ranker on past snapshots, then score today's union candidates of every group (all as of `data.now`),
+    block by block, and keep them all (the evaluation harness reads them; the daily job streams blocks instead)."""
+    model = build_day_model(frames, data, cfg, log, fitted)
+    timings = dict(model.timings)
+    t0 = time.perf_counter()
+    blocks = seller_blocks(data, cfg.cluster.block_groups)
+    parts = [score_candidates(model, idx, prof) for idx, prof in zip(blocks, block_profiles(model.profiles, data, blocks))]
+    union, cands, feats = (_by_group([p[k] for p in parts], [p[1]["g"].to_numpy() for p in parts]) for k in range(3))
     timings["scoring"] = time.perf_counter() - t0
-    log(f"scored: mean p_conv {cands['p_conv'].mean():.4f} ({timings['scoring']:.0f}s)")
-    return PipelineState(ranker, metrics, cands, feats, today, timings)
+    log(f"candidates: {len(union):,} for {data.n_groups:,} groups, mean p_conv {cands['p_conv'].mean():.4f} "
+        f"({timings['scoring']:.0f}s)")
+    return PipelineState(model.ranker, model.ranker_metrics, cands, feats, Snapshot(data, model.sources, union, model.profiles),
+                         timings)
+
+
+# ---------------------------------------------------------------------------------------------- blocks of sellers
+
+
+def seller_blocks(data: TrainData, block_groups: int) -> list[np.ndarray]:
+    """Group indices cut into blocks of about `block_groups` (ascending within a block); a seller's groups always
+    share one block, so a block can run a seller over."""
+    sellers = data.group_frame["seller_id"].astype(str).to_numpy(dtype=object)
+    codes, _ = pd.factorize(sellers)
+    order = np.argsort(codes, kind="stable")
+    ends = np.r_[np.flatnonzero(np.diff(codes[order]) != 0) + 1, len(order)]
+    blocks: list[np.ndarray] = []
+    pos = 0
+    while pos < len(order):
+        end = int(ends[min(np.searchsorted(ends, pos + block_groups), len(ends) - 1)])
+        blocks.append(np.sort(order[pos:end]))
+        pos = end
+    return blocks
+
+
+def block_profiles(profiles: Profiles, data: TrainData, blocks: list[np.ndarray]) -> list[Profiles]:
+    """Each block's view of the profiles: the group-keyed tables (pushes, brand shares, cycles) cut to its groups in
+    one pass, the rest shared. Pair features read only the pair's own group's rows, so a view gives the same rows."""
+    block_of = np.full(data.n_groups, -1, dtype=np.int64)
+    for b, idx in enumerate(blocks):
+        block_of[idx] = b
+
+    def split(frame: pd.DataFrame) -> list[pd.DataFrame]:
+        g = data.groups.index_of(frame[GROUP_ID].astype(str).to_numpy(dtype=object), missing="mark")
+        b = np.where(g >= 0, block_of[np.maximum(g, 0)], -1)
+        order = np.argsort(b, kind="stable")
+        bounds = np.searchsorted(b[order], np.arange(len(blocks) + 1))
+        return [frame.iloc[order[bounds[k]:bounds[k + 1]]] for k in range(len(blocks))]
+
+    tables = {name: split(getattr(profiles, name)) for name in ("pushes", "brands", "cycles")}
+    return [replace(profiles, **{name: parts[k] for name, parts in tables.items()}) for k in range(len(blocks))]
+
+
+def _by_group(frames: list[pd.DataFrame], groups: list[np.ndarray]) -> pd.DataFrame:
+    """Blocks' rows put back in group index order (each block is already in it): the table the whole run gives."""
+    if not frames:
+        return pd.DataFrame()
+    order = np.argsort(np.concatenate(groups), kind="stable")
+    return pd.concat(frames, ignore_index=True).take(order).reset_index(drop=True)
 
 
 class PipelineRecommender(Recommender):
@@ -496,25 +643,34 @@ def product_state(products: pd.DataFrame, pushes: pd.DataFrame | None, orders: p
 def candidate_components(state: PipelineState, frames: Any, cfg: Config) -> pd.DataFrame:
     """The `candidates` table of the artifact: one row per (group, product) with every blend component."""
     data = state.data
-    c = add_order_value(state.candidates, data)
-    f = state.features
-    prod = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
-    prod = prod.reindex(c[PRODUCT_ID].astype(str).to_numpy())
+    product = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
+    product = product.reindex(np.asarray(data.items.ids).astype(str))
+    ev = data.events
+    qty = pd.Series(ev["quantity"].to_numpy()).groupby(ev["i"].to_numpy()).mean()
+    return components(state.candidates, state.features, data, product, qty.reindex(np.arange(data.n_items)).fillna(1.0).to_numpy())
+
+
+def components(c: pd.DataFrame, f: pd.DataFrame, data: TrainData, product: pd.DataFrame, mean_qty: np.ndarray) -> pd.DataFrame:
+    """Candidates (`score_candidates`) and their ranker rows as `candidates` rows; `product` is `product_state` in
+    item index order and `mean_qty` the mean quantity per order of each item."""
+    i = c["i"].to_numpy()
+    prod = product.iloc[i]
     # Due: the group's usual cycle for the product's category has (about) elapsed, not long ago.
     due = f["due_ratio"].between(*DUE_RANGE).to_numpy()
     items = data.item_frame
     rank_cols = [col for col in f.columns if col.startswith("rank__")]
-    out = pd.DataFrame({
+    price = c["price"].to_numpy(float)
+    return pd.DataFrame({
         GROUP_ID: c[GROUP_ID].astype(str).to_numpy(),
         PRODUCT_ID: c[PRODUCT_ID].astype(str).to_numpy(),
         "p_conv": c["p_conv"].to_numpy(float),
-        "price": c["price"].to_numpy(float),
+        "price": price,
         "commission_rate": c["commission_rate"].to_numpy(float),
         "commission_yuan": c["commission_yuan"].to_numpy(float),
         "rating": c["rating"].to_numpy(float),
-        "order_value": c["order_value"].to_numpy(float),
-        "category": items["main_category"].to_numpy(object)[c["i"].to_numpy()],
-        "brand": items["brand"].to_numpy(object)[c["i"].to_numpy()],
+        "order_value": price * mean_qty[i],
+        "category": items["main_category"].to_numpy(object)[i],
+        "brand": items["brand"].to_numpy(object)[i],
         "sources": c["sources"].astype(str).to_numpy(),
         "reasons": _reasons(f[rank_cols], f["cat_share"].to_numpy(float), due, prod["launched_days"].to_numpy(float)),
         "repurchase_due": due,
@@ -524,32 +680,38 @@ def candidate_components(state: PipelineState, frames: Any, cfg: Config) -> pd.D
         "price_change_7d": prod["price_change_7d"].to_numpy(float),
         "days_since_push": f["days_since_push"].to_numpy(float),
     })
-    return out
 
 
 def candidate_features(state: PipelineState, stored: pd.DataFrame) -> pd.DataFrame:
-    """The `candidate_features` table: group_id, product_id and the ranker's feature columns (float32) of each
-    stored candidate, plus `_price_z_scale`, so that a what-if can rewrite price, commission or coupon
-    (`recsys.ranker.reprice_features`) and ask the ranker again (`recsys.ranker.load_ranker`)."""
-    c, f = state.candidates, state.features
+    """The `candidate_features` table of the stored candidates (see `feature_table`)."""
+    c = state.candidates
     keep = pd.MultiIndex.from_arrays([c[GROUP_ID].astype(str), c[PRODUCT_ID].astype(str)]).isin(
         pd.MultiIndex.from_arrays([stored[GROUP_ID].astype(str), stored[PRODUCT_ID].astype(str)]))
-    names = [n for n in state.ranker.feature_names_ if n in f.columns]
+    return feature_table(c, state.features, keep, state.ranker, state.profiles)
+
+
+def feature_table(c: pd.DataFrame, f: pd.DataFrame, keep: np.ndarray, ranker: ConversionRanker,
+                  profiles: Profiles, scale: np.ndarray | None = None) -> pd.DataFrame:
+    """The `candidate_features` rows of the candidates `keep` selects: group_id, product_id and the ranker's feature
+    columns (float32), plus `_price_z_scale`, so that a what-if can rewrite price, commission or coupon
+    (`recsys.ranker.reprice_features`) and ask the ranker again (`recsys.ranker.load_ranker`). `scale` is each
+    profiled group's log-price scale when already computed."""
+    names = [n for n in ranker.feature_names_ if n in f.columns]
     out = f.loc[keep, names].reset_index(drop=True)
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col]):
             out[col] = out[col].astype(np.float32)
-    scale = _group_price_scale(state.profiles.groups, state.profiles.cfg)
-    rows = state.profiles.groups.index.get_indexer(c.loc[keep, GROUP_ID].astype(str).to_numpy(dtype=object))
+    scale = _group_price_scale(profiles.groups, profiles.cfg) if scale is None else scale
+    rows = profiles.groups.index.get_indexer(c.loc[keep, GROUP_ID].astype(str).to_numpy(dtype=object))
     out.insert(0, PRODUCT_ID, c.loc[keep, PRODUCT_ID].astype(str).to_numpy())
     out.insert(0, GROUP_ID, c.loc[keep, GROUP_ID].astype(str).to_numpy())
     out[PRICE_SCALE] = np.where(rows >= 0, scale[np.maximum(rows, 0)], np.nan).astype(np.float32)
-    if EXPOSED in state.ranker.feature_names_:
+    if EXPOSED in ranker.feature_names_:
         out[EXPOSED] = np.int8(1)  # p_conv is asked about a shown pair
     return out
 
 
-def segment_components(frames: Any, data: TrainData, cfg: Config, candidates: pd.DataFrame) -> pd.DataFrame:
+def segment_components(frames: Any, data: TrainData, cfg: Config, candidates: pd.DataFrame | None = None) -> pd.DataFrame:
     """The `segment_candidates` table: per segment its most bought products, p_conv = smoothed push conversion
     of the product in the segment (pushes of the last 28 days, labelled like the ranker's), shrunk to the
     product's overall rate and that to the global rate."""
@@ -560,7 +722,6 @@ def segment_components(frames: Any, data: TrainData, cfg: Config, candidates: pd
     glob = pd.Series(w).groupby(ev["i"].to_numpy()).sum().sort_values(ascending=False)
     n = cfg.candidates.union_size
     rate_seg, rate_item, base = _push_rates(frames, data, cfg)
-    template = candidates.drop_duplicates(PRODUCT_ID).set_index(PRODUCT_ID)
     parts = []
     for seg in pd.unique(segs):
         top = mass.loc[seg].sort_values(ascending=False).index.to_numpy() if seg in mass.index.get_level_values(0) else np.zeros(0, int)
@@ -599,7 +760,6 @@ def segment_components(frames: Any, data: TrainData, cfg: Config, candidates: pd
         "price_change_7d": prod["price_change_7d"].to_numpy(float),
         "days_since_push": np.nan,
     })
-    del template
     return out
 
 
@@ -641,6 +801,98 @@ def group_table(frames: Any, data: TrainData) -> pd.DataFrame:
         "cold_start": data.cold.astype(bool),
         "segment": gf["segment"].astype(str).to_numpy(),
     })
+
+
+# ---------------------------------------------------------------------------------------------- one block of the day
+
+
+@dataclass
+class DayBlock:
+    """One block's share of the artifact: its warm groups' candidates and their feature rows, every group's picks,
+    and the group index of each row (to put blocks back in group order)."""
+
+    candidates: pd.DataFrame
+    features: pd.DataFrame
+    picks: pd.DataFrame
+    candidate_g: np.ndarray
+    pick_g: np.ndarray
+
+
+def day_block(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None = None) -> DayBlock:
+    """The per-group part of the daily job for one block of groups: union candidates → ranker rows → p_conv →
+    components → picks. The unit of work of both the single-process run and the Dask one."""
+    if model.groups is None or model.segment is None:
+        raise ValueError("day_block needs model.groups and model.segment (set by run_daily)")
+    _, c, f = score_candidates(model, group_idx, profiles)
+    g = c["g"].to_numpy()
+    warm = ~model.groups["cold_start"].to_numpy(bool)[g]
+    # Cold groups read their segment's list, so their own rows are not stored.
+    stored = components(c.loc[warm], f.loc[warm], model.data, model.product, model.mean_qty).reset_index(drop=True)
+    feats = feature_table(c, f, warm, model.ranker, model.profiles, model.price_scale)
+    picks, pick_g = block_picks(model, group_idx, stored, g[warm])
+    return DayBlock(stored, feats, picks, g[warm], pick_g)
+
+
+def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, stored_g: np.ndarray
+                ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Default-weights picks of each group of the block, as the service would pick them from the artifact: its own
+    candidates, or its segment's list when it is cold or has none (computed once per segment and weights)."""
+    from recsys.picks import greedy_picks
+    from training.artifact import _numpy_columns
+
+    cfg, groups = model.cfg, model.groups
+    cols_all = _numpy_columns(stored)
+    lo = np.searchsorted(stored_g, group_idx, side="left")
+    hi = np.searchsorted(stored_g, group_idx, side="right")
+    ids = groups[GROUP_ID].to_numpy(object)
+    seller_type = groups["seller_type"].astype(str).to_numpy(object)
+    segment = groups["segment"].astype(str).to_numpy(object)
+    cold = groups["cold_start"].to_numpy(bool)
+    segments = model.segment.sort_values("segment", kind="stable").reset_index(drop=True)
+    seg_keys = segments["segment"].astype(str).to_numpy(object)
+    segment_cols = _numpy_columns(segments)
+    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    hashes: dict[int, str] = {}
+    parts: dict[str, list[Any]] = {GROUP_ID: [], "rank": [], PRODUCT_ID: [], "score": [], "weights_hash": []}
+    pick_g: list[np.ndarray] = []
+    for row, gi in enumerate(group_idx):
+        w = cfg.weights.for_seller_type(str(seller_type[gi]))
+        if cold[gi] or hi[row] == lo[row]:
+            key = (str(segment[gi]), id(w))
+            if key not in cache:
+                rows = np.flatnonzero(seg_keys == key[0])
+                cols = {name: a[rows] for name, a in segment_cols.items()}
+                idx, scores, _ = greedy_picks(cols, w, cfg.rules)
+                cache[key] = (cols[PRODUCT_ID][idx], scores)
+            products, scores = cache[key]
+        else:
+            cols = {name: a[lo[row]:hi[row]] for name, a in cols_all.items()}
+            idx, scores, _ = greedy_picks(cols, w, cfg.rules)
+            products = cols[PRODUCT_ID][idx]
+        n = len(products)
+        parts[GROUP_ID].append(np.full(n, ids[gi], dtype=object))
+        parts["rank"].append(np.arange(1, n + 1))
+        parts[PRODUCT_ID].append(products)
+        parts["score"].append(scores)
+        parts["weights_hash"].append(np.full(n, hashes.setdefault(id(w), weights_hash(w)), dtype=object))
+        pick_g.append(np.full(n, gi, dtype=np.int64))
+    frame = pd.DataFrame({k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()})
+    return frame, np.concatenate(pick_g) if pick_g else np.zeros(0, np.int64)
+
+
+def run_blocks(model: DayModel, blocks: list[np.ndarray], views: list[Profiles], log: Log = default_log) -> list[DayBlock]:
+    """Every block in this process, or on the Dask cluster of `cluster.scheduler` when one is set."""
+    if model.cfg.cluster.scheduler:
+        from training.distributed import run_blocks_on_cluster
+
+        return run_blocks_on_cluster(model, blocks, views, log)
+    return [day_block(model, idx, view) for idx, view in progress(zip(blocks, views), len(blocks), "blocks")]
+
+
+def shared_part(model: DayModel) -> DayModel:
+    """The model without its group-keyed profile tables (each block carries its own view of them)."""
+    p = model.profiles
+    return replace(model, profiles=replace(p, pushes=p.pushes.iloc[:0], brands=p.brands.iloc[:0], cycles=p.cycles.iloc[:0]))
 
 
 # ---------------------------------------------------------------------------------------------- the job
@@ -719,8 +971,7 @@ def headline(evaluation: dict[str, Any]) -> list[str]:
 def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = True, test_days: int = 7,
               log: Log = default_log, source: str = "") -> DailyResult:
     """The whole job; the artifact is written atomically at the very end (a crash leaves the previous one)."""
-    from training.artifact import Artifact, write_artifact
-    from recsys.picks import greedy_picks, group_candidates
+    from training.artifact import write_artifact
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -742,55 +993,53 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     data = build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes, frames.orders, cfg.features)
     timings["features"] = time.perf_counter() - t0
     log(f"features: {data.n_groups:,} groups, {data.n_items:,} products, now {data.now}")
-    state = build_pipeline(frames, data, cfg, log)
-    timings.update({f"pipeline_{k}": v for k, v in state.timings.items()})
+    model = build_day_model(frames, data, cfg, log)
+    timings.update({f"pipeline_{k}": v for k, v in model.timings.items()})
     t0 = time.perf_counter()
-    candidates = candidate_components(state, frames, cfg)
     groups = group_table(frames, data)
-    segment = segment_components(frames, data, cfg, candidates)
-    products = frames.products.assign(**{PRODUCT_ID: frames.products[PRODUCT_ID].astype(str)})
-    # Cold groups read their segment's list, so their own rows are not stored.
-    cold_ids = set(groups.loc[groups["cold_start"], GROUP_ID])
-    candidates = candidates[~candidates[GROUP_ID].isin(cold_ids)].reset_index(drop=True)
-    timings["components"] = time.perf_counter() - t0
+    segment = segment_components(frames, data, cfg)
+    model.groups, model.segment = groups, segment
+    model.price_scale = _group_price_scale(model.profiles.groups, model.profiles.cfg)
+    blocks = seller_blocks(data, cfg.cluster.block_groups)
+    views = block_profiles(model.profiles, data, blocks)
+    timings["blocks_setup"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    where = f"on {cfg.cluster.scheduler}" if cfg.cluster.scheduler else "in this process"
+    log(f"scoring {data.n_groups:,} groups in {len(blocks):,} blocks of whole sellers {where}")
+    done = run_blocks(shared_part(model), blocks, views, log)
+    del views
+    candidates = _by_group([b.candidates for b in done], [b.candidate_g for b in done])
+    features = _by_group([b.features for b in done], [b.candidate_g for b in done])
+    picks_frame = _by_group([b.picks for b in done], [b.pick_g for b in done])
+    del done
+    cold_ids = set(groups.loc[groups["cold_start"], GROUP_ID])
+    products = frames.products.assign(**{PRODUCT_ID: frames.products[PRODUCT_ID].astype(str)})
+    timings["blocks"] = time.perf_counter() - t0
+    log(f"blocks: {len(candidates):,} candidates, {len(picks_frame):,} picks for {len(groups):,} groups "
+        f"({timings['blocks']:.1f}s)")
     w_hash = weights_hash(cfg.weights.default)
-    memory = Artifact(Path("."), {}, groups, products, candidates, segment, pd.DataFrame(columns=["group_id"]))
-    parts: dict[str, list[Any]] = {GROUP_ID: [], "rank": [], PRODUCT_ID: [], "score": [], "weights_hash": []}
-    hashes: dict[int, str] = {}
-    for gid in progress(memory.group_ids(), len(memory), "picks"):
-        cols, w, _ = group_candidates(memory, gid, cfg.weights)
-        idx, scores, _ = greedy_picks(cols, w, cfg.rules)
-        n = len(idx)
-        parts[GROUP_ID].append(np.full(n, gid, dtype=object))
-        parts["rank"].append(np.arange(1, n + 1))
-        parts[PRODUCT_ID].append(cols[PRODUCT_ID][idx])
-        parts["score"].append(scores)
-        parts["weights_hash"].append(np.full(n, hashes.setdefault(id(w), weights_hash(w)), dtype=object))
-    picks_frame = pd.DataFrame({k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()})
-    timings["picks"] = time.perf_counter() - t0
-    log(f"picks: {len(picks_frame):,} for {len(memory):,} groups ({timings['picks']:.1f}s)")
     ordered = to_local_naive(frames.orders[ORDERED_AT])
     manifest = {
         "source": source,
-        "config_hash": config_hash(cfg),
+        # Where the blocks ran does not change the picks, so it does not change the fingerprint either.
+        "config_hash": config_hash(cfg.model_copy(update={"cluster": ClusterConfig()})),
         "weights_hash": w_hash,
         "data_window": {"start": str(ordered.min()), "end": str(ordered.max())},
         "pick_date": str((ordered.max().normalize() + pd.Timedelta(days=1)).date()),
-        "metrics": {"ranker": state.ranker_metrics,
+        "metrics": {"ranker": model.ranker_metrics,
                     "evaluation": None if evaluation is None else evaluation["metrics"]},
-        "feature_importance": dict(list(state.ranker.feature_importance().items())[:15]),
+        "feature_importance": dict(list(model.ranker.feature_importance().items())[:15]),
         "counts": {"groups": len(groups), "cold_groups": len(cold_ids), "candidates": len(candidates),
                    "segment_candidates": len(segment)},
     }
-    extra = {f"{MODEL_DIR}/{MODEL_FILE}": state.ranker.model_text().encode("utf-8"),
-             f"{MODEL_DIR}/{META_FILE}": json.dumps(state.ranker.meta(), ensure_ascii=False).encode("utf-8")}
+    extra = {f"{MODEL_DIR}/{MODEL_FILE}": model.ranker.model_text().encode("utf-8"),
+             f"{MODEL_DIR}/{META_FILE}": json.dumps(model.ranker.meta(), ensure_ascii=False).encode("utf-8")}
     if evaluation is not None:
         extra["evaluation.json"] = json.dumps(evaluation, ensure_ascii=False, default=str).encode("utf-8")
     timings["total_before_write"] = time.perf_counter() - t_all
     manifest["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
     tables = {"groups": groups, "products": products, "candidates": candidates, "segment_candidates": segment,
-              "picks": picks_frame, "candidate_features": candidate_features(state, candidates), **window_tables}
+              "picks": picks_frame, "candidate_features": features, **window_tables}
     path = write_artifact(out_root, tables, manifest, extra)
     timings["total"] = time.perf_counter() - t_all
     log(f"artifact: {path} ({timings['total']:.1f}s in all)")

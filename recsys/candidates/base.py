@@ -34,12 +34,16 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     vals = np.full((n, k), -np.inf, dtype=np.float32)
     if kk == 0 or n == 0:
         return ids, vals
-    scores = np.where(np.isnan(scores), -np.inf, scores)
+    # One negated copy serves the selection; NaN (rare) is fixed in it only when present.
+    neg = np.negative(scores)
+    nan = np.isnan(neg)
+    if nan.any():
+        neg[nan] = np.inf
     if kk < m:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        part = np.argpartition(neg, kk - 1, axis=1)[:, :kk]
     else:
         part = np.broadcast_to(np.arange(m), (n, m))
-    part_vals = np.take_along_axis(scores, part, axis=1)
+    part_vals = -np.take_along_axis(neg, part, axis=1)
     # Sort by score descending, then by item index so ties are deterministic.
     order = np.lexsort((part, -part_vals), axis=1)
     best = np.take_along_axis(part, order, axis=1)
@@ -86,6 +90,12 @@ class Recommender(ABC):
         self._fitted_on = weakref.ref(data)
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable state (a fitted source is broadcast to Dask workers): the weak link to the data stays behind."""
+        state = dict(vars(self))
+        state.pop("_fitted_on", None)
+        return state
+
     def is_fitted_on(self, data: TrainData) -> bool:
         """Whether the last fit used this very TrainData object (lets a blend reuse fitted sources)."""
         ref = getattr(self, "_fitted_on", None)
@@ -106,7 +116,9 @@ class Recommender(ABC):
     def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray) -> np.ndarray:
         """Scores of one block with the item mask and exclusions applied."""
         scores = np.array(self.score(group_idx), dtype=np.float32, copy=True)
-        scores[:, ~mask] = -np.inf
+        if not mask.all():
+            # One broadcast pass; boolean column indexing of a wide block costs several times more.
+            np.copyto(scores, np.float32(-np.inf), where=~mask[None, :])
         if exclude is not None and exclude.nnz:
             rows, cols = exclude.nonzero()
             scores[rows, cols] = -np.inf

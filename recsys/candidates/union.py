@@ -121,8 +121,11 @@ def union_candidates(
     for j, name in enumerate(names):
         out[f"score__{name}"] = wide_score[j].to_numpy()
         out[f"rank__{name}"] = wide_rank[j].to_numpy()
-    name_arr = np.array(names, dtype=object)
-    out["sources"] = [",".join(name_arr[row]) for row in present]
+    # One integer per set of proposing sources; only the few distinct sets are joined into text.
+    sets = present.astype(np.int64) @ (np.int64(1) << np.arange(len(names), dtype=np.int64)) if len(out) else np.zeros(0, np.int64)
+    uniq, inverse = np.unique(sets, return_inverse=True)
+    labels = np.array([",".join(n for j, n in enumerate(names) if (int(u) >> j) & 1) for u in uniq], dtype=object)
+    out["sources"] = labels[inverse.ravel()]
     out["_n"] = present.sum(axis=1)
     out["_best"] = np.nanmin(wide_rank.to_numpy(), axis=1) if len(out) else []
     out = out.reset_index().sort_values(["g", "_n", "_best", "i"], ascending=[True, False, True, True])

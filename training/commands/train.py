@@ -19,6 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--groups", type=int, default=2000, help="sample world: groups")
     parser.add_argument("--products", type=int, default=2000, help="sample world: products")
     parser.add_argument("--days", type=int, default=60, help="sample world: days")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="score the groups on this Dask scheduler (tcp://host:8786, or 'local'); overrides cluster.scheduler")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from training.daily import default_log, run_daily
 
     cfg = Config.load(args.config)
+    if args.scheduler is not None:
+        cfg.cluster = cfg.cluster.model_copy(update={"scheduler": args.scheduler})
     if args.sample:
         from features.loading import dataset_from_frames
         from features.sample_world import generate
