@@ -40,6 +40,7 @@ import pandas as pd
 from features.interactions import TrainData, build_train_data, to_local_naive
 from features.profiles import Profiles, _group_price_scale, build_profiles
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
+from recsys.adoption import SellerAdoption
 from recsys.blend import blend_log_scores, weights_hash
 from recsys.candidates.base import Recommender, block_rows
 from recsys.candidates.union import union_candidates
@@ -391,6 +392,7 @@ class DayModel:
     product: pd.DataFrame  # product_state, row i = item index i
     mean_qty: np.ndarray  # mean quantity per order of item i (1 when never ordered)
     timings: dict[str, float]
+    adoption: SellerAdoption | None = None  # the chance the seller pushes a pair at all (a blend component)
     # Set by the daily job before its blocks run: the groups and segment_candidates tables, the groups' price scales.
     groups: pd.DataFrame | None = None
     segment: pd.DataFrame | None = None
@@ -429,7 +431,7 @@ def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = defaul
     mean_qty = qty.reindex(np.arange(data.n_items)).fillna(1.0).to_numpy()
     timings["profiles"] = time.perf_counter() - t0
     log(f"today: sources fitted ({timings['sources']:.0f}s), profiles ({timings['profiles']:.0f}s)")
-    return DayModel(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings)
+    return DayModel(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings, SellerAdoption(data))
 
 
 def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None = None
@@ -452,6 +454,8 @@ def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles 
     cands["commission_rate"] = items["commission_rate"].to_numpy(float)[i]
     cands["commission_yuan"] = cands["price"] * cands["commission_rate"]
     cands["rating"] = items["rating"].to_numpy(float)[i]
+    adoption = model.adoption or SellerAdoption(data)
+    cands["adoption"] = adoption.pairs(cands["g"].to_numpy(), i)
     return union, cands, feats
 
 
@@ -679,6 +683,7 @@ def components(c: pd.DataFrame, f: pd.DataFrame, data: TrainData, product: pd.Da
         "in_stock": prod["in_stock"].to_numpy(bool),
         "price_change_7d": prod["price_change_7d"].to_numpy(float),
         "days_since_push": f["days_since_push"].to_numpy(float),
+        "adoption": c["adoption"].to_numpy(float),
     })
 
 
@@ -920,10 +925,14 @@ def evaluate_pipeline(frames: Any, cfg: Config, test_days: int = 7, log: Log = d
     models: dict[str, Recommender] = {name: make_source(name, None, cfg) for name in BASELINES}
     sources = {name: models[name] if name in models else make_source(name, None, cfg) for name in SOURCES}
     models["candidates"] = BlendRecommender(sources, per_source=cfg.candidates.per_source)
-    conversion = BlendWeights(conversion=1.0, earnings=0.0, rating=0.0, order_value=0.0, diversity=0.0)
+    # "ranker" is the expected orders of a pick: the chance the seller pushes it × p_conv; "ranker_conversion" is
+    # p_conv alone, which logged orders (that follow the sellers' own pushes) judge without her habits.
+    conversion = BlendWeights(conversion=1.0, earnings=0.0, rating=0.0, order_value=0.0, diversity=0.0, adoption=1.0)
     # The pipeline reuses the sources the harness has just fitted on the same training data.
     ranker = PipelineRecommender(train, cfg, conversion, log=log, fitted=sources)
     models["ranker"] = ranker
+    models["ranker_conversion"] = PipelineRecommender(train, cfg, conversion.model_copy(update={"adoption": 0.0}),
+                                                      share=ranker, log=log)
     models["ranker_ops"] = PipelineRecommender(train, cfg, cfg.weights.default.model_copy(update={"diversity": 0.0}),
                                                share=ranker, log=log)
     options = EvalOptions(ks=(10, 20), test_days=test_days, max_eval_groups=max_eval_groups)
