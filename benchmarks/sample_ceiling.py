@@ -19,6 +19,7 @@ import argparse
 
 import numpy as np
 
+from eval_sample import world_arguments  # the benchmarks folder is on sys.path when run as a script
 from features.interactions import build_train_data
 from features.sample.simulate import true_affinity
 from features.sample_world import _Builder, generate
@@ -35,12 +36,7 @@ def ndcg10(scores: np.ndarray, rel: object) -> float:
 
 def main() -> None:
     """Generate the world, split off the last 7 days, print the ceilings beside ALS."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--groups", type=int, default=2000)
-    parser.add_argument("--products", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = world_arguments(argparse.ArgumentParser()).parse_args()
     cfg = Config()
     world = generate(args.seed, args.groups, args.products, args.days)
     # The latent push policy is not part of the written truth tables; rebuild the same static world to read it.
