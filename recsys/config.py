@@ -83,6 +83,9 @@ class RankerConfig(_Section):
                                  "as unshown examples at each feature refresh.")
     example_days: int = Field(21, ge=2, le=365, description="Days of pushes (or orders) before today used as ranker examples; "
                               "their features come from a snapshot at the start of this span.")
+    max_example_groups: int = Field(20_000, ge=100, le=100_000_000, description="Ranker examples come from at most this "
+                                    "many groups (a seeded sample of whole groups): the ranker learns a pattern all groups "
+                                    "share, and reading a group's source ranks costs as much as scoring it today.")
     num_leaves: int = Field(31, ge=2, le=1024)
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(300, ge=1, le=10000)

@@ -203,3 +203,13 @@ def test_block_size_does_not_change_the_artifact(world, tmp_path):
     # float32 matrix products may round the last bit differently for other block shapes (OpenBLAS kernels), so
     # source scores are equal to float32 precision; every other feature is exactly equal.
     pd.testing.assert_frame_equal(*feats, check_exact=False, rtol=1e-6, atol=1e-6)
+
+
+def test_ranker_examples_come_from_a_seeded_sample_of_whole_groups() -> None:
+    examples = pd.DataFrame({"group_id": [f"g{n % 10}" for n in range(50)], "product_id": [f"p{n}" for n in range(50)]})
+    few = daily.sample_example_groups(examples, 3, seed=7)
+    assert few["group_id"].nunique() == 3
+    # Whole groups: every example of a kept group stays.
+    assert len(few) == examples["group_id"].isin(few["group_id"].unique()).sum()
+    pd.testing.assert_frame_equal(few, daily.sample_example_groups(examples, 3, seed=7))
+    assert daily.sample_example_groups(examples, 10, seed=7) is examples

@@ -318,10 +318,20 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
     known_groups = set(snap.data.groups.ids)
     known_products = set(snap.data.items.ids)
     examples = examples[examples[GROUP_ID].astype(str).isin(known_groups) & examples[PRODUCT_ID].astype(str).isin(known_products)]
+    examples = sample_example_groups(examples, rc.max_example_groups, rc.seed)
     out = _with_features(examples[[GROUP_ID, PRODUCT_ID, TIME, LABEL] + ([EXPOSED] if EXPOSED in examples else [])],
                          snap, frames, cfg, points)
     log(f"ranker examples: {len(out):,} {kind} from {start:%Y-%m-%d} to {now:%Y-%m-%d}, positive rate {out[LABEL].mean():.3f}")
     return out
+
+
+def sample_example_groups(examples: pd.DataFrame, max_groups: int, seed: int) -> pd.DataFrame:
+    """The examples of at most `max_groups` groups, a seeded sample of whole groups (all of them when fewer)."""
+    groups = np.unique(examples[GROUP_ID].astype(str).to_numpy())
+    if len(groups) <= max_groups:
+        return examples
+    keep = np.random.default_rng(seed).choice(groups, size=max_groups, replace=False)
+    return examples.loc[examples[GROUP_ID].astype(str).isin(keep).to_numpy()]
 
 
 def unshown_examples(union: pd.DataFrame, pushes: pd.DataFrame, orders: pd.DataFrame, points: list[pd.Timestamp],
