@@ -42,7 +42,7 @@ from features.profiles import Profiles, _group_price_scale, build_profiles
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.adoption import SellerAdoption
 from recsys.blend import blend_log_scores, weights_hash
-from recsys.candidates.base import Recommender, block_rows
+from recsys.candidates.base import Recommender, block_rows, remembering_last_block
 from recsys.candidates.union import union_candidates
 from recsys.config import BlendWeights, ClusterConfig, Config, config_hash
 from recsys.ranker import (
@@ -452,8 +452,18 @@ def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles 
     `profiles` may be the block's view (`block_profiles`), which gives the same rows as the whole.
     """
     data, cfg = model.data, model.cfg
-    union = union_candidates(model.sources, data, group_idx, cfg.candidates.per_source, cfg.candidates.union_size)
-    feats = Snapshot(data, model.sources, union, profiles or model.profiles).rows(union)
+    # One scoring block of groups at a time, each source remembering its last block: the top lists and the feature
+    # rows of the same groups then share one computation of every source's scores.
+    sources = {name: remembering_last_block(source) for name, source in model.sources.items()}
+    step = block_rows(data.n_items)
+    unions, feat_parts = [], []
+    for lo in range(0, max(len(group_idx), 1), step):  # an empty block still gives empty, well-formed tables
+        sub = np.asarray(group_idx[lo:lo + step])
+        sub_union = union_candidates(sources, data, sub, cfg.candidates.per_source, cfg.candidates.union_size)
+        unions.append(sub_union)
+        feat_parts.append(Snapshot(data, sources, sub_union, profiles or model.profiles).rows(sub_union))
+    union = pd.concat(unions, ignore_index=True)
+    feats = pd.concat(feat_parts, ignore_index=True)
     cands = union[[GROUP_ID, PRODUCT_ID, "sources"]].reset_index(drop=True)
     cands["g"] = data.groups.index_of(cands[GROUP_ID].to_numpy(dtype=object))
     i = data.items.index_of(cands[PRODUCT_ID].to_numpy(dtype=object))

@@ -8,6 +8,8 @@ A score of -inf means "this source does not propose the item"; such slots come b
 
 from __future__ import annotations
 
+import copy
+
 import weakref
 from abc import ABC, abstractmethod
 from typing import Any
@@ -160,6 +162,22 @@ class Recommender(ABC):
             block = self._block_scores(group_idx[start:stop], None if exclude is None else exclude[start:stop], mask)
             ids[start:stop], scores[start:stop] = top_k(block, k)
         return ids, scores
+
+
+def remembering_last_block(source: Recommender) -> Recommender:
+    """A shallow copy of a fitted source whose `score` keeps its last block of groups, so that scoring the same
+    groups twice in a row (their top lists, then their candidates' feature rows) computes the scores once."""
+    twin = copy.copy(source)
+    last: dict[str, Any] = {}
+
+    def score(group_idx: np.ndarray) -> np.ndarray:
+        key = np.asarray(group_idx, dtype=np.int64).tobytes()
+        if last.get("key") != key:
+            last["key"], last["scores"] = key, source.score(group_idx)
+        return last["scores"]
+
+    twin.score = score  # type: ignore[method-assign]
+    return twin
 
 
 def minus_inf_where_zero(scores: np.ndarray) -> np.ndarray:
