@@ -58,7 +58,8 @@ class CandidateConfig(_Section):
     trending_days: int = Field(3, ge=1, le=60)
     trending_baseline_days: int = Field(14, ge=1, le=365)
     seed: int = 7
-    device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where ALS fitting and top-K scoring run.")
+    device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where ALS fitting (with a CUDA build of implicit) "
+                                                   "and ALS top-K scoring (torch) run; 'auto' takes a GPU when present.")
 
 
 # Ranker features that say "this group likes this kind of product": p_conv is constrained to rise with them.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from features.interactions import TrainData
-from recsys.candidates.base import Recommender
+from recsys.candidates.base import Recommender, allowed_mask
+from recsys.device import factor_top_k, implicit_gpu_available, resolve_device
 
 
 class ALSSource(Recommender):
@@ -24,6 +26,7 @@ class ALSSource(Recommender):
         learning_rate: float = 0.01,
         seed: int = 7,
         threads: int = 1,
+        device: str = "cpu",
     ) -> None:
         self.factors = factors
         self.regularization = regularization
@@ -33,10 +36,16 @@ class ALSSource(Recommender):
         self.learning_rate = learning_rate
         self.seed = seed
         self.threads = threads
+        self.device = device  # 'cpu', 'cuda' or 'auto' (recsys.device)
 
     def _fit(self, data: TrainData) -> None:
-        from implicit.cpu.als import AlternatingLeastSquares
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
+        self.device_ = resolve_device(self.device)
+        if self.device_ == "cuda" and implicit_gpu_available():
+            from implicit.gpu.als import AlternatingLeastSquares
+            from implicit.gpu.bpr import BayesianPersonalizedRanking
+        else:
+            from implicit.cpu.als import AlternatingLeastSquares  # type: ignore[assignment]
+            from implicit.cpu.bpr import BayesianPersonalizedRanking  # type: ignore[assignment]
 
         if self.algorithm == "als":
             model = AlternatingLeastSquares(
@@ -53,6 +62,8 @@ class ALSSource(Recommender):
         # implicit's README: multithreaded BLAS fights its own threads and slows ALS badly.
         with threadpool_limits(limits=1, user_api="blas"):
             model.fit(data.confidence.tocsr(), show_progress=False)
+        if hasattr(model, "to_cpu") and not isinstance(getattr(model, "user_factors", None), np.ndarray):
+            model = model.to_cpu()  # a GPU model's factors come back as numpy arrays
         group_factors = np.asarray(model.user_factors, dtype=np.float32)
         item_factors = np.asarray(model.item_factors, dtype=np.float32)
         has_rows = np.diff(data.confidence.indptr) > 0
@@ -66,6 +77,19 @@ class ALSSource(Recommender):
         self.group_factors_ = group_factors
         self.item_factors_ = item_factors
         self.known_ = has_rows | cold
+
+    def recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
+                  allowed_items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top `k` items per group; on a CUDA device the dot products and the top-K run there (recsys.device)."""
+        if getattr(self, "device_", "cpu") != "cuda":
+            return super().recommend(group_idx, k, exclude, allowed_items)
+        group_idx = np.asarray(group_idx, dtype=np.int64).ravel()
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        mask = allowed_mask(self.n_items_, self.in_stock_, allowed_items)
+        excl = None if exclude is None else sp.csr_matrix(exclude)
+        return factor_top_k(self.group_factors_[group_idx], self.item_factors_, k, mask, self.known_[group_idx], excl,
+                            self.device_)
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Dot products of group and item factors; -inf for groups with no history at all."""
