@@ -41,3 +41,25 @@ def test_dask_local_cluster_picks_equal_single_process(world, tmp_path):
     assert alone.manifest["config_hash"] == spread.manifest["config_hash"]
     assert len(alone.picks) and alone.picks["group_id"].nunique() == len(alone.groups)
 
+
+
+def test_lightgbm_dask_ranker_agrees_with_the_single_process_one() -> None:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from recsys.config import RankerConfig
+    from recsys.ranker import ConversionRanker
+    from training.distributed import cluster_client, fit_ranker_on_cluster
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    x = rng.standard_normal((n, 3))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2 * x[:, 0] - x[:, 1] - 1)))).astype(int)
+    examples = pd.DataFrame({"group_id": [f"g{k % 50}" for k in range(n)], "product_id": [f"p{k % 70}" for k in range(n)],
+                             "f0": x[:, 0], "f1": x[:, 1], "f2": x[:, 2], "label": y})
+    single = ConversionRanker(RankerConfig(n_estimators=40, min_child_samples=20, monotone_increasing=[])).fit(examples, y)
+    with cluster_client("local", 2) as client:
+        model = fit_ranker_on_cluster(client, single, examples)
+    p_dask = model.to_local().predict_proba(single._matrix(examples))[:, 1]
+    # Different histograms across workers, so not identical, but the same model of the data.
+    assert spearmanr(single.predict_raw(examples), p_dask).statistic > 0.9
