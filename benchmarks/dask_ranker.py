@@ -20,21 +20,19 @@ from features.sample_world import generate
 from recsys.calibration import probability_metrics
 from recsys.config import Config
 from recsys.ranker import LABEL, ConversionRanker, time_split
+from training.commands import add_sample_world_options
 from training.daily import ranker_examples
 from training.distributed import cluster_client, fit_ranker_on_cluster
 
 
 def main() -> None:
     """Examples from the sample world, both fits, figures side by side."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--groups", type=int, default=2000)
-    parser.add_argument("--products", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=60)
+    parser = add_sample_world_options(argparse.ArgumentParser())
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     cfg = Config()
     cfg.features.title_embeddings = "off"
-    world = generate(7, args.groups, args.products, args.days)
+    world = generate(args.seed, args.groups, args.products, args.days)
     now = world.orders["ordered_at"].max()
     examples = ranker_examples(world, now, cfg, log=lambda _: None)
     train, test = time_split(examples, cfg.ranker.validation_days)

@@ -11,22 +11,14 @@ import time
 
 from features.sample_world import generate
 from recsys.config import Config
+from training.commands import add_sample_world_options
 from training.evaluate import EvalOptions, run_evaluation, time_split, Frames
 from training.report import table, write_report
 
 
-def world_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The demo world's size and seed as command-line options."""
-    parser.add_argument("--groups", type=int, default=2000)
-    parser.add_argument("--products", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=7)
-    return parser
-
-
 def main() -> None:
     """Generate, split, tune, evaluate, print."""
-    parser = world_arguments(argparse.ArgumentParser())
+    parser = add_sample_world_options(argparse.ArgumentParser())
     parser.add_argument("--model", choices=["blend", "learned"], default="blend",
                         help="the model: the tuned blend of sources, or the LambdaRank blend learned on the validation split")
     parser.add_argument("--out", default="reports/eval_sample")

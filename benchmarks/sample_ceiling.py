@@ -19,12 +19,12 @@ import argparse
 
 import numpy as np
 
-from eval_sample import world_arguments  # the benchmarks folder is on sys.path when run as a script
 from features.interactions import build_train_data
 from features.sample.simulate import true_affinity
 from features.sample_world import _Builder, generate
 from recsys import metrics as M
 from recsys.config import Config
+from training.commands import add_sample_world_options
 from training.evaluate import Frames, eval_groups, make_source, relevance, time_split
 
 
@@ -36,7 +36,7 @@ def ndcg10(scores: np.ndarray, rel: object) -> float:
 
 def main() -> None:
     """Generate the world, split off the last 7 days, print the ceilings beside ALS."""
-    args = world_arguments(argparse.ArgumentParser()).parse_args()
+    args = add_sample_world_options(argparse.ArgumentParser()).parse_args()
     cfg = Config()
     world = generate(args.seed, args.groups, args.products, args.days)
     # The latent push policy is not part of the written truth tables; rebuild the same static world to read it.

@@ -7,14 +7,13 @@ import os
 import secrets
 from pathlib import Path
 
+from training.commands import add_sample_world_options
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of `quanxuan demo`."""
     parser.add_argument("--out", default="runs/demo", help="working folder for data, artifacts and the SQLite store")
-    parser.add_argument("--seed", type=int, default=7, help="sample world seed")
-    parser.add_argument("--groups", type=int, default=2000, help="sample world groups")
-    parser.add_argument("--products", type=int, default=2000, help="sample world products")
-    parser.add_argument("--days", type=int, default=60, help="sample world days of history")
+    add_sample_world_options(parser)
     parser.add_argument("--show", type=int, default=3, help="groups whose picks are printed")
     parser.add_argument("--k", type=int, default=5, help="picks printed per group")
     parser.add_argument("--port", type=int, default=8000, help="port of the API on 127.0.0.1")

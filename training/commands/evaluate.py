@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.commands import add_sample_world_options
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of `quanxuan evaluate`."""
@@ -16,10 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-pairs-only", action="store_true", help="exclude items each group bought in training")
     parser.add_argument("--no-tune", action="store_true", help="use configured hyper-parameters and equal blend weights")
     parser.add_argument("--max-eval-groups", type=int, default=None, help="subsample test groups (seeded)")
-    parser.add_argument("--groups", type=int, default=2000, help="sample world: groups")
-    parser.add_argument("--products", type=int, default=2000, help="sample world: products")
-    parser.add_argument("--days", type=int, default=60, help="sample world: days")
-    parser.add_argument("--seed", type=int, default=7)
+    add_sample_world_options(parser)
     parser.add_argument("--config", default=None, help="TOML or JSON configuration file")
     parser.add_argument("--out", default="reports/evaluation", help="folder for result.json, report.md and plots")
 

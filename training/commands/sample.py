@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 
+from training.commands import add_sample_world_options
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options: seed, sizes, window end and file format."""
     parser.add_argument("out", metavar="OUT", help="Folder to write products, sellers, groups, pushes, orders and truth/ into.")
-    parser.add_argument("--seed", type=int, default=7, help="Random seed; the same seed gives byte-identical files.")
-    parser.add_argument("--groups", type=int, default=2000, help="Number of WeChat groups (default 2000).")
-    parser.add_argument("--products", type=int, default=2000, help="Number of products (default 2000).")
-    parser.add_argument("--days", type=int, default=60, help="Days of pushes and orders (default 60).")
+    add_sample_world_options(parser)
     parser.add_argument("--end", default=None, help="Last day of the window, YYYY-MM-DD (default 2025-06-30).")
     parser.add_argument("--format", choices=("csv", "parquet"), default="csv", help="File format (default csv).")
 

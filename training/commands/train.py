@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from training.commands import add_sample_world_options
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of `quanxuan train`."""
@@ -15,10 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="TOML or JSON configuration file")
     parser.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation (about half the run time)")
     parser.add_argument("--test-days", type=int, default=7, help="days held out by the evaluation")
-    parser.add_argument("--seed", type=int, default=7, help="sample world: seed")
-    parser.add_argument("--groups", type=int, default=2000, help="sample world: groups")
-    parser.add_argument("--products", type=int, default=2000, help="sample world: products")
-    parser.add_argument("--days", type=int, default=60, help="sample world: days")
+    add_sample_world_options(parser)
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="score the groups on this Dask scheduler (tcp://host:8786, or 'local'); overrides cluster.scheduler")
 
