@@ -74,9 +74,9 @@ SOURCE_REASONS: dict[str, str] = {
 }
 CATEGORY_REASON_SHARE = 0.2  # a group "buys this category" when it holds this share of its purchases
 NEW_PRODUCT_DAYS = 14
-DUE_RANGE = (0.75, 2.0)
+DUE_RANGE = (0.75, 2.0)  # due ratio (days since last / usual cycle) that counts as a repurchase due
 # Held-out pushes are labelled with the issue's default window whatever the ranker's own window is.
-YARDSTICK_WINDOW_DAYS = 3  # due ratio (days since last / usual cycle) that counts as a repurchase due
+YARDSTICK_WINDOW_DAYS = 3
 
 
 def default_log(message: str) -> None:
@@ -402,7 +402,7 @@ class DayModel:
     product: pd.DataFrame  # product_state, row i = item index i
     mean_qty: np.ndarray  # mean quantity per order of item i (1 when never ordered)
     timings: dict[str, float]
-    adoption: SellerAdoption | None = None  # the chance the seller pushes a pair at all (a blend component)
+    adoption: SellerAdoption  # the chance the seller pushes a pair at all (a blend component)
     # Set by the daily job before its blocks run: the groups and segment_candidates tables, the groups' price scales.
     groups: pd.DataFrame | None = None
     segment: pd.DataFrame | None = None
@@ -434,11 +434,8 @@ def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = defaul
     timings["sources"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     profiles = profiles_at(frames, data.now, cfg)
-    product = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
-    product = product.reindex(np.asarray(data.items.ids).astype(str))
-    ev = data.events
-    qty = pd.Series(ev["quantity"].to_numpy()).groupby(ev["i"].to_numpy()).mean()
-    mean_qty = qty.reindex(np.arange(data.n_items)).fillna(1.0).to_numpy()
+    product = item_product_state(frames, data, cfg)
+    mean_qty = mean_quantity(data)
     timings["profiles"] = time.perf_counter() - t0
     log(f"today: sources fitted ({timings['sources']:.0f}s), profiles ({timings['profiles']:.0f}s)")
     return DayModel(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings, SellerAdoption(data))
@@ -474,8 +471,7 @@ def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles 
     cands["commission_rate"] = items["commission_rate"].to_numpy(float)[i]
     cands["commission_yuan"] = cands["price"] * cands["commission_rate"]
     cands["rating"] = items["rating"].to_numpy(float)[i]
-    adoption = model.adoption or SellerAdoption(data)
-    cands["adoption"] = adoption.pairs(cands["g"].to_numpy(), i)
+    cands["adoption"] = model.adoption.pairs(cands["g"].to_numpy(), i)
     return union, cands, feats
 
 
@@ -582,12 +578,16 @@ class PipelineRecommender(Recommender):
         return out
 
 
-def add_order_value(cands: pd.DataFrame, data: TrainData) -> pd.DataFrame:
-    """order_value = price × the product's mean quantity per order (1 when never ordered)."""
+def mean_quantity(data: TrainData) -> np.ndarray:
+    """Mean quantity per order of each item, in item index order (1 when never ordered)."""
     ev = data.events
     qty = pd.Series(ev["quantity"].to_numpy()).groupby(ev["i"].to_numpy()).mean()
-    mean_qty = qty.reindex(cands["i"].to_numpy()).fillna(1.0).to_numpy()
-    return cands.assign(order_value=cands["price"].to_numpy() * mean_qty)
+    return qty.reindex(np.arange(data.n_items)).fillna(1.0).to_numpy()
+
+
+def add_order_value(cands: pd.DataFrame, data: TrainData) -> pd.DataFrame:
+    """order_value = price × the product's mean quantity per order (1 when never ordered)."""
+    return cands.assign(order_value=cands["price"].to_numpy() * mean_quantity(data)[cands["i"].to_numpy()])
 
 
 # ---------------------------------------------------------------------------------------------- artifact tables
@@ -664,14 +664,16 @@ def product_state(products: pd.DataFrame, pushes: pd.DataFrame | None, orders: p
     return out
 
 
+def item_product_state(frames: Any, data: TrainData, cfg: Config) -> pd.DataFrame:
+    """`product_state` as of `data.now`, row i = item index i."""
+    product = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
+    return product.reindex(np.asarray(data.items.ids).astype(str))
+
+
 def candidate_components(state: PipelineState, frames: Any, cfg: Config) -> pd.DataFrame:
     """The `candidates` table of the artifact: one row per (group, product) with every blend component."""
     data = state.data
-    product = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
-    product = product.reindex(np.asarray(data.items.ids).astype(str))
-    ev = data.events
-    qty = pd.Series(ev["quantity"].to_numpy()).groupby(ev["i"].to_numpy()).mean()
-    return components(state.candidates, state.features, data, product, qty.reindex(np.arange(data.n_items)).fillna(1.0).to_numpy())
+    return components(state.candidates, state.features, data, item_product_state(frames, data, cfg), mean_quantity(data))
 
 
 def components(c: pd.DataFrame, f: pd.DataFrame, data: TrainData, product: pd.DataFrame, mean_qty: np.ndarray) -> pd.DataFrame:
@@ -705,14 +707,6 @@ def components(c: pd.DataFrame, f: pd.DataFrame, data: TrainData, product: pd.Da
         "days_since_push": f["days_since_push"].to_numpy(float),
         "adoption": c["adoption"].to_numpy(float),
     })
-
-
-def candidate_features(state: PipelineState, stored: pd.DataFrame) -> pd.DataFrame:
-    """The `candidate_features` table of the stored candidates (see `feature_table`)."""
-    c = state.candidates
-    keep = pd.MultiIndex.from_arrays([c[GROUP_ID].astype(str), c[PRODUCT_ID].astype(str)]).isin(
-        pd.MultiIndex.from_arrays([stored[GROUP_ID].astype(str), stored[PRODUCT_ID].astype(str)]))
-    return feature_table(c, state.features, keep, state.ranker, state.profiles)
 
 
 def feature_table(c: pd.DataFrame, f: pd.DataFrame, keep: np.ndarray, ranker: ConversionRanker,
