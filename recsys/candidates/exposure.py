@@ -65,28 +65,30 @@ class ExposureSource(Recommender):
         self.item_score_ = (within * np.power(np.maximum(conv_item, 1e-12), self.conversion_weight)).astype(np.float32)
         self.item_cat_ = cat_codes.astype(np.int64)
 
+    def _mix_and_relative(self, pushes: np.ndarray, totals: np.ndarray, orders: np.ndarray, global_mix: np.ndarray,
+                          cat_rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The group's category mix shrunk towards the global mix by `prior_pushes` pseudo-pushes, and its conversion
+        in the category relative to the category's rate (shrunk the same way); arrays broadcast together."""
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 only without a prior, where the weight is 0
+            mix = (pushes + self.prior_pushes * global_mix) / (totals + self.prior_pushes)
+            conv_group = (orders + self.prior_pushes * cat_rate) / (pushes + self.prior_pushes)
+            return mix, conv_group / np.maximum(cat_rate, 1e-12)
+
     def pair_scores(self, group_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """The same score for given (group, item) pairs, without densifying a row per group."""
         g = np.asarray(group_idx, dtype=np.int64)
         i = np.asarray(item_idx, dtype=np.int64)
         c = self.item_cat_[i]
-        pushes = np.asarray(self.group_cat_[g, c]).ravel()
-        orders = np.asarray(self.group_orders_[g, c]).ravel()
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 only without a prior, where the weight is 0
-            mix = (pushes + self.prior_pushes * self.global_mix_[c]) / (self.group_total_[g] + self.prior_pushes)
-            conv_group = (orders + self.prior_pushes * self.cat_rate_[c]) / (pushes + self.prior_pushes)
-            relative = conv_group / np.maximum(self.cat_rate_[c], 1e-12)
+        mix, relative = self._mix_and_relative(np.asarray(self.group_cat_[g, c]).ravel(), self.group_total_[g],
+                                               np.asarray(self.group_orders_[g, c]).ravel(), self.global_mix_[c],
+                                               self.cat_rate_[c])
         return (mix * np.power(relative, self.group_weight) * self.item_score_[i]).astype(np.float64)
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Push propensity × conversion for every item; items nobody pushed are not proposed."""
-        pushes = self.group_cat_[group_idx].toarray()
-        totals = self.group_total_[group_idx][:, None]
-        # Shrink each group's category mix towards the global mix by `prior_pushes` pseudo-pushes.
-        mix = ((pushes + self.prior_pushes * self.global_mix_) / (totals + self.prior_pushes)).astype(np.float32)
-        orders = self.group_orders_[group_idx].toarray()
-        conv_group = (orders + self.prior_pushes * self.cat_rate_) / (pushes + self.prior_pushes)
-        relative = (conv_group / np.maximum(self.cat_rate_, 1e-12)).astype(np.float32)  # relative to the category
+        mix, relative = self._mix_and_relative(self.group_cat_[group_idx].toarray(), self.group_total_[group_idx][:, None],
+                                               self.group_orders_[group_idx].toarray(), self.global_mix_, self.cat_rate_)
+        mix, relative = mix.astype(np.float32), relative.astype(np.float32)
         mix = mix[:, self.item_cat_]
         conv = np.power(relative[:, self.item_cat_], self.group_weight)
         scores = mix * conv * self.item_score_
