@@ -13,6 +13,8 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TIMEZONE
@@ -30,6 +32,16 @@ def _object_array(values: Iterable[object]) -> np.ndarray:
     return np.asarray(list(values), dtype=object)
 
 
+def _arrow_strings(values: object) -> pa.ChunkedArray | None:
+    """The Arrow string array behind a pandas string column (pandas' default `str` dtype), else None."""
+    if isinstance(values, (pd.Series, pd.Index)):
+        values = values.array
+    data = getattr(values, "_pa_array", None)
+    if isinstance(data, pa.ChunkedArray) and (pa.types.is_string(data.type) or pa.types.is_large_string(data.type)):
+        return data
+    return None
+
+
 class IdMap:
     """A stable mapping between external string ids and row/column indices; errors name the unknown id."""
 
@@ -37,6 +49,17 @@ class IdMap:
         self.kind = kind
         self.ids: np.ndarray = pd.unique(_object_array(ids))
         self._index = pd.Index(self.ids, dtype=object)
+        self._arrow_ids: pa.Array | None = None
+
+    def _arrow_index(self, values: pa.ChunkedArray) -> np.ndarray | None:
+        """Indices of Arrow strings looked up in Arrow (no Python object per row: 76M pushes stay cheap);
+        None when the ids are not all strings."""
+        if self._arrow_ids is None:
+            if not all(isinstance(v, str) for v in self.ids):
+                return None
+            self._arrow_ids = pa.array(self.ids.tolist(), type=pa.string())
+        found = pc.index_in(values.cast(pa.string()), value_set=self._arrow_ids)
+        return found.fill_null(-1).to_numpy().astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -46,12 +69,18 @@ class IdMap:
 
     def index_of(self, ids: Iterable[object] | object, missing: str = "raise") -> np.ndarray:
         """Indices of `ids`; missing='raise' names the first unknown id, 'drop' removes them, 'mark' gives -1."""
-        arr = _object_array([ids] if isinstance(ids, str) or np.isscalar(ids) else ids)
-        idx = self._index.get_indexer(arr)
+        if isinstance(ids, (pd.Series, pd.Index)) and not pd.api.types.is_string_dtype(ids.dtype):
+            ids = ids.astype(str)
+        strings = _arrow_strings(ids)
+        idx = self._arrow_index(strings) if strings is not None else None
+        if idx is None:
+            arr = _object_array([ids] if isinstance(ids, str) or np.isscalar(ids) else ids)
+            idx = self._index.get_indexer(arr)
         unknown = idx < 0
         if unknown.any():
             if missing == "raise":
-                first = arr[np.flatnonzero(unknown)[0]]
+                pos = int(np.flatnonzero(unknown)[0])
+                first = strings[pos].as_py() if strings is not None else arr[pos]
                 more = int(unknown.sum()) - 1
                 raise KeyError(f"unknown {self.kind} {first!r}" + (f" (and {more} more)" if more else ""))
             if missing == "drop":
@@ -297,8 +326,8 @@ def build_train_data(
     if "refunded" in orders:
         keep &= ~orders["refunded"].fillna(False).astype(bool).to_numpy()
     o = orders.loc[keep]
-    g_idx = groups_map.index_of(o[GROUP_ID].astype(str).to_numpy())
-    i_idx = items_map.index_of(o[PRODUCT_ID].astype(str).to_numpy())
+    g_idx = groups_map.index_of(o[GROUP_ID])
+    i_idx = items_map.index_of(o[PRODUCT_ID])
     age = days_before(o[ORDERED_AT], now)
     qty = pd.to_numeric(o["quantity"]).to_numpy(dtype=np.float64) if "quantity" in o else np.ones(len(o))
     shape = (len(groups_map), len(items_map))
@@ -308,11 +337,16 @@ def build_train_data(
     weights = purchases
     push_events = None
     if pushes is not None and len(pushes):
+        # Columns, not a filtered copy of the table: pushes are the biggest table (76M rows at a million groups).
         pushed = to_local_naive(pushes[PUSHED_AT])
-        p = pushes.loc[(pushed < now).to_numpy()]
-        pg = groups_map.index_of(p[GROUP_ID].astype(str).to_numpy())
-        pi = items_map.index_of(p[PRODUCT_ID].astype(str).to_numpy())
-        p_age = days_before(p[PUSHED_AT], now)
+        before = (pushed < now).to_numpy()
+        pg = groups_map.index_of(pushes[GROUP_ID], missing="mark")[before]
+        pi = items_map.index_of(pushes[PRODUCT_ID], missing="mark")[before]
+        if (pg < 0).any() or (pi < 0).any():  # name the unknown id, as for orders
+            bad = pushes.loc[before]
+            groups_map.index_of(bad[GROUP_ID])
+            items_map.index_of(bad[PRODUCT_ID])
+        p_age = days_before(pushed[before], now)
         push_events = pd.DataFrame({"g": pg.astype(np.int32), "i": pi.astype(np.int32), "age_days": p_age})
         if push_weight > 0:
             exposure = interaction_matrix(pg, pi, push_weight * decay(p_age, cfg.half_life_days), shape)

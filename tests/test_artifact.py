@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import signal
+import subprocess
+import sys
+import textwrap
+import weakref
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import training.artifact as artifact_mod
 from recsys.config import BlendWeights, OpsWeights, RuleConfig
 from recsys.picks import pick_for_group
-from training.artifact import ArtifactError, latest_artifact, load_artifact, make_version, write_artifact
+from training.artifact import (ArtifactError, ArtifactWriter, latest_artifact, load_artifact, make_version,
+                               read_manifest, write_artifact)
 
 T0 = datetime(2024, 5, 1, 8, 30, 0, tzinfo=timezone.utc)
 
@@ -174,3 +183,209 @@ def test_extra_files_may_sit_in_one_sub_folder(tmp_path: Path):
         with pytest.raises(ArtifactError, match="bad extra file name"):
             write_artifact(tmp_path / "bad", _tables(), _manifest(), {bad: b"x"}, now=T0)
     assert not any((tmp_path / "bad").iterdir())
+
+
+# ------------------------------------------------------------------------------------ the streaming writer
+
+
+def _features(candidates: pd.DataFrame) -> pd.DataFrame:
+    """A candidate_features-like table: keys plus float32 feature columns."""
+    n = len(candidates)
+    return pd.DataFrame({"group_id": candidates["group_id"], "product_id": candidates["product_id"],
+                         "f_price": np.linspace(0.0, 1.0, n, dtype=np.float32),
+                         "f_seen": np.arange(n, dtype=np.int8)})
+
+
+def _streamed(root: Path, tables: dict[str, pd.DataFrame], block: int, extra: dict) -> Path:
+    """Write the artifact with candidates and candidate_features appended `block` rows at a time."""
+    with ArtifactWriter(root, "abc123", now=T0) as writer:
+        for name, frame in tables.items():
+            if name in ("candidates", "candidate_features"):
+                for start in range(0, len(frame), block):
+                    writer.append(name, frame.iloc[start:start + block])
+            else:
+                writer.write_table(name, frame)
+        for name, content in extra.items():
+            writer.add_file(name, content)
+        return writer.commit(_manifest())
+
+
+def test_streamed_blocks_give_the_tables_of_one_write(tmp_path: Path):
+    tables = _tables()
+    tables["candidate_features"] = _features(tables["candidates"])
+    model = tmp_path / "ranker.txt"
+    model.write_bytes(b"trees " * 1000)
+    one = write_artifact(tmp_path / "one", tables, _manifest(), {"models/ranker.txt": b"trees " * 1000}, now=T0)
+    many = _streamed(tmp_path / "many", tables, 3, {"models/ranker.txt": model})
+    assert many.name == one.name == "20240501T083000Z-abc123"
+    assert pq.ParquetFile(many / "candidates.parquet").num_row_groups == 3  # 7 rows in blocks of 3
+    for name in tables:
+        whole, streamed = (pd.read_parquet(path / f"{name}.parquet") for path in (one, many))
+        pd.testing.assert_frame_equal(whole, streamed, check_exact=True, obj=name)
+    m_one, m_many = load_artifact(one).manifest, load_artifact(many).manifest
+    assert m_many["tables"] == m_one["tables"] == {"groups": 3, "products": 8, "candidates": 7, "segment_candidates": 2,
+                                                   "picks": 1, "candidate_features": 7}
+    assert set(m_many["files"]) == set(m_one["files"])
+    assert m_many["files"]["models/ranker.txt"] == m_one["files"]["models/ranker.txt"]
+    drop = ("files",)
+    assert {k: v for k, v in m_many.items() if k not in drop} == {k: v for k, v in m_one.items() if k not in drop}
+    art = load_artifact(many)
+    assert art["g1"]["product_id"].tolist() == ["p0", "p1", "p2", "p3"]
+    assert art["g2"]["product_id"].tolist() == ["p4", "p5", "p6"]
+    assert not list((tmp_path / "many").glob(".tmp-*"))
+
+
+def test_streamed_blocks_in_seller_order_load_like_group_order(tmp_path: Path):
+    """Blocks of whole sellers arrive in any group order; each group's rows keep their order within its block."""
+    tables = _tables()
+    cands = tables["candidates"]
+    one = load_artifact(write_artifact(tmp_path / "one", tables, _manifest(), now=T0))
+    with ArtifactWriter(tmp_path / "many", "abc123", now=T0) as writer:
+        for name, frame in tables.items():
+            if name == "candidates":
+                writer.append(name, cands[cands["group_id"] == "g1"])
+                writer.append(name, cands[cands["group_id"] == "g2"])
+            else:
+                writer.write_table(name, frame)
+        many = load_artifact(writer.commit(_manifest()))
+    assert pd.read_parquet(many.path / "candidates.parquet")["group_id"].tolist()[:1] == ["g1"]
+    pd.testing.assert_frame_equal(one.candidates, many.candidates, check_exact=True)
+    for gid in ("g1", "g2", "g3"):
+        pd.testing.assert_frame_equal(one[gid], many[gid], check_exact=True)
+
+
+def test_schema_drift_between_blocks_is_cast_to_the_first_schema(tmp_path: Path):
+    first = pd.DataFrame({"note": [None, None], "score": [np.nan, np.nan], "count": [1, 2], "flag": [True, False]})
+    # Other column order, text where the first block had none, NaN in the int column, None in the bool column.
+    second = pd.DataFrame({"flag": [None], "count": [np.nan], "score": [0.5], "note": ["新品"]})
+    third = pd.DataFrame({"note": [None], "score": [1], "count": [3.0], "flag": [True]})
+    with ArtifactWriter(tmp_path, "abc123", now=T0) as writer:
+        for frame in (first, second, third):
+            writer.append("drift", frame)
+        with pytest.raises(ArtifactError, match="does not fit"):
+            writer.append("drift", pd.DataFrame({"note": ["x"], "score": [0.0], "count": [1.5], "flag": [True]}))
+        with pytest.raises(ArtifactError, match="columns"):
+            writer.append("drift", third.assign(extra=1))
+        # An empty first block only hints the dtypes: the all-None column then keeps its float type.
+        writer.append("hinted", pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="float64")}))
+        writer.append("hinted", pd.DataFrame({"a": [7], "b": [None]}))
+        writer.append("hinted", pd.DataFrame({"a": [8], "b": [2.5]}))
+        writer.append("empty", pd.DataFrame({"a": pd.Series(dtype="int64"), "b": pd.Series(dtype="str")}))
+        for name, frame in _tables().items():
+            writer.write_table(name, frame)
+        path = writer.commit(_manifest())
+    schema = pq.read_schema(path / "drift.parquet")
+    assert [str(schema.field(c).type) for c in ("note", "score", "count", "flag")] == ["large_string", "double",
+                                                                                      "int64", "bool"]
+    drift = pd.read_parquet(path / "drift.parquet")
+    assert list(drift.columns) == ["note", "score", "count", "flag"]
+    assert [None if pd.isna(v) else v for v in drift["note"]] == [None, None, "新品", None]
+    assert drift["score"].tolist()[2:] == [0.5, 1.0] and drift["score"].isna().tolist() == [True, True, False, False]
+    assert drift["count"].isna().tolist() == [False, False, True, False]
+    assert drift["count"].dropna().tolist() == [1, 2, 3]
+    assert [None if pd.isna(v) else bool(v) for v in drift["flag"]] == [True, False, None, True]
+    assert str(pq.read_schema(path / "hinted.parquet").field("b").type) == "double"
+    hinted = pd.read_parquet(path / "hinted.parquet")
+    assert hinted["a"].tolist() == [7, 8] and hinted["b"].isna().tolist() == [True, False] and hinted["b"].iat[1] == 2.5
+    empty = pd.read_parquet(path / "empty.parquet")
+    assert list(empty.columns) == ["a", "b"] and len(empty) == 0
+    assert read_manifest(path)["tables"] == {**{n: len(f) for n, f in _tables().items()},
+                                             "drift": 4, "hinted": 2, "empty": 0}
+
+
+def test_leaving_the_with_block_without_commit_keeps_the_previous_latest(tmp_path: Path):
+    good = write_artifact(tmp_path, _tables(), _manifest(), now=T0)
+    with pytest.raises(RuntimeError, match="block failed"):
+        with ArtifactWriter(tmp_path, "abc123", now=T0 + timedelta(hours=1)) as writer:
+            writer.append("candidates", _tables()["candidates"])
+            assert (writer.tmp / "candidates.parquet").is_file()
+            raise RuntimeError("block failed")
+    with ArtifactWriter(tmp_path, "abc123", now=T0 + timedelta(hours=2)) as writer:
+        writer.append("candidates", _tables()["candidates"])  # no commit
+    with pytest.raises(ArtifactError, match="aborted"):
+        writer.append("candidates", _tables()["candidates"])
+    assert latest_artifact(tmp_path) == good
+    assert [p.name for p in tmp_path.iterdir()] == [good.name]
+
+
+def test_crash_mid_stream_keeps_previous_latest(tmp_path: Path, monkeypatch):
+    good = write_artifact(tmp_path, _tables(), _manifest(), now=T0)
+    calls = {"n": 0}
+    real = pq.ParquetWriter.write_table
+
+    def failing(self, table, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError("disk full")
+        return real(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", failing)
+    big = pd.concat([_tables()["candidates"]] * 50, ignore_index=True)
+    with pytest.raises(OSError, match="disk full"):
+        _streamed(tmp_path, {**_tables("b"), "candidates": big}, 20, {})
+    assert calls["n"] == 4  # three blocks were on disk when the fourth failed
+    assert latest_artifact(tmp_path) == good
+    assert [p.name for p in tmp_path.iterdir()] == [good.name]
+
+
+def test_kill_mid_stream_keeps_previous_latest(tmp_path: Path):
+    good = write_artifact(tmp_path, _tables(), _manifest(), now=T0)
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path[:0] = [{str(Path(__file__).parents[1])!r}, {str(Path(__file__).parent)!r}]
+        from test_artifact import _tables
+        from training.artifact import ArtifactWriter
+        with ArtifactWriter({str(tmp_path)!r}, "abc123") as writer:
+            for _ in range(3):
+                writer.append("candidates", _tables()["candidates"])
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    left = [p for p in tmp_path.iterdir() if p != good]
+    assert len(left) == 1 and left[0].name.startswith(".tmp-") and (left[0] / "candidates.parquet").exists()
+    assert latest_artifact(tmp_path) == good
+    assert load_artifact(latest_artifact(tmp_path)).version == good.name
+
+
+def test_commit_refuses_missing_tables_and_columns(tmp_path: Path):
+    tables = _tables()
+    with pytest.raises(ArtifactError, match="picks"):
+        with ArtifactWriter(tmp_path, "abc123", now=T0) as writer:
+            for name in ("groups", "products", "candidates", "segment_candidates"):
+                writer.append(name, tables[name])
+            writer.commit(_manifest())
+    with pytest.raises(ArtifactError, match=r"'candidates' lacks columns \['in_stock'\]"):
+        with ArtifactWriter(tmp_path, "abc123", now=T0) as writer:
+            for name, frame in tables.items():
+                writer.append(name, frame.drop(columns="in_stock") if name == "candidates" else frame)
+            writer.commit(_manifest())
+    with pytest.raises(ArtifactError, match="config_hash"):
+        with ArtifactWriter(tmp_path, "other", now=T0) as writer:
+            for name, frame in tables.items():
+                writer.write_table(name, frame)
+            writer.commit(_manifest())
+    assert not any(tmp_path.iterdir())
+
+
+def test_writer_keeps_no_frames_and_refuses_reuse(tmp_path: Path):
+    with ArtifactWriter(tmp_path, "abc123", now=T0) as writer:
+        block = _tables()["candidates"]
+        ref = weakref.ref(block)
+        writer.append("candidates", block)
+        del block
+        gc.collect()
+        assert ref() is None  # appending kept nothing of the frame
+        with pytest.raises(ArtifactError, match="already in the artifact"):
+            writer.write_table("candidates", _tables()["candidates"])
+        with pytest.raises(ArtifactError, match="already in the artifact"):
+            writer.add_file("candidates.parquet", b"x")
+        with pytest.raises(ArtifactError, match="bad table name"):
+            writer.append("../x", _tables()["picks"])
+        for name, frame in _tables().items():
+            if name != "candidates":
+                writer.write_table(name, frame)
+        path = writer.commit(_manifest())
+    with pytest.raises(ArtifactError, match="committed"):
+        writer.append("candidates", _tables()["candidates"])
+    assert latest_artifact(tmp_path) == path and len(load_artifact(path)["g1"]) == 4

@@ -8,6 +8,11 @@ features and calibrator; see `recsys.ranker.load_ranker`), and `manifest.json` (
 Writes are atomic: everything goes into `<root>/.tmp-<version>/`, every file is fsynced,
 then the folder is renamed in one `os.rename`. A crash or kill mid-write leaves at most a
 `.tmp-*` folder, which readers ignore, so the previous artifact stays the latest.
+
+`ArtifactWriter` is the one write path: big tables (`candidates`, `candidate_features` at a million groups)
+are appended block by block into one Parquet file each, so the job never holds a whole table;
+`write_artifact` writes whole tables through it. A table's rows are in the order of its appends:
+readers must not assume candidates sorted by group (`Artifact` sorts them once, stably, at load).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
@@ -68,12 +75,14 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+def sha256_file(path: Path, fsync: bool = False) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks; `fsync` also flushes it to disk."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+        if fsync:
+            os.fsync(fh.fileno())
     return digest.hexdigest()
 
 
@@ -84,6 +93,18 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def _copy_synced(source: Path, path: Path) -> str:
+    """Copy a file in 1 MiB chunks, fsync it, and return its sha256 (a big model never sits in memory)."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(path, "wb") as dst:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            digest.update(chunk)
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return digest.hexdigest()
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -92,10 +113,248 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _frame_schema(frame: pd.DataFrame, hint: pa.Schema | None = None) -> pa.Schema:
+    """The Arrow schema a table's file gets from its first rows; columns with no type yet (all None) take the
+    hint's type (an earlier empty block's) or else text, so that later blocks with values still fit."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    fields = []
+    for f in schema:
+        if pa.types.is_null(f.type):
+            hinted = hint.field(f.name).type if hint is not None and f.name in hint.names else pa.null()
+            # large_string is what pandas' own text columns become, so a later block of text casts for free.
+            f = f.with_type(pa.large_string() if pa.types.is_null(hinted) else hinted)
+        fields.append(f)
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _check_columns(name: str, frame: pd.DataFrame, schema: pa.Schema) -> None:
+    columns = [str(c) for c in frame.columns]
+    if sorted(columns) != sorted(schema.names):
+        raise ArtifactError(f"table {name!r}: a block has columns {columns}, the table has {schema.names}")
+
+
+def _to_arrow(name: str, frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """A block as an Arrow table of the table's schema: same columns (any order), values cast to the fixed types."""
+    _check_columns(name, frame, schema)
+    try:
+        # from_pandas with a schema casts (int → float, NaN → null in an int column, None → null) and
+        # refuses what would lose data (1.5 into an int column, numbers into a text column).
+        return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise ArtifactError(f"table {name!r}: a block does not fit the table's schema: {exc}") from None
+
+
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    # A whole table keeps pandas' own conversion (all-None columns stay Arrow null, read back as None).
     buf = io.BytesIO()
     frame.reset_index(drop=True).to_parquet(buf, index=False)
     return buf.getvalue()
+
+
+class _StreamedTable:
+    """One table appended block by block into one Parquet file (each block adds row groups; none is kept)."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.path = path
+        self.rows = 0
+        self.schema: pa.Schema | None = None  # fixed by the first block with rows
+        self.hint: pa.Schema | None = None  # the first empty block's columns and dtypes
+        self._writer: pq.ParquetWriter | None = None
+
+    @property
+    def known(self) -> pa.Schema | None:
+        """The fixed schema, else the empty blocks' one (None before any block)."""
+        return self.schema if self.schema is not None else self.hint
+
+    @property
+    def columns(self) -> list[str]:
+        """The table's columns so far."""
+        return list(self.known.names) if self.known is not None else []
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Write a block's rows; nothing of the frame is kept."""
+        if len(frame) == 0:
+            # No rows to write: only remember the columns (and dtypes) in case no block ever has rows.
+            if self.known is None:
+                self.hint = _frame_schema(frame)
+            else:
+                _check_columns(self.name, frame, self.known)
+            return
+        if self._writer is None:
+            if self.hint is not None:
+                _check_columns(self.name, frame, self.hint)
+            self.schema = _frame_schema(frame, self.hint)
+            self._open()
+        assert self._writer is not None and self.schema is not None
+        self._writer.write_table(_to_arrow(self.name, frame, self.schema))
+        self.rows += len(frame)
+
+    def _open(self) -> None:
+        self.schema = self.known if self.known is not None else pa.schema([])
+        # Arrow's own file sink: a Python file object as sink made writing about 1.7× slower.
+        self._writer = pq.ParquetWriter(str(self.path), self.schema)
+
+    def close(self) -> str:
+        """Finish the file (a table that never had rows gets an empty one), fsync it and return its sha256."""
+        if self._writer is None:
+            self._open()
+        assert self._writer is not None
+        self._writer.close()
+        # Hashing re-reads the file just written, from the page cache (about 1 GB/s).
+        return sha256_file(self.path, fsync=True)
+
+    def discard(self) -> None:
+        """Close without caring about errors (the folder is about to be removed)."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - cleaning up after an earlier failure
+                pass
+
+
+class ArtifactWriter:
+    """Writes one artifact version piece by piece into `<root>/.tmp-<version>/`, then publishes it atomically.
+
+    Use as a context manager. `append` streams a big table block by block (only row counts are kept),
+    `write_table` writes a whole table, `add_file` an extra file, and `commit(manifest)` checks the required
+    tables and columns, writes manifest.json last and renames the folder. Leaving the `with` block without
+    a commit (or by an exception) removes the temp folder, so the previous artifact stays the latest.
+    """
+
+    def __init__(self, root: str | Path, config_hash: str, now: datetime | None = None) -> None:
+        self.root = Path(root)
+        self.config_hash = str(config_hash)
+        self.now = now or datetime.now(timezone.utc)
+        self.root.mkdir(parents=True, exist_ok=True)
+        base = make_version(self.config_hash, self.now)
+        self.version, n = base, 1
+        while True:
+            self.tmp = self.root / (TMP_PREFIX + self.version)
+            if not (self.root / self.version).exists():
+                try:
+                    self.tmp.mkdir()  # exclusive: two writers in the same second get distinct versions
+                    break
+                except FileExistsError:
+                    pass
+            n += 1
+            self.version = f"{base}.{n}"
+        self.final = self.root / self.version
+        self._rows: dict[str, int] = {}  # table → rows, in the order tables were started
+        self._columns: dict[str, list[str]] = {}
+        self._streams: dict[str, _StreamedTable] = {}
+        self._files: dict[str, str] = {}  # file name → sha256
+        self._sub_folders: set[str] = set()
+        self._state = "open"
+
+    def __enter__(self) -> "ArtifactWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._state == "open":
+            self.abort()
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise ArtifactError(f"artifact writer for {self.version} is already {self._state}")
+
+    def append(self, name: str, frame: pd.DataFrame) -> None:
+        """Append a block of rows to a table (one Parquet file; the first block with rows fixes the schema)."""
+        self._check_open()
+        stream = self._streams.get(name)
+        if stream is None:
+            self._claim(name)
+            stream = self._streams[name] = _StreamedTable(name, self.tmp / f"{name}.parquet")
+            self._rows[name] = 0
+        stream.append(frame)
+        self._rows[name] = stream.rows
+
+    def write_table(self, name: str, frame: pd.DataFrame) -> None:
+        """Write a whole table at once (as one append, but all-None columns keep pandas' own null type)."""
+        self._check_open()
+        self._claim(name)
+        data = _parquet_bytes(frame)
+        _write_synced(self.tmp / f"{name}.parquet", data)
+        self._files[f"{name}.parquet"] = hashlib.sha256(data).hexdigest()
+        self._rows[name] = int(len(frame))
+        self._columns[name] = [str(c) for c in frame.columns]
+
+    def add_file(self, name: str, content: bytes | Path) -> None:
+        """Add an extra file ("ranker.txt" or "models/ranker.txt"): bytes, or the path of a file to copy."""
+        self._check_open()
+        _check_extra_name(name)
+        if name in self._files or (name.endswith(".parquet") and name[: -len(".parquet")] in self._rows):
+            raise ArtifactError(f"{name} is already in the artifact")
+        if "/" in name:
+            sub = name.split("/")[0]
+            if sub not in self._sub_folders:
+                (self.tmp / sub).mkdir(exist_ok=True)
+                self._sub_folders.add(sub)
+        if isinstance(content, Path):
+            self._files[name] = _copy_synced(content, self.tmp / name)
+        else:
+            data = bytes(content)
+            _write_synced(self.tmp / name, data)
+            self._files[name] = hashlib.sha256(data).hexdigest()
+
+    def _claim(self, name: str) -> None:
+        """Reserve a new table's name: a plain file name, not used yet."""
+        if "/" in name:
+            raise ArtifactError(f"bad table name {name!r}")
+        _check_extra_name(f"{name}.parquet")
+        if name in self._rows or f"{name}.parquet" in self._files:
+            raise ArtifactError(f"table {name!r} is already in the artifact")
+
+    def commit(self, manifest: Mapping[str, Any]) -> Path:
+        """Check, finish every file, write manifest.json last and rename the folder into place; return its path.
+
+        `manifest` carries what the caller knows (data_window, pick_date, config_hash, weights_hash,
+        metrics, ...); version, created_at, libraries, row counts per table and the files' sha256 are added here.
+        """
+        self._check_open()
+        try:
+            missing = [name for name in REQUIRED_TABLES if name not in self._rows]
+            if missing:
+                raise ArtifactError(f"tables missing from the artifact: {missing}")
+            for name in REQUIRED_TABLES:
+                have = self._streams[name].columns if name in self._streams else self._columns[name]
+                absent = [c for c in REQUIRED_COLUMNS[name] if c not in have]
+                if absent:
+                    raise ArtifactError(f"table {name!r} lacks columns {absent}")
+            if "config_hash" in manifest and str(manifest["config_hash"]) != self.config_hash:
+                raise ArtifactError(f"manifest config_hash {manifest['config_hash']!r} is not the writer's "
+                                    f"{self.config_hash!r}")
+            for name, stream in self._streams.items():
+                self._files[f"{name}.parquet"] = stream.close()
+            for sub in self._sub_folders:
+                _fsync_dir(self.tmp / sub)
+            full = {
+                **dict(manifest),
+                "version": self.version,
+                "created_at": self.now.astimezone(timezone.utc).isoformat(),
+                "libraries": library_versions(),
+                "tables": dict(self._rows),
+                "files": dict(self._files),
+            }
+            payload = json.dumps(full, ensure_ascii=False, indent=2, sort_keys=True, default=_json_default)
+            _write_synced(self.tmp / MANIFEST, payload.encode("utf-8"))
+            _fsync_dir(self.tmp)
+            os.rename(self.tmp, self.final)
+            self._state = "committed"  # published: from here on a failure must not remove anything
+            _fsync_dir(self.root)
+        except BaseException:
+            self.abort()
+            raise
+        return self.final
+
+    def abort(self) -> None:
+        """Drop everything written so far (the temp folder); the previous artifact stays the latest."""
+        if self._state == "committed":
+            return
+        self._state = "aborted"
+        for stream in self._streams.values():
+            stream.discard()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def write_artifact(
@@ -113,49 +372,12 @@ def write_artifact(
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise ArtifactError(f"tables missing from the artifact: {missing}")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    now = now or datetime.now(timezone.utc)
-    base = make_version(str(manifest.get("config_hash", "")), now)
-    version, n = base, 1
-    while (root / version).exists() or (root / (TMP_PREFIX + version)).exists():
-        n += 1
-        version = f"{base}.{n}"
-    tmp = root / (TMP_PREFIX + version)
-    final = root / version
-    tmp.mkdir()
-    try:
-        files: dict[str, str] = {}
+    with ArtifactWriter(root, str(manifest.get("config_hash", "")), now) as writer:
         for name, frame in tables.items():
-            data = _parquet_bytes(frame)
-            _write_synced(tmp / f"{name}.parquet", data)
-            files[f"{name}.parquet"] = hashlib.sha256(data).hexdigest()
+            writer.write_table(name, frame)
         for name, content in (extra_files or {}).items():
-            _check_extra_name(name)
-            data = Path(content).read_bytes() if isinstance(content, Path) else bytes(content)
-            if "/" in name:
-                (tmp / name).parent.mkdir(exist_ok=True)
-            _write_synced(tmp / name, data)
-            files[name] = hashlib.sha256(data).hexdigest()
-        for sub in {name.split("/")[0] for name in (extra_files or {}) if "/" in name}:
-            _fsync_dir(tmp / sub)
-        full = {
-            **dict(manifest),
-            "version": version,
-            "created_at": now.astimezone(timezone.utc).isoformat(),
-            "libraries": library_versions(),
-            "tables": {name: int(len(frame)) for name, frame in tables.items()},
-            "files": files,
-        }
-        payload = json.dumps(full, ensure_ascii=False, indent=2, sort_keys=True, default=_json_default)
-        _write_synced(tmp / MANIFEST, payload.encode("utf-8"))
-        _fsync_dir(tmp)
-        os.rename(tmp, final)
-        _fsync_dir(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+            writer.add_file(name, content)
+        return writer.commit(manifest)
 
 
 def _check_extra_name(name: str) -> None:
