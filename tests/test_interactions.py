@@ -111,3 +111,15 @@ def test_aggregate_and_fallback_rows():
     filled = with_fallback_rows(m, [np.array(["s1", "s1", "s1"], dtype=object)], np.array([False, False, True]), [1.0])
     # Warm rows stay; the cold row gets the seller's L1-normalised row times the mean warm mass (4 + 2) / 2 = 3.
     np.testing.assert_allclose(filled.toarray(), [[1.0, 3.0], [2.0, 0.0], [1.5, 1.5]])
+
+
+def test_id_map_reads_arrow_string_columns_like_object_arrays() -> None:
+    ids = IdMap(["g1", "g2", "g3"], kind="group")
+    column = pd.Series(["g3", "g1", "zz", "g2"], dtype="string[pyarrow]")
+    assert ids.index_of(column, missing="mark").tolist() == [2, 0, -1, 1]
+    assert ids.index_of(column.to_numpy(dtype=object), missing="mark").tolist() == [2, 0, -1, 1]
+    assert ids.index_of(column, missing="drop").tolist() == [2, 0, 1]
+    with pytest.raises(KeyError, match="unknown group 'zz'"):
+        ids.index_of(column)
+    # Ids that are not strings are looked up by their text.
+    assert IdMap(["1", "2"]).index_of(pd.Series([2, 1, 3]), missing="mark").tolist() == [1, 0, -1]
