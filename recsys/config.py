@@ -57,6 +57,10 @@ class CandidateConfig(_Section):
     ease_lambda: float = Field(250.0, gt=0, le=1e7)
     trending_days: int = Field(3, ge=1, le=60)
     trending_baseline_days: int = Field(14, ge=1, le=365)
+    content_dims: int = Field(0, ge=0, le=4096, description="Content similarity in this many SVD dimensions of the title "
+                              "vectors (0 = the vectors themselves): 64 makes scoring 100k products a dense product like "
+                              "ALS's, for catalogues where the exact cosine costs too much per group.")
+    threads: int = Field(1, ge=0, le=256, description="Threads for fitting ALS / BPR and item-kNN (implicit); 0 = every core.")
     seed: int = 7
     device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where ALS fitting (with a CUDA build of implicit) "
                                                    "and ALS top-K scoring (torch) run; 'auto' takes a GPU when present.")

@@ -266,3 +266,19 @@ def test_remembering_last_block_scores_a_repeated_block_once() -> None:
     assert len(calls) == 2
     # The twin recommends exactly as the source does.
     np.testing.assert_array_equal(twin.recommend(np.array([0, 5]), 3)[0], source.recommend(np.array([0, 5]), 3)[0])
+
+
+def test_content_in_svd_dimensions_keeps_cosines_of_low_rank_vectors() -> None:
+    from dataclasses import replace
+
+    data = train_data()
+    rng = np.random.default_rng(3)
+    # Item vectors of rank 3 in 12 dimensions: a 3-dimensional projection is an isometry of their span.
+    vectors = (rng.standard_normal((N_ITEMS, 3)) @ rng.standard_normal((3, 12))).astype(np.float32)
+    data = replace(data, item_vectors=vectors)
+    groups = np.arange(N_GROUPS)
+    exact = ContentSource(dims=0).fit(data).score(groups)
+    projected = ContentSource(dims=3).fit(data).score(groups)
+    np.testing.assert_allclose(projected, exact, atol=1e-4)
+    # Fewer dimensions than the rank lose information: the scores move.
+    assert np.abs(ContentSource(dims=1).fit(data).score(groups) - exact).max() > 0.05

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from features.interactions import TrainData
-from recsys.candidates.base import Recommender, allowed_mask
+from recsys.candidates.base import BLOCK_CELLS, Recommender, allowed_mask
 from recsys.device import factor_top_k, implicit_gpu_available, resolve_device
 
 
@@ -15,6 +15,7 @@ class ALSSource(Recommender):
     """Implicit-feedback ALS (Hu, Koren & Volinsky) or BPR; cold groups are folded in from their seller/segment rows."""
 
     name = "als"
+    _fresh_scores = True
 
     def __init__(
         self,
@@ -96,3 +97,13 @@ class ALSSource(Recommender):
         scores = self.group_factors_[group_idx] @ self.item_factors_.T
         scores[~self.known_[group_idx]] = -np.inf
         return scores
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Row-wise dot products of the pairs' factors, a slice of pairs at a time; -inf for unknown groups."""
+        out = np.empty(len(g), dtype=np.float32)
+        step = max(1, BLOCK_CELLS // max(self.group_factors_.shape[1], 1))
+        for lo in range(0, len(g), step):
+            gg, ii = g[lo:lo + step], i[lo:lo + step]
+            out[lo:lo + step] = np.einsum("ij,ij->i", self.group_factors_[gg], self.item_factors_[ii])
+        out[~self.known_[g]] = -np.inf
+        return out

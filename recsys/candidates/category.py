@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.interactions import TrainData, interaction_matrix
-from recsys.candidates.base import Recommender
+from recsys.candidates.base import Recommender, sparse_values
 from recsys.candidates.popular import decayed_counts
 
 
@@ -73,3 +73,12 @@ class CategoryAffinitySource(Recommender):
         scores = aff[:, self.item_cat_] * self.item_score_
         scores[:, self.item_score_ <= 0] = -np.inf
         return scores.astype(np.float32)
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The same product per pair, from the group's count in the item's category alone."""
+        c = self.item_cat_[i]
+        counts = sparse_values(self.group_cat_, g, c).astype(np.float32)
+        aff = (counts + self.prior * self.cat_share_[c]) / (self.group_total_[g] + self.prior)
+        scores = (np.power(aff, self.affinity_power) * self.item_score_[i]).astype(np.float32)
+        scores[self.item_score_[i] <= 0] = -np.inf
+        return scores

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 
 from features.interactions import TrainData
-from recsys.candidates.base import Recommender
+from recsys.candidates.base import Recommender, block_rows, exclusion_keys, top_k
 
 
 class EASESource(Recommender):
@@ -43,8 +44,58 @@ class EASESource(Recommender):
         """History × B over the supported items; groups with no history and unsupported items get -inf."""
         out = np.full((len(group_idx), self.n_items_), -np.inf, dtype=np.float32)
         hist = self.history_[group_idx]
-        part = np.asarray(hist @ self.weights_, dtype=np.float32)
-        empty = np.diff(hist.indptr) == 0
-        part[empty] = -np.inf
-        out[:, self.items_] = part
+        out[:, self.items_] = self._support_scores(group_idx)
         return out
+
+    def _support_scores(self, group_idx: np.ndarray) -> np.ndarray:
+        """History × B on the support columns only; -inf rows for groups with no history."""
+        hist = self.history_[group_idx]
+        part = np.asarray(hist @ self.weights_, dtype=np.float32)
+        part[np.diff(hist.indptr) == 0] = -np.inf
+        return part
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Σ over the group's history h of history[g, h] · B[h, i], summed in the order of the sparse product."""
+        out = np.full(len(g), -np.inf, dtype=np.float32)
+        pos = np.clip(np.searchsorted(self.items_, i), 0, max(len(self.items_) - 1, 0))
+        hist = self.history_
+        lengths = np.diff(hist.indptr)[g]
+        live = np.flatnonzero((self.items_[pos] == i) & (lengths > 0)) if len(self.items_) else np.zeros(0, dtype=np.int64)
+        if not live.size:
+            return out
+        # Longest histories first, so the pairs still summing at slot t are a prefix.
+        live = live[np.argsort(-lengths[live], kind="stable")]
+        start, lengths, col = hist.indptr[g[live]], lengths[live], pos[live]
+        active = np.searchsorted(-lengths, -np.arange(int(lengths[0])), side="left")  # pairs with more than t slots
+        # One step per history slot: slot t of every pair at once, accumulated like scipy's row loop.
+        acc = np.zeros(live.size, dtype=np.result_type(hist.dtype, self.weights_.dtype))
+        for t, n_on in enumerate(active):
+            entry = start[:n_on] + t
+            acc[:n_on] += hist.data[entry] * self.weights_[hist.indices[entry], col[:n_on]]
+        out[live] = acc
+        return out
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top `k` over the support columns only (sorted, so ties still go to the lower item)."""
+        n, support = len(group_idx), len(self.items_)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        if not support:
+            return ids, scores
+        blocked = ~mask[self.items_]
+        step = block_rows(support)
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            part = self._support_scores(group_idx[start:stop])
+            if blocked.any():
+                np.copyto(part, np.float32(-np.inf), where=blocked[None, :])
+            if exclude is not None and exclude.nnz:
+                keys = exclusion_keys(exclude[start:stop], self.n_items_)
+                rows, items = keys // self.n_items_, keys % self.n_items_
+                pos = np.minimum(np.searchsorted(self.items_, items), support - 1)
+                hit = self.items_[pos] == items
+                part[rows[hit], pos[hit]] = -np.inf
+            best, scores[start:stop] = top_k(part, k)
+            ids[start:stop] = np.where(best >= 0, self.items_[np.maximum(best, 0)], -1)
+        return ids, scores

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.interactions import TrainData, decay, interaction_matrix
-from recsys.candidates.base import Recommender
+from recsys.candidates.base import Recommender, sparse_values
 
 
 class ExposureSource(Recommender):
@@ -74,15 +74,15 @@ class ExposureSource(Recommender):
             conv_group = (orders + self.prior_pushes * cat_rate) / (pushes + self.prior_pushes)
             return mix, conv_group / np.maximum(cat_rate, 1e-12)
 
-    def pair_scores(self, group_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
         """The same score for given (group, item) pairs, without densifying a row per group."""
-        g = np.asarray(group_idx, dtype=np.int64)
-        i = np.asarray(item_idx, dtype=np.int64)
         c = self.item_cat_[i]
-        mix, relative = self._mix_and_relative(np.asarray(self.group_cat_[g, c]).ravel(), self.group_total_[g],
-                                               np.asarray(self.group_orders_[g, c]).ravel(), self.global_mix_[c],
+        mix, relative = self._mix_and_relative(sparse_values(self.group_cat_, g, c), self.group_total_[g],
+                                               sparse_values(self.group_orders_, g, c), self.global_mix_[c],
                                                self.cat_rate_[c])
-        return (mix * np.power(relative, self.group_weight) * self.item_score_[i]).astype(np.float64)
+        scores = (mix * np.power(relative, self.group_weight) * self.item_score_[i]).astype(np.float32)
+        scores[self.item_score_[i] <= 0] = -np.inf
+        return scores
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Push propensity × conversion for every item; items nobody pushed are not proposed."""

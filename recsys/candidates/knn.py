@@ -5,10 +5,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from features.interactions import TrainData
-from recsys.candidates.base import Recommender, minus_inf_where_zero
+from recsys.candidates.base import SPARSE_BLOCK_ROWS, Recommender, groups_in_blocks, minus_inf_where_zero, sparse_values
 
 
 class ItemKNNSource(Recommender):
@@ -45,3 +46,16 @@ class ItemKNNSource(Recommender):
         """Similarity-weighted sum over the group's (decayed) purchases."""
         scores = np.asarray((self.history_[group_idx] @ self.similarity_).toarray(), dtype=np.float32)
         return minus_inf_where_zero(scores)
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The pairs' cells of each distinct group's sparse score row (the same sums as `score`)."""
+        out = np.empty(len(g), dtype=np.float32)
+        for block, sel in groups_in_blocks(g, SPARSE_BLOCK_ROWS):
+            rows = self.history_[block] @ self.similarity_
+            out[sel] = sparse_values(rows, np.searchsorted(block, g[sel]), i[sel])
+        return minus_inf_where_zero(out)
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top `k` straight from the sparse product history · similarity."""
+        return self._recommend_sparse(group_idx, k, exclude, mask, lambda block: self.history_[block] @ self.similarity_)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from features.interactions import TrainData, decay, interaction_matrix
-from recsys.candidates.base import Recommender, sparse_rows_dense
+from recsys.candidates.base import Recommender, sparse_rows_dense, sparse_values
 
 
 def decayed_counts(data: TrainData, half_life_days: float | None, use_quantity: bool = False) -> np.ndarray:
@@ -35,6 +36,16 @@ class GlobalPopular(Recommender):
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """The same popularity row for every group."""
         return np.broadcast_to(self.popularity_, (len(group_idx), self.n_items_))
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The item's popularity."""
+        return self.popularity_[i]
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One top list shared by every group."""
+        shared = self._recommend_shared(group_idx, k, exclude, mask, self.popularity_[None, :], np.zeros(len(group_idx), dtype=np.int64))
+        return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)
 
 
 class SegmentPopular(Recommender):
@@ -67,6 +78,16 @@ class SegmentPopular(Recommender):
         """The row of the group's segment."""
         return self.table_[self.segment_[group_idx]]
 
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The item's cell in the group's segment row."""
+        return self.table_[self.segment_[g], i]
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One top list per segment."""
+        shared = self._recommend_shared(group_idx, k, exclude, mask, self.table_, self.segment_[group_idx])
+        return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)
+
 
 class RatingCommissionRule(Recommender):
     """Today's platform rule: sort the catalogue by good-review rate × commission in yuan."""
@@ -80,6 +101,16 @@ class RatingCommissionRule(Recommender):
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """The same rule score for every group."""
         return np.broadcast_to(self.scores_, (len(group_idx), self.n_items_))
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The item's rule score."""
+        return self.scores_[i]
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One top list shared by every group."""
+        shared = self._recommend_shared(group_idx, k, exclude, mask, self.scores_[None, :], np.zeros(len(group_idx), dtype=np.int64))
+        return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)
 
 
 class OwnTopItems(Recommender):
@@ -100,11 +131,23 @@ class OwnTopItems(Recommender):
         scores[scores == 0] = -np.inf
         return scores
 
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The pair's order count; -inf where the group never ordered the item."""
+        values = sparse_values(self.counts_, g, i).astype(np.float32)
+        values[values == 0] = -np.inf
+        return values
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top `k` straight from the group's sparse counts."""
+        return self._recommend_sparse(group_idx, k, exclude, mask, lambda block: self.counts_[block])
+
 
 class RandomSource(Recommender):
     """Uniformly random scores, reproducible for a given seed, group and item (a counter-based hash, no loop)."""
 
     name = "random"
+    _fresh_scores = True
 
     def __init__(self, seed: int = 7) -> None:
         self.seed = seed
@@ -114,8 +157,16 @@ class RandomSource(Recommender):
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """splitmix64 of (seed, group, item) mapped to [0, 1): the same cell always gets the same score."""
-        g = np.asarray(group_idx, dtype=np.uint64)[:, None]
-        i = np.arange(self.n_items_, dtype=np.uint64)[None, :]
+        return self._hash(np.asarray(group_idx)[:, None], np.arange(self.n_items_)[None, :])
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The hash of each pair."""
+        return self._hash(g, i)
+
+    def _hash(self, group_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """splitmix64 of (seed, group, item) in [0, 1), for arrays of groups and items that broadcast together."""
+        g = np.asarray(group_idx, dtype=np.uint64)
+        i = np.asarray(item_idx, dtype=np.uint64)
         with np.errstate(over="ignore"):
             x = (g * np.uint64(self.n_items_) + i) ^ (np.uint64(self.seed & 0xFFFFFFFF) * np.uint64(0x9E3779B97F4A7C15))
             x = x + np.uint64(0x9E3779B97F4A7C15)

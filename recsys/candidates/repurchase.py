@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.interactions import TrainData
-from recsys.candidates.base import Recommender, minus_inf_where_zero
+from recsys.candidates.base import Recommender, minus_inf_where_zero, sparse_values
 
 
 def purchase_cycles(g: np.ndarray, key: np.ndarray, age_days: np.ndarray) -> pd.DataFrame:
@@ -65,7 +65,28 @@ class RepurchaseSource(Recommender):
         )
         self.category_items_.eliminate_zeros()
 
+    def _sparse_scores(self, group_idx: np.ndarray) -> sp.csr_matrix:
+        """Item due score plus the down-weighted category due score, as a sparse block."""
+        return self.item_due_[group_idx] + self.category_weight * (self.category_due_[group_idx] @ self.category_items_)
+
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Item due score plus the down-weighted category due score; -inf where nothing is due."""
-        scores = self.item_due_[group_idx] + self.category_weight * (self.category_due_[group_idx] @ self.category_items_)
-        return minus_inf_where_zero(np.asarray(scores.toarray(), dtype=np.float32))
+        return minus_inf_where_zero(np.asarray(self._sparse_scores(group_idx).toarray(), dtype=np.float32))
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The same sum per pair: an item has one category, so the product has one term."""
+        by_item = self.category_items_.tocsc()
+        has_cat = np.diff(by_item.indptr) > 0
+        first = by_item.indptr[:-1][has_cat]
+        item_cat = np.zeros(self.n_items_, dtype=np.int64)
+        share = np.zeros(self.n_items_, dtype=np.float32)
+        item_cat[has_cat], share[has_cat] = by_item.indices[first], by_item.data[first]
+        # float32 throughout and in the dense path's order: item + w · (category due · share).
+        category = sparse_values(self.category_due_, g, item_cat[i]).astype(np.float32) * share[i].astype(np.float32)
+        values = sparse_values(self.item_due_, g, i).astype(np.float32) + self.category_weight * category
+        return minus_inf_where_zero(values.astype(np.float32))
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top `k` straight from the sparse due scores."""
+        return self._recommend_sparse(group_idx, k, exclude, mask, self._sparse_scores)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from features.interactions import TrainData
 from recsys.candidates.base import Recommender
@@ -35,3 +36,13 @@ class TrendingSource(Recommender):
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """The same trend score for every group."""
         return np.broadcast_to(self.z_, (len(group_idx), self.n_items_))
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The item's trend score."""
+        return self.z_[i]
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One top list shared by every group."""
+        shared = self._recommend_shared(group_idx, k, exclude, mask, self.z_[None, :], np.zeros(len(group_idx), dtype=np.int64))
+        return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)

@@ -95,41 +95,56 @@ def union_candidates(
     union_size: int = 200,
     exclude: sp.csr_matrix | None = None,
     allowed_items: np.ndarray | None = None,
+    with_indices: bool = False,
 ) -> pd.DataFrame:
     """Candidates of every (fitted) source for these groups, with per-source scores, ranks and provenance.
 
     Rows are ordered per group by the number of sources proposing the item, then its best rank; at most
-    `union_size` per group are kept. Columns: group_id, product_id, score__<s>, rank__<s> for each source, sources.
+    `union_size` per group are kept. Columns: group_id, product_id, score__<s>, rank__<s> for each source, sources
+    (then g and i, the group and item indices, with `with_indices`).
     """
     group_idx = np.asarray(group_idx, dtype=np.int64)
     names = list(sources)
-    parts = []
-    for name in names:
+    n_src = len(names)
+    g_parts, i_parts, s_parts, score_parts, rank_parts = [], [], [], [], []
+    for j, name in enumerate(names):
         ids, scores = sources[name].recommend(group_idx, per_source, exclude, allowed_items)
         rows, cols = np.nonzero(ids >= 0)
-        parts.append(pd.DataFrame({
-            "g": group_idx[rows], "i": ids[rows, cols], "source": names.index(name),
-            "score": scores[rows, cols].astype(np.float64), "rank": (cols + 1).astype(np.float64),
-        }))
-    long = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["g", "i", "source", "score", "rank"])
-    wide_score = long.pivot(index=["g", "i"], columns="source", values="score")
-    wide_rank = long.pivot(index=["g", "i"], columns="source", values="rank")
-    wide_score = wide_score.reindex(columns=range(len(names)))
-    wide_rank = wide_rank.reindex(columns=range(len(names)))
-    present = wide_rank.notna().to_numpy()
-    out = pd.DataFrame(index=wide_score.index)
+        g_parts.append(group_idx[rows])
+        i_parts.append(ids[rows, cols])
+        s_parts.append(np.full(len(rows), j, dtype=np.int64))
+        score_parts.append(scores[rows, cols].astype(np.float64))
+        rank_parts.append((cols + 1).astype(np.float64))
+    g = np.concatenate(g_parts) if g_parts else np.zeros(0, np.int64)
+    i = np.concatenate(i_parts) if i_parts else np.zeros(0, np.int64)
+    # One row per distinct (group, item); a source proposes an item at most once per group.
+    key = g * np.int64(max(data.n_items, 1)) + i
+    uniq, inverse = np.unique(key, return_inverse=True)
+    inverse = inverse.ravel()
+    wide_score = np.full((len(uniq), n_src), np.nan)
+    wide_rank = np.full((len(uniq), n_src), np.nan)
+    if len(uniq):
+        src = np.concatenate(s_parts)
+        wide_score[inverse, src] = np.concatenate(score_parts)
+        wide_rank[inverse, src] = np.concatenate(rank_parts)
+    ug, ui = np.divmod(uniq, np.int64(max(data.n_items, 1)))
+    present = ~np.isnan(wide_rank)
+    n_present = present.sum(axis=1)
+    best = np.where(present, wide_rank, np.inf).min(axis=1) if n_src else np.zeros(len(uniq))
+    order = np.lexsort((ui, best, -n_present, ug))
+    ug_sorted = ug[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ug_sorted)) + 1] if len(order) else np.zeros(0, np.int64)
+    position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    keep = order[position < union_size]
+    out: dict[str, object] = {"group_id": data.groups.id_of(ug[keep]), "product_id": data.items.id_of(ui[keep])}
     for j, name in enumerate(names):
-        out[f"score__{name}"] = wide_score[j].to_numpy()
-        out[f"rank__{name}"] = wide_rank[j].to_numpy()
+        out[f"score__{name}"] = wide_score[keep, j]
+        out[f"rank__{name}"] = wide_rank[keep, j]
     # One integer per set of proposing sources; only the few distinct sets are joined into text.
-    sets = present.astype(np.int64) @ (np.int64(1) << np.arange(len(names), dtype=np.int64)) if len(out) else np.zeros(0, np.int64)
-    uniq, inverse = np.unique(sets, return_inverse=True)
-    labels = np.array([",".join(n for j, n in enumerate(names) if (int(u) >> j) & 1) for u in uniq], dtype=object)
-    out["sources"] = labels[inverse.ravel()]
-    out["_n"] = present.sum(axis=1)
-    out["_best"] = np.nanmin(wide_rank.to_numpy(), axis=1) if len(out) else []
-    out = out.reset_index().sort_values(["g", "_n", "_best", "i"], ascending=[True, False, True, True])
-    out = out.groupby("g", sort=False).head(union_size)
-    out.insert(0, "group_id", data.groups.id_of(out["g"].to_numpy()))
-    out.insert(1, "product_id", data.items.id_of(out["i"].to_numpy()))
-    return out.drop(columns=["g", "i", "_n", "_best"]).reset_index(drop=True)
+    sets = present[keep].astype(np.int64) @ (np.int64(1) << np.arange(n_src, dtype=np.int64))
+    set_uniq, set_inverse = np.unique(sets, return_inverse=True)
+    labels = np.array([",".join(n for j, n in enumerate(names) if (int(u) >> j) & 1) for u in set_uniq], dtype=object)
+    out["sources"] = labels[set_inverse.ravel()]
+    if with_indices:
+        out["g"], out["i"] = ug[keep], ui[keep]
+    return pd.DataFrame(out)
