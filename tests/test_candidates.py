@@ -282,3 +282,17 @@ def test_content_in_svd_dimensions_keeps_cosines_of_low_rank_vectors() -> None:
     np.testing.assert_allclose(projected, exact, atol=1e-4)
     # Fewer dimensions than the rank lose information: the scores move.
     assert np.abs(ContentSource(dims=1).fit(data).score(groups) - exact).max() > 0.05
+
+
+def test_dense_scores_of_a_group_do_not_depend_on_its_block() -> None:
+    """A group's float32 scores are bit-identical alone or among many (BLAS picks kernels by product shape)."""
+    from dataclasses import replace
+
+    data = train_data()
+    vectors = np.random.default_rng(1).standard_normal((N_ITEMS, 24)).astype(np.float32)
+    data = replace(data, item_vectors=vectors)
+    groups = np.arange(N_GROUPS)
+    for source in (ALSSource(factors=8, iterations=3).fit(data), ContentSource().fit(data)):
+        together = source.score(np.tile(groups, 20))[:N_GROUPS]
+        alone = np.vstack([source.score(np.array([g])) for g in groups])
+        assert np.array_equal(together, alone), type(source).__name__

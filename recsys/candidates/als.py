@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from features.interactions import TrainData
-from recsys.candidates.base import BLOCK_CELLS, Recommender, allowed_mask
+from recsys.candidates.base import BLOCK_CELLS, Recommender, allowed_mask, fixed_shape_matmul
 from recsys.device import factor_top_k, implicit_gpu_available, resolve_device
 
 
@@ -94,7 +94,7 @@ class ALSSource(Recommender):
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Dot products of group and item factors; -inf for groups with no history at all."""
-        scores = self.group_factors_[group_idx] @ self.item_factors_.T
+        scores = fixed_shape_matmul(self.group_factors_[group_idx], self.item_factors_.T)
         scores[~self.known_[group_idx]] = -np.inf
         return scores
 

@@ -37,6 +37,34 @@ TOPK_CHUNKS_PER_ITEM = 16
 TOPK_MAX_SELECTED = 0.25
 
 
+# Dense score products run in chunks of exactly this many group rows (a multiple of every BLAS row tile).
+FIXED_ROWS = 128
+
+
+def fixed_shape_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """float32 `left @ right`, computed in chunks of exactly FIXED_ROWS rows of `left` (the last zero-padded).
+
+    BLAS chooses its kernel by the shape of the product (small products take another path), so the same group
+    scored with 8 others or with 8,000 could differ in the last bit and swap two near-tied items at a top-K cut.
+    With one shape for every call, a group's scores never depend on the block it came in.
+    """
+    left = np.asarray(left, dtype=np.float32)
+    right = np.asarray(right, dtype=np.float32)
+    out = np.empty((left.shape[0], right.shape[1]), dtype=np.float32)
+    chunk = np.zeros((FIXED_ROWS, left.shape[1]), dtype=np.float32)
+    part = np.empty((FIXED_ROWS, right.shape[1]), dtype=np.float32)
+    for lo in range(0, left.shape[0], FIXED_ROWS):
+        n = min(FIXED_ROWS, left.shape[0] - lo)
+        if n == FIXED_ROWS:
+            np.matmul(left[lo:lo + n], right, out=out[lo:lo + n])
+            continue
+        chunk[:n] = left[lo:lo + n]
+        chunk[n:] = 0.0
+        np.matmul(chunk, right, out=part)
+        out[lo:lo + n] = part[:n]
+    return out
+
+
 def block_rows(n_items: int) -> int:
     """Rows per scoring block so a block holds about BLOCK_CELLS float32 cells."""
     return int(max(1, min(8192, BLOCK_CELLS // max(n_items, 1))))

@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.interactions import TrainData
-from recsys.candidates.base import BLOCK_CELLS, Recommender, block_rows, groups_in_blocks
+from recsys.candidates.base import BLOCK_CELLS, Recommender, block_rows, fixed_shape_matmul, groups_in_blocks
 
 
 def text_vectors(item_frame: pd.DataFrame) -> sp.csr_matrix:
@@ -73,8 +73,10 @@ class ContentSource(Recommender):
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Cosine similarity of the group profile to every product; -inf for groups with no history."""
         profile, known = self._profiles(group_idx)
-        scores = self.vectors_ @ profile.T
-        scores = np.asarray(scores.T if not sp.issparse(scores) else scores.T.toarray(), dtype=np.float32)
+        if sp.issparse(self.vectors_):  # scipy's sparse product sums each cell in one fixed order
+            scores = np.asarray((self.vectors_ @ profile.T).T, dtype=np.float32)
+        else:
+            scores = fixed_shape_matmul(profile, self.vectors_.T)
         scores[~known] = -np.inf
         return scores
 
