@@ -19,8 +19,10 @@ Conventions
   shares toward the segment (seller_type × city_tier) with `cfg.share_prior_strength` pseudo-orders.
 - Times are in days (floats); NaN means "never" (no order, no push) unless a column says otherwise.
 
-`build_profiles` computes every table once and `Profiles.pair_features(pairs)` then gives the ranker
-its rows; `PAIR_FEATURES` lists the columns it returns, `PAIR_CATEGORICAL` those that are pandas
+`build_profiles` computes every table once (reading the pushes' columns once, never copying that
+table, and keeping of it only a per-pair `PushHistory`) and `Profiles.pair_features(pairs)` then
+gives the ranker its rows; `Profiles.split` cuts per-block views of the group-keyed tables.
+`PAIR_FEATURES` lists the columns pair_features returns, `PAIR_CATEGORICAL` those that are pandas
 categoricals: seller_type, city_tier, theme and shop_type with the contract's fixed categories
 (stable codes between training and serving); main_category with the catalogue's main categories,
 sorted (LightGBM maps a pandas categorical back to the categories it was trained on).
@@ -28,7 +30,7 @@ sorted (LightGBM maps a pandas categorical back to the categories it was trained
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -140,7 +142,10 @@ def _complete(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
 
 def main_category(category: pd.Series) -> pd.Series:
     """The first level of a category path: "食品/零食" -> "食品"."""
-    return category.fillna("").astype(str).str.split("/", n=1).str[0]
+    # Split each distinct path once: a catalogue of 100k products has a few hundred paths.
+    codes, paths = pd.factorize(category.fillna("").astype(str))
+    heads = pd.Series(paths).str.split("/", n=1).str[0]
+    return pd.Series(heads.to_numpy()[codes], index=category.index, dtype=heads.dtype, name=category.name)
 
 
 def segment_key(seller_type: pd.Series, city_tier: pd.Series) -> pd.Series:
@@ -293,12 +298,125 @@ def _purchases(orders: pd.DataFrame, catalog: _Catalog, as_of: pd.Timestamp) -> 
     )
 
 
-def _pushes_before(pushes: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
-    p = _complete(pushes, PUSHES)
-    times = _times(p[PUSHED_AT])
+@dataclass(frozen=True)
+class _PushColumns:
+    """Pushes before as_of as aligned arrays read from the table's columns (never a filtered copy of the table).
+
+    Only the parts asked for are read (None otherwise): row lookups of 76M string ids cost seconds each.
+    """
+
+    group: np.ndarray | None  # int32 row among the group ids it was read against, -1 when unknown
+    product: np.ndarray | None  # int32 catalogue row, -1 when unknown
+    age: np.ndarray  # float64 days before as_of
+    price: np.ndarray | None  # float64 price_at_push, NaN when absent
+
+
+def _push_columns(pushes: pd.DataFrame, as_of: pd.Timestamp, group_index: pd.Index | None = None,
+                  product_index: pd.Index | None = None, price: bool = False) -> _PushColumns:
+    """The pushes strictly before as_of: rows among `group_index` / `product_index` and age, plus price when asked."""
+    for name in (GROUP_ID, PRODUCT_ID, PUSHED_AT):
+        if name not in pushes.columns:
+            raise KeyError(f"table {PUSHES.name!r} lacks required column {name!r}")
+    times = _times(pushes[PUSHED_AT])
     keep = (times < as_of).to_numpy()
-    columns = [GROUP_ID, PRODUCT_ID, PUSHED_AT, "price_at_push"]
-    return p.loc[keep, columns].reset_index(drop=True), times.loc[keep].reset_index(drop=True)
+    every = bool(keep.all())
+
+    def kept(values: np.ndarray) -> np.ndarray:
+        return values if every else values[keep]
+
+    def rows(index: pd.Index | None, column: str) -> np.ndarray | None:
+        return None if index is None else kept(_positions(index, pushes[column]).astype(np.int32))
+
+    prices = None
+    if price:
+        raw = pushes["price_at_push"] if "price_at_push" in pushes.columns else pd.Series(np.nan, index=pushes.index)
+        prices = kept(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float))
+    return _PushColumns(group=rows(group_index, GROUP_ID), product=rows(product_index, PRODUCT_ID),
+                        age=kept(((as_of - times) / DAY).to_numpy(dtype=float)), price=prices)
+
+
+@dataclass(frozen=True, eq=False)
+class PushHistory:
+    """Push history of every pushed (group, product) pair as of a cut-off: how often and how long ago.
+
+    Keys are `group_row * n_products + product_row` (int64, sorted, unique), rows of the profile's
+    `groups.index` and `products.index`; `times` counts the pair's pushes before as_of and
+    `last_age` is the age in days of the latest one (float64: the very values of the raw pushes).
+    A view for some groups (`Profiles.for_groups`) keeps only those groups' keys.
+    """
+
+    key: np.ndarray
+    times: np.ndarray
+    last_age: np.ndarray
+    n_groups: int
+    n_products: int
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays."""
+        return int(self.key.nbytes + self.times.nbytes + self.last_age.nbytes)
+
+    def take(self, idx: np.ndarray) -> PushHistory:
+        """The entries at `idx` (ascending positions keep the keys sorted)."""
+        return PushHistory(self.key[idx], self.times[idx], self.last_age[idx], self.n_groups, self.n_products)
+
+    def lookup(self, gi: np.ndarray, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(times pushed, days since the last push) of each (group row, product row); 0 and NaN when never pushed."""
+        if not len(self.key):
+            return np.zeros(len(gi)), np.full(len(gi), np.nan)
+        key = np.where((gi >= 0) & (pi >= 0), gi.astype(np.int64) * max(self.n_products, 1) + pi, -1)
+        pos = np.minimum(np.searchsorted(self.key, key), len(self.key) - 1)
+        found = (key >= 0) & (self.key[pos] == key)
+        return np.where(found, self.times[pos], 0).astype(float), np.where(found, self.last_age[pos], np.nan)
+
+    @classmethod
+    def empty(cls, n_groups: int, n_products: int) -> PushHistory:
+        """A history without pushes."""
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros(0), n_groups, n_products)
+
+
+def _aggregate_pushes(key: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted distinct keys with their push count and smallest age."""
+    order = np.argsort(key)
+    key, age = key[order], age[order]
+    del order
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
+    times = np.diff(np.r_[starts, len(key)]).astype(np.int32)
+    last = np.minimum.reduceat(age, starts) if len(starts) else np.zeros(0)
+    return key[starts], times, last
+
+
+def _push_history(push: _PushColumns, n_groups: int, n_products: int, chunk: int = 1 << 24) -> PushHistory:
+    """Aggregate pushes (group and product rows known) into a `PushHistory`.
+
+    Sorted by group row ranges of about `chunk` pushes each, so the sort's scratch memory stays a few
+    hundred MB at 76M pushes instead of several GB.
+    """
+    assert push.group is not None and push.product is not None
+    valid = (push.group >= 0) & (push.product >= 0)
+    n_valid = int(valid.sum())
+    if not n_valid:
+        return PushHistory.empty(n_groups, n_products)
+    n = max(n_products, 1)
+    n_chunks = max(1, -(-n_valid // chunk))
+    bounds = np.linspace(0, n_groups, n_chunks + 1).round().astype(np.int64)
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        sel = np.flatnonzero(valid & (push.group >= lo) & (push.group < hi)) if n_chunks > 1 else np.flatnonzero(valid)
+        parts.append(_aggregate_pushes(push.group[sel].astype(np.int64) * n + push.product[sel], push.age[sel]))
+        del sel
+    # Parts are moved into the result one by one and freed (np.concatenate would hold both at once):
+    # untouched pages of np.empty cost no memory.
+    total = sum(len(part[0]) for part in parts)
+    out = [np.empty(total, dtype=column.dtype) for column in parts[0]]
+    at = 0
+    while parts:
+        part = parts.pop(0)
+        for target, column in zip(out, part):
+            target[at:at + len(column)] = column
+        at += len(part[0])
+        del part
+    return PushHistory(out[0], out[1], out[2], n_groups, n_products)
 
 
 # --------------------------------------------------------------------------- group tables
@@ -320,12 +438,23 @@ def group_profile(
     conv_rate (orders per push, smoothed), log_price_median, log_price_iqr (unit prices paid),
     top_brand, top_brand_share, brand_hhi (over branded purchases), is_cold, then cat_share__<category>.
     """
-    cfg = cfg or FeatureConfig()
     as_of = to_as_of(as_of)
+    push = _push_columns(pushes, as_of, group_index=_group_index(groups))
+    return _group_profile(orders, push, groups, sellers, products, as_of, cfg or FeatureConfig())
+
+
+def _group_index(groups: pd.DataFrame) -> pd.Index:
+    """Group ids in table order: the rows of the group profile."""
+    return pd.Index(groups[GROUP_ID].astype(str), name=GROUP_ID)
+
+
+def _group_profile(orders: pd.DataFrame, push: _PushColumns, groups: pd.DataFrame, sellers: pd.DataFrame,
+                   products: pd.DataFrame, as_of: pd.Timestamp, cfg: FeatureConfig) -> pd.DataFrame:
+    """`group_profile` from pushes already read into columns (group rows against `_group_index(groups)`)."""
     catalog = _catalog(_complete(products, PRODUCTS))
     g = _complete(groups, GROUPS)
     s = _complete(sellers, SELLERS)
-    index = pd.Index(g[GROUP_ID].astype(str), name=GROUP_ID)
+    index = _group_index(g)
     n = len(index)
 
     out = pd.DataFrame(index=index)
@@ -350,15 +479,14 @@ def group_profile(
     out["orders_30d"] = np.bincount(gi[age < 30], minlength=n)
     out["days_since_last_order"] = _last_age(gi, age, n)
 
-    pu, pu_times = _pushes_before(pushes, as_of)
-    pgi = _positions(index, pu[GROUP_ID])
-    pmine = pgi >= 0
-    pgi = pgi[pmine]
-    page = ((as_of - pu_times) / DAY).to_numpy(dtype=float)[pmine]
-    n_pushes = np.bincount(pgi, minlength=n)
+    assert push.group is not None
+    # Counted at row + 1, slot 0 (unknown groups) then dropped: no filtered copies of the pushes' arrays.
+    slot = push.group + 1
+    n_pushes = np.bincount(slot, minlength=n + 1)[1:]
     out["n_pushes"] = n_pushes
-    out["pushes_30d"] = np.bincount(pgi[page < 30], minlength=n)
-    out["days_since_last_push"] = _last_age(pgi, page, n)
+    out["pushes_30d"] = np.bincount(slot[push.age < 30], minlength=n + 1)[1:]
+    out["days_since_last_push"] = _last_age(slot, push.age, n + 1)[1:]
+    del slot
     out["conv_rate"] = _smoothed_rate(n_orders.astype(float), n_pushes.astype(float), cfg.conversion_prior_strength)
 
     # Price band on the log scale: what this group usually pays per unit.
@@ -489,18 +617,26 @@ def group_category_cycle(
 # --------------------------------------------------------------------------- product table
 
 
+@dataclass(frozen=True)
+class _PriceObservations:
+    """Observed prices as aligned arrays; a row of -1 is no observation (unknown product, no positive price)."""
+
+    row: np.ndarray  # product row
+    age: np.ndarray  # days before as_of
+    log_price: np.ndarray  # NaN where row is -1
+
+
 def _price_observations(
-    products_index: pd.Index, orders: pd.DataFrame, pushes: pd.DataFrame, as_of: pd.Timestamp
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Observed prices before as_of: from pushes (price_at_push) and from orders (paid / quantity), as
-    frames of product row, age in days, log price."""
-    pu, pu_times = _pushes_before(pushes, as_of)
-    price = pd.to_numeric(pu["price_at_push"], errors="coerce").to_numpy(dtype=float)
-    prow = _positions(products_index, pu[PRODUCT_ID])
-    ok = (prow >= 0) & (price > 0)
-    from_pushes = pd.DataFrame({
-        "row": prow[ok], "age": ((as_of - pu_times) / DAY).to_numpy(dtype=float)[ok], "log_price": np.log(price[ok]),
-    })
+    products_index: pd.Index, orders: pd.DataFrame, push: _PushColumns, as_of: pd.Timestamp
+) -> tuple[_PriceObservations, _PriceObservations]:
+    """Observed prices before as_of: from pushes (price_at_push) and from orders (paid / quantity).
+
+    Masked rather than filtered: the pushes' arrays are used as they are, not copied.
+    """
+    assert push.product is not None and push.price is not None
+    ok = (push.product >= 0) & (push.price > 0)
+    from_pushes = _PriceObservations(np.where(ok, push.product, -1), push.age,
+                                     np.log(push.price, where=ok, out=np.full(len(ok), np.nan)))
     o = _complete(orders, ORDERS)
     times = _times(o[ORDERED_AT])
     qty = o["quantity"].to_numpy(dtype=float)
@@ -508,17 +644,24 @@ def _price_observations(
     orow = _positions(products_index, o[PRODUCT_ID])
     # A refunded order still showed the price it was sold at.
     ok = (orow >= 0) & (unit > 0) & (times < as_of).to_numpy()
-    from_orders = pd.DataFrame({
-        "row": orow[ok], "age": ((as_of - times) / DAY).to_numpy(dtype=float)[ok], "log_price": np.log(unit[ok]),
-    })
+    from_orders = _PriceObservations(np.where(ok, orow, -1), ((as_of - times) / DAY).to_numpy(dtype=float),
+                                     np.log(unit, where=ok, out=np.full(len(ok), np.nan)))
     return from_pushes, from_orders
 
 
-def _price_stats(obs: pd.DataFrame, n: int, window_days: float) -> tuple[np.ndarray, np.ndarray]:
+def _price_stats(obs: _PriceObservations, n: int, window_days: float) -> tuple[np.ndarray, np.ndarray]:
     """Per product row: max relative change (max/min − 1) within the window, std of log price over all history."""
-    recent = obs[obs["age"] < window_days].groupby("row")["log_price"].agg(["min", "max"]).reindex(range(n))
-    change = np.exp((recent["max"] - recent["min"]).to_numpy(dtype=float)) - 1.0
-    spread = obs.groupby("row")["log_price"].std(ddof=0).reindex(range(n)).to_numpy(dtype=float)
+    recent = np.flatnonzero((obs.row >= 0) & (obs.age < window_days))
+    rows, values = obs.row[recent], obs.log_price[recent]
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(low, rows, values)
+    np.maximum.at(high, rows, values)
+    with np.errstate(invalid="ignore"):
+        change = np.where(np.bincount(rows, minlength=n) > 0, np.exp(high - low) - 1.0, np.nan)
+    # pandas' grouped std (the same one-pass algorithm over each product's prices in order) on categorical
+    # codes: every product row is a group without hashing millions of keys; code -1 belongs to none.
+    codes = pd.Categorical.from_codes(obs.row, categories=pd.RangeIndex(n))
+    spread = pd.Series(obs.log_price).groupby(codes, observed=False).std(ddof=0).to_numpy(dtype=float)
     return change, spread
 
 
@@ -542,8 +685,14 @@ def product_profile(
     same source rule, all history), first_seen_days (days since its first push or order), age_days
     (days since launched_at, or since first seen when launched_at is absent).
     """
-    cfg = cfg or FeatureConfig()
     as_of = to_as_of(as_of)
+    push = _push_columns(pushes, as_of, product_index=_catalog(_complete(products, PRODUCTS)).index, price=True)
+    return _product_profile(products, orders, push, as_of, cfg or FeatureConfig(), price_window_days)
+
+
+def _product_profile(products: pd.DataFrame, orders: pd.DataFrame, push: _PushColumns, as_of: pd.Timestamp,
+                     cfg: FeatureConfig, price_window_days: float) -> pd.DataFrame:
+    """`product_profile` from pushes already read into columns (product rows against the catalogue, prices)."""
     p = _complete(products, PRODUCTS)
     catalog = _catalog(p)
     index = catalog.index
@@ -584,17 +733,15 @@ def product_profile(
     out["units_30d"] = np.bincount(row[age < 30], weights=qty[age < 30], minlength=n)
     out["days_since_last_order"] = _last_age(row, age, n)
 
-    pu, pu_times = _pushes_before(pushes, as_of)
-    prow = _positions(index, pu[PRODUCT_ID])
-    page = ((as_of - pu_times) / DAY).to_numpy(dtype=float)
-    pknown = prow >= 0
-    prow, page = prow[pknown], page[pknown]
-    n_pushes = np.bincount(prow, minlength=n)
+    assert push.product is not None
+    # Counted at row + 1, slot 0 (unknown products) then dropped: no filtered copies of the pushes' arrays.
+    slot = push.product + 1
+    n_pushes = np.bincount(slot, minlength=n + 1)[1:]
     out["n_pushes"] = n_pushes
-    out["pushes_30d"] = np.bincount(prow[page < 30], minlength=n)
+    out["pushes_30d"] = np.bincount(slot[push.age < 30], minlength=n + 1)[1:]
     out["conv_rate"] = _smoothed_rate(n_orders.astype(float), n_pushes.astype(float), cfg.conversion_prior_strength)
 
-    from_pushes, from_orders = _price_observations(index, orders, pushes, as_of)
+    from_pushes, from_orders = _price_observations(index, orders, push, as_of)
     push_change, push_spread = _price_stats(from_pushes, n, price_window_days)
     order_change, order_spread = _price_stats(from_orders, n, price_window_days)
     out["price_change_7d"] = np.where(np.isnan(push_change), order_change, push_change)
@@ -605,10 +752,10 @@ def product_profile(
     o_times = _times(o[ORDERED_AT])
     o_row = _positions(index, o[PRODUCT_ID])
     o_ok = (o_row >= 0) & (o_times < as_of).to_numpy()
-    first_age = np.full(n, -np.inf)
-    np.maximum.at(first_age, o_row[o_ok], ((as_of - o_times) / DAY).to_numpy(dtype=float)[o_ok])
-    np.maximum.at(first_age, prow, page)
-    first_seen = np.where(np.isinf(first_age), np.nan, first_age)
+    first_age = np.full(n + 1, -np.inf)
+    np.maximum.at(first_age, o_row[o_ok] + 1, ((as_of - o_times) / DAY).to_numpy(dtype=float)[o_ok])
+    np.maximum.at(first_age, slot, push.age)
+    first_seen = np.where(np.isinf(first_age[1:]), np.nan, first_age[1:])
     out["first_seen_days"] = first_seen
     launched = _times(p["launched_at"])
     launch_age = ((as_of - launched) / DAY).to_numpy(dtype=float)
@@ -739,12 +886,39 @@ def _pair_lookup(left_keys: np.ndarray, right_keys: np.ndarray) -> np.ndarray:
     return pd.Index(left_keys).get_indexer(right_keys)
 
 
+def _rows_among(index: pd.Index, values: object) -> np.ndarray:
+    """Row of each value among the ids of `index`, -1 where absent, as `_positions` gives.
+
+    The values' distinct ids are hashed and the index's ids probed into them: a block's pairs name a
+    few thousand groups, and hashing a million group ids per call is what would cost.
+    """
+    codes, distinct = _factorize(values)
+    hit = _positions(pd.Series(distinct, dtype=object), index)
+    found = np.flatnonzero(hit >= 0)[::-1]  # reversed: the first of duplicate ids is written last and wins
+    row = np.full(len(distinct), -1, dtype=np.int64)
+    row[hit[found]] = found
+    return np.where(codes >= 0, row[np.maximum(codes, 0)], -1) if len(row) else np.full(len(codes), -1)
+
+
+def _pair_history(pushes: pd.DataFrame, as_of: pd.Timestamp, group_index: pd.Index, product_index: pd.Index,
+                  gi: np.ndarray, pi: np.ndarray) -> PushHistory:
+    """The push history of the pairs (gi, pi) from the raw pushes table."""
+    push = _push_columns(pushes, as_of, group_index=group_index, product_index=product_index)
+    n = max(len(product_index), 1)
+    assert push.group is not None and push.product is not None
+    pair_key = np.unique(np.where((gi >= 0) & (pi >= 0), gi.astype(np.int64) * n + pi, -1))
+    push_key = np.where((push.group >= 0) & (push.product >= 0), push.group.astype(np.int64) * n + push.product, -2)
+    relevant = np.isin(push_key, pair_key)
+    key, times, last = _aggregate_pushes(push_key[relevant], push.age[relevant])
+    return PushHistory(key, times, last, len(group_index), len(product_index))
+
+
 def pair_features(
     pairs: pd.DataFrame,
     group_prof: pd.DataFrame,
     product_prof: pd.DataFrame,
     cycles: pd.DataFrame,
-    pushes: pd.DataFrame,
+    pushes: pd.DataFrame | PushHistory,
     as_of: object,
     *,
     brands: pd.DataFrame | None = None,
@@ -754,25 +928,35 @@ def pair_features(
 ) -> pd.DataFrame:
     """Features of each (group_id, product_id) row of `pairs` for the conversion ranker: group_id, product_id, PAIR_FEATURES.
 
-    Rows keep the order of `pairs`. `brands` is `group_brand_shares(...)` (brand columns are NaN
+    Rows keep the order of `pairs`. `pushes` is the raw pushes table or the profiles' `PushHistory`
+    (same values, no pass over the pushes). `brands` is `group_brand_shares(...)` (brand columns are NaN
     without it); segment and overall shares are pooled from `group_prof` when not given. A group or
     product missing from its profile gets NaN features (LightGBM treats them as missing).
     """
     cfg = cfg or FeatureConfig()
     as_of = to_as_of(as_of)
     m = len(pairs)
-    gi = _positions(group_prof.index, pairs[GROUP_ID])
+    group_rows = _rows_among(group_prof.index, pairs[GROUP_ID])
     pi = _positions(product_prof.index, pairs[PRODUCT_ID])
-    n_groups, n_products = len(group_prof), len(product_prof)
+    n_products = len(product_prof)
+    # Group columns are read for the pairs' own groups only when they are few (a block's 2,000 of a
+    # million): `gp` holds those rows and `gi` indexes it; `group_rows` indexes the whole profile.
+    used = np.unique(group_rows[group_rows >= 0])
+    if len(used) < len(group_prof) // 2:
+        gp = group_prof.take(used)
+        gi = np.where(group_rows >= 0, np.searchsorted(used, group_rows), -1)
+    else:
+        gp, gi, used = group_prof, group_rows, np.arange(len(group_prof))
+    n_groups = len(gp)
     # `.array` keeps the ids' dtype: no re-inference of millions of strings.
     out: dict[str, object] = {GROUP_ID: pairs[GROUP_ID].array, PRODUCT_ID: pairs[PRODUCT_ID].array}
 
     # Category affinity: the group's share of the product's main category, shrunk to its segment's.
-    share_cols = [c for c in group_prof.columns if c.startswith(CAT_SHARE_PREFIX)]
+    share_cols = [c for c in gp.columns if c.startswith(CAT_SHARE_PREFIX)]
     categories = [c[len(CAT_SHARE_PREFIX):] for c in share_cols]
     prod_cat = _positions(pd.Series(categories, dtype=object), product_prof["main_category"])
     ci = np.where(pi >= 0, prod_cat[np.maximum(pi, 0)] if n_products else -1, -1)
-    shares = group_prof[share_cols].to_numpy(dtype=float)
+    shares = gp[share_cols].to_numpy(dtype=float)
     both = (gi >= 0) & (ci >= 0)
     own = np.where(gi >= 0, 0.0, np.nan)
     own[both] = shares[gi[both], ci[both]]
@@ -786,7 +970,7 @@ def pair_features(
     seg_matrix = _shrink(seg_matrix, segment_shares["n_orders"].to_numpy(dtype=float)[:, None],
                          overall_shares.reindex(share_cols).fillna(0.0).to_numpy(dtype=float)[None, :],
                          cfg.share_prior_strength)
-    seg_row = _positions(segment_shares.index, group_prof["segment"])
+    seg_row = _positions(segment_shares.index, gp["segment"])
     si = np.where(gi >= 0, seg_row[np.maximum(gi, 0)] if n_groups else -1, -1)
     seg = np.full(m, np.nan)
     ok = (si >= 0) & (ci >= 0)
@@ -795,7 +979,7 @@ def pair_features(
     overall = overall_shares.reindex(share_cols).fillna(0.0).to_numpy(dtype=float)
     fallback = np.isnan(seg) & (ci >= 0)
     seg[fallback] = overall[ci[fallback]]
-    g_orders = _take(group_prof["n_orders"].to_numpy(dtype=float), gi)
+    g_orders = _take(gp["n_orders"].to_numpy(dtype=float), gi)
     out["cat_share"] = own
     out["segment_cat_share"] = seg
     affinity = _shrink(own, np.nan_to_num(g_orders), np.nan_to_num(seg), cfg.share_prior_strength)
@@ -805,8 +989,8 @@ def pair_features(
     # purchases has an unreliable spread (0 after one order), so its variance is shrunk toward the
     # typical within-group variance, weighted by orders like the shares.
     log_price = _take(product_prof["log_price"].to_numpy(dtype=float), pi)
-    median = _take(group_prof["log_price_median"].to_numpy(dtype=float), gi)
-    out["price_z"] = (log_price - median) / _take(_group_price_scale(group_prof, cfg), gi)
+    median = _take(gp["log_price_median"].to_numpy(dtype=float), gi)
+    out["price_z"] = (log_price - median) / _take(_group_price_scale(group_prof, cfg)[used], gi)
 
     # Brand loyalty: share of the group's branded purchases that went to this product's brand.
     product_brand = product_prof["brand"].fillna("").astype(str)
@@ -817,7 +1001,7 @@ def pair_features(
         codes, vocab = _factorize(pd.concat([brands["brand"].astype(str), product_brand], ignore_index=True))
         nb = max(len(vocab), 1)
         table_codes, product_codes = codes[: len(brands)], codes[len(brands):]
-        bg = _positions(group_prof.index, brands[GROUP_ID])
+        bg = _positions(gp.index, brands[GROUP_ID])
         known = bg >= 0
         table_keys = bg[known] * nb + table_codes[known]
         pair_codes = np.where(pi >= 0, product_codes[np.maximum(pi, 0)] if n_products else -1, -1)
@@ -830,7 +1014,7 @@ def pair_features(
     out["brand_bought"] = np.where(np.isnan(brand_share), np.nan, (brand_share > 0).astype(float))
 
     # Repurchase timing of the product's category in this group.
-    cg = _positions(group_prof.index, cycles[GROUP_ID])
+    cg = _positions(gp.index, cycles[GROUP_ID])
     cc = _positions(pd.Series(categories, dtype=object), cycles["category"])
     nc = max(len(categories), 1)
     valid = (cg >= 0) & (cc >= 0)
@@ -842,33 +1026,31 @@ def pair_features(
     out["due_ratio"] = due
     out["repurchase_due"] = (np.nan_to_num(due) >= cfg.repurchase_due_ratio).astype(float)
 
-    # Push history of this product to this group.
-    pu, pu_times = _pushes_before(pushes, as_of)
-    pg = _positions(group_prof.index, pu[GROUP_ID])
-    pp = _positions(product_prof.index, pu[PRODUCT_ID])
-    np_ = max(n_products, 1)
-    pair_key = np.where((gi >= 0) & (pi >= 0), gi.astype(np.int64) * np_ + pi, -1)
-    push_key = np.where((pg >= 0) & (pp >= 0), pg.astype(np.int64) * np_ + pp, -2)
-    relevant = pd.Series(push_key).isin(pd.unique(pair_key)).to_numpy()
-    stats = pd.DataFrame({"key": push_key[relevant], "age": ((as_of - pu_times) / DAY).to_numpy(dtype=float)[relevant]})
-    stats = stats.groupby("key").agg(times=("age", "size"), last=("age", "min"))
-    row = np.where(pair_key >= 0, stats.index.get_indexer(pair_key), -1)
-    out["days_since_push"] = _take(stats["last"].to_numpy(dtype=float), row)
-    out["times_pushed"] = np.where(gi >= 0, _take(stats["times"].to_numpy(dtype=float), row, fill=0.0), np.nan)
+    # Push history of this product to this group: pre-aggregated, or aggregated here from raw pushes
+    # (only those of the asked pairs).
+    if isinstance(pushes, PushHistory):
+        if (pushes.n_groups, pushes.n_products) != (len(group_prof), n_products):
+            raise ValueError("push history was built for other group or product profiles")
+        history = pushes
+    else:
+        history = _pair_history(pushes, as_of, group_prof.index, product_prof.index, group_rows, pi)
+    times, last = history.lookup(group_rows, pi)
+    out["days_since_push"] = last
+    out["times_pushed"] = np.where(gi >= 0, times, np.nan)
 
     # Group facts.
-    out["member_count"] = _take(group_prof["member_count"].to_numpy(dtype=float), gi)
-    out["seller_type"] = _categorical(group_prof["seller_type"].astype(object), SELLER_TYPES, rows=gi)
-    out["city_tier"] = _categorical(group_prof["city_tier"], [float(t) for t in CITY_TIERS], rows=gi)
-    out["theme"] = _categorical(group_prof["theme"], GROUP_THEMES, rows=gi)
+    out["member_count"] = _take(gp["member_count"].to_numpy(dtype=float), gi)
+    out["seller_type"] = _categorical(gp["seller_type"].astype(object), SELLER_TYPES, rows=gi)
+    out["city_tier"] = _categorical(gp["city_tier"], [float(t) for t in CITY_TIERS], rows=gi)
+    out["theme"] = _categorical(gp["theme"], GROUP_THEMES, rows=gi)
     out["group_n_orders"] = g_orders
-    out["group_orders_30d"] = _take(group_prof["orders_30d"].to_numpy(dtype=float), gi)
-    out["group_conv_rate"] = _take(group_prof["conv_rate"].to_numpy(dtype=float), gi)
-    out["group_days_since_order"] = _take(group_prof["days_since_last_order"].to_numpy(dtype=float), gi)
-    out["group_is_cold"] = _take(group_prof["is_cold"].to_numpy(dtype=float), gi)
+    out["group_orders_30d"] = _take(gp["orders_30d"].to_numpy(dtype=float), gi)
+    out["group_conv_rate"] = _take(gp["conv_rate"].to_numpy(dtype=float), gi)
+    out["group_days_since_order"] = _take(gp["days_since_last_order"].to_numpy(dtype=float), gi)
+    out["group_is_cold"] = _take(gp["is_cold"].to_numpy(dtype=float), gi)
 
     # Product facts.
-    all_categories = sorted(set(categories) | set(product_prof["main_category"].astype(str)))
+    all_categories = sorted(set(categories) | set(product_prof["main_category"].astype(str).unique()))
     out["main_category"] = _categorical(product_prof["main_category"], all_categories, rows=pi)
     out["shop_type"] = _categorical(product_prof["shop_type"], SHOP_TYPES, rows=pi)
     out["log_price"] = log_price
@@ -887,7 +1069,14 @@ def pair_features(
 
 @dataclass
 class Profiles:
-    """Every feature table as of one cut-off; `pair_features(pairs)` builds ranker rows from them."""
+    """Every feature table as of one cut-off; `pair_features(pairs)` builds ranker rows from them.
+
+    Group-keyed tables: `push_history`, `brands`, `cycles`. A view made by `for_groups` / `split` holds
+    only some groups' rows of those (the other tables are the same objects, not copies) and gives the
+    whole's pair features for pairs of its groups. Groups are named either by id (strings) or by
+    profile row: the position in `groups.index`, the order of the groups table (the TrainData group
+    index too when both come from the same groups table).
+    """
 
     as_of: pd.Timestamp
     groups: pd.DataFrame
@@ -895,16 +1084,83 @@ class Profiles:
     cycles: pd.DataFrame
     brands: pd.DataFrame
     segments: SegmentAggregates
-    pushes: pd.DataFrame
+    push_history: PushHistory
     cfg: FeatureConfig = field(default_factory=FeatureConfig)
 
     def pair_features(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """group_id, product_id and PAIR_FEATURES for each row of `pairs`."""
         return pair_features(
-            pairs, self.groups, self.products, self.cycles, self.pushes, self.as_of,
+            pairs, self.groups, self.products, self.cycles, self.push_history, self.as_of,
             brands=self.brands, segment_shares=self.segments.segment_shares,
             overall_shares=self.segments.overall_shares, cfg=self.cfg,
         )
+
+    def group_rows(self, groups: np.ndarray | pd.Series | list[object]) -> np.ndarray:
+        """Sorted distinct profile rows of groups given as profile rows (integers) or ids (unknown ids dropped)."""
+        values = np.asarray(groups)
+        if not len(values):
+            return np.zeros(0, dtype=np.int64)
+        if values.dtype.kind in "iu":
+            rows = values.astype(np.int64)
+            if rows.min() < 0 or rows.max() >= len(self.groups):
+                raise IndexError(f"group rows must lie in 0..{len(self.groups) - 1}")
+        else:
+            rows = _positions(self.groups.index, pd.Series(values, dtype="str"))
+            rows = rows[rows >= 0]
+        return np.unique(rows)
+
+    def for_groups(self, groups: np.ndarray | pd.Series | list[object]) -> Profiles:
+        """The view of these groups (profile rows or group ids): their push history, brands and cycles only."""
+        return self.split([groups])[0]
+
+    def split(self, blocks: list[np.ndarray]) -> list[Profiles]:
+        """One view per block of groups (profile rows or group ids each), in one pass over each group-keyed table."""
+        given = [np.asarray(b) for b in blocks]
+        named = [k for k, b in enumerate(given) if len(b) and b.dtype.kind not in "iu"]
+        skip = set(named)
+        rows = {k: self.group_rows(b) for k, b in enumerate(given) if k not in skip}
+        if named:  # ids of all blocks in one lookup: each lookup hashes every group id of the profile
+            found = _positions(self.groups.index, pd.Series(np.concatenate([given[k] for k in named]), dtype="str"))
+            for k, part in zip(named, np.split(found, np.cumsum([len(given[k]) for k in named])[:-1])):
+                rows[k] = np.unique(part[part >= 0])
+        n = len(self.groups)
+        history = self.push_history
+        # Keys are sorted by group row: each group's entries are one run, found by binary search.
+        starts = np.searchsorted(history.key, np.arange(n + 1, dtype=np.int64) * max(history.n_products, 1))
+        brands, cycles = _GroupRuns(self.brands, self.groups.index), _GroupRuns(self.cycles, self.groups.index)
+        return [replace(self, push_history=history.take(_runs(starts, rows[k])), brands=brands.rows(rows[k]),
+                        cycles=cycles.rows(rows[k])) for k in range(len(given))]
+
+    def without_group_tables(self) -> Profiles:
+        """The profiles with empty group-keyed tables: what every block shares (each carries its own view)."""
+        return replace(self, push_history=self.push_history.take(np.zeros(0, dtype=np.int64)),
+                       brands=self.brands.iloc[:0], cycles=self.cycles.iloc[:0])
+
+
+def _runs(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions starts[r] .. starts[r + 1] − 1 of every row r in `rows`, concatenated (ascending for sorted rows)."""
+    lo, hi = starts[rows], starts[rows + 1]
+    size = hi - lo
+    total = int(size.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    # arange(total) shifted run by run: position i of run k is lo[k] + (i − run k's offset in the output).
+    offset = np.cumsum(size) - size
+    return np.arange(total, dtype=np.int64) + np.repeat(lo - offset, size)
+
+
+class _GroupRuns:
+    """A long table's rows grouped by profile row of their group_id, to cut views from it."""
+
+    def __init__(self, frame: pd.DataFrame, group_index: pd.Index) -> None:
+        self.frame = frame
+        g = _positions(group_index, frame[GROUP_ID]) if len(frame) else np.zeros(0, dtype=np.int64)
+        self.order = np.argsort(g, kind="stable")
+        self.starts = np.searchsorted(g[self.order], np.arange(len(group_index) + 1))
+
+    def rows(self, rows: np.ndarray) -> pd.DataFrame:
+        """The table's rows of these groups (sorted distinct profile rows), in table order."""
+        return self.frame.iloc[np.sort(self.order[_runs(self.starts, rows)])]
 
 
 def build_profiles(
@@ -917,18 +1173,26 @@ def build_profiles(
     cfg: FeatureConfig | None = None,
     price_window_days: float = 7.0,
 ) -> Profiles:
-    """Group, product, cycle, brand and segment tables as of `as_of` (events strictly before it)."""
+    """Group, product, cycle, brand and segment tables and the push history as of `as_of` (events strictly before it).
+
+    The pushes are read once, column by column, for every table that needs them.
+    """
     cfg = cfg or FeatureConfig()
     as_of = to_as_of(as_of)
-    group_prof = group_profile(orders, pushes, groups, sellers, products, as_of, cfg)
-    pu, _ = _pushes_before(pushes, as_of)
+    group_index = _group_index(groups)
+    product_index = _catalog(_complete(products, PRODUCTS)).index
+    push = _push_columns(pushes, as_of, group_index=group_index, product_index=product_index, price=True)
+    group_prof = _group_profile(orders, push, groups, sellers, products, as_of, cfg)
+    product_prof = _product_profile(products, orders, push, as_of, cfg, price_window_days)
+    history = _push_history(push, len(group_index), len(product_index))
+    del push
     return Profiles(
         as_of=as_of,
         groups=group_prof,
-        products=product_profile(products, orders, pushes, as_of, cfg, price_window_days),
+        products=product_prof,
         cycles=group_category_cycle(orders, products, as_of, cfg),
         brands=group_brand_shares(orders, products, as_of),
         segments=segment_aggregates(group_prof, orders, products, as_of),
-        pushes=pu,
+        push_history=history,
         cfg=cfg,
     )

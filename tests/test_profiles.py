@@ -12,6 +12,9 @@ from features.profiles import (
     CAT_SHARE_PREFIX,
     PAIR_CATEGORICAL,
     PAIR_FEATURES,
+    PushHistory,
+    _push_columns,
+    _push_history,
     build_profiles,
     group_brand_shares,
     group_category_cycle,
@@ -276,6 +279,104 @@ def test_standalone_pair_features_match_bundle():
     pairs = pd.DataFrame({"group_id": ["g1", "g2"], "product_id": ["diaper", "snack"]})
     direct = pair_features(pairs, prof.groups, prof.products, prof.cycles, t["pushes"], AS_OF, brands=prof.brands)
     pd.testing.assert_frame_equal(direct, prof.pair_features(pairs))
+
+
+def test_push_history_hand_computed():
+    prof = build(tables())
+    h = prof.push_history
+    groups, products = list(prof.groups.index), list(prof.products.index)
+    n = len(products)
+    assert (h.n_groups, h.n_products) == (3, 4)
+    entries = {(groups[k // n], products[k % n]): (int(t), float(a)) for k, t, a in zip(h.key, h.times, h.last_age)}
+    assert list(h.key) == sorted(h.key)
+    assert entries.keys() == {("g1", "snack"), ("g1", "rice"), ("g2", "diaper"), ("g3", "rice"), ("g3", "wine")}
+    assert entries[("g1", "snack")] == (2, pytest.approx(2 + 14 / 24))  # day 1 09:00 and day 28 10:00
+    assert entries[("g1", "rice")] == (1, pytest.approx(15 + 15 / 24))  # day 15 09:00
+    assert entries[("g2", "diaper")] == (1, pytest.approx(20 + 16 / 24))  # day 10 08:00
+    assert entries[("g3", "wine")] == (1, pytest.approx(4 + 14 / 24))  # day 26 10:00
+    # A push at or after as_of is no history.
+    t = tables()
+    t["pushes"] = pd.concat([t["pushes"], pd.DataFrame([("g2", "snack", AS_OF, 20.0)], columns=t["pushes"].columns)])
+    assert len(build(t).push_history.key) == 5
+
+
+def test_push_history_matches_raw_pushes():
+    # Random pushes, some to unknown groups or products, some after as_of.
+    rng = np.random.default_rng(3)
+    t = tables()
+    k = 400
+    t["pushes"] = pd.DataFrame({
+        "group_id": rng.choice(["g1", "g2", "g3", "ghost"], k),
+        "product_id": rng.choice(["snack", "rice", "diaper", "wine", "gone"], k),
+        "pushed_at": AS_OF - pd.to_timedelta(rng.uniform(-3, 30, k), unit="D"),
+        "price_at_push": rng.uniform(10, 100, k),
+    })
+    prof = build(t)
+    products = ["snack", "rice", "diaper", "wine", "gone"]
+    pairs = pd.DataFrame([(g, p) for g in ["g1", "g2", "g3", "ghost"] for p in products], columns=["group_id", "product_id"])
+    rows = prof.pair_features(pairs)
+    raw = pair_features(pairs, prof.groups, prof.products, prof.cycles, t["pushes"], AS_OF, brands=prof.brands,
+                        segment_shares=prof.segments.segment_shares, overall_shares=prof.segments.overall_shares)
+    pd.testing.assert_frame_equal(rows, raw, check_exact=True)
+    # Reference: pushes before as_of grouped by pair, computed with pandas.
+    before = t["pushes"][t["pushes"]["pushed_at"] < AS_OF]
+    ref = before.groupby(["group_id", "product_id"])["pushed_at"].agg(["size", "max"])
+    for (g, p), row in zip(pairs.itertuples(index=False), rows.itertuples(index=False)):
+        if g == "ghost":
+            assert math.isnan(row.times_pushed) and math.isnan(row.days_since_push)
+        elif (g, p) in ref.index and p != "gone":
+            assert row.times_pushed == ref.loc[(g, p), "size"]
+            assert row.days_since_push == (AS_OF - ref.loc[(g, p), "max"]) / pd.Timedelta(days=1)
+        else:
+            assert row.times_pushed == 0 and math.isnan(row.days_since_push)
+    # Aggregating group range by group range gives the same history as all at once.
+    push = _push_columns(t["pushes"], AS_OF, group_index=prof.groups.index, product_index=prof.products.index)
+    chunked = _push_history(push, 3, 4, chunk=20)
+    for name in ("key", "times", "last_age"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(prof.push_history, name))
+
+
+def test_split_views_give_the_whole_pair_features():
+    t = tables()
+    prof = build(t)
+    pairs = pd.DataFrame([(g, p) for g in ["g1", "g2", "g3"] for p in ["snack", "rice", "diaper", "wine"]],
+                         columns=["group_id", "product_id"])
+    whole = prof.pair_features(pairs)
+    # Blocks by id (an unknown id is ignored) and by profile row (g2 is row 1).
+    views = prof.split([np.array(["g3", "g1", "nobody"], dtype=object), np.array([1])])
+    assert [sorted(set(v.brands["group_id"]) | set(v.cycles["group_id"])) for v in views] == [["g1"], ["g2"]]
+    groups_of = [sorted({prof.groups.index[k // 4] for k in v.push_history.key}) for v in views]
+    assert groups_of == [["g1", "g3"], ["g2"]]
+    for view, mine in zip(views, [["g1", "g3"], ["g2"]]):
+        assert view.groups is prof.groups and view.products is prof.products and view.segments is prof.segments
+        sel = pairs["group_id"].isin(mine).to_numpy()
+        pd.testing.assert_frame_equal(view.pair_features(pairs[sel]), whole[sel], check_exact=True)
+    one = prof.for_groups(["g1"])
+    pd.testing.assert_frame_equal(one.pair_features(pairs.iloc[:4]), whole.iloc[:4], check_exact=True)
+    # A view knows nothing of other groups' pushes.
+    assert one.pair_features(pairs.iloc[9:10])["times_pushed"].iloc[0] == 0 != whole["times_pushed"].iloc[9]  # g3 rice
+    bare = prof.without_group_tables()
+    assert len(bare.push_history.key) == len(bare.brands) == len(bare.cycles) == 0 and bare.groups is prof.groups
+    with pytest.raises(IndexError):
+        prof.for_groups(np.array([3]))
+    assert isinstance(bare.push_history, PushHistory)
+
+
+def test_pairs_of_a_few_groups_get_the_rows_of_all_groups():
+    # Pairs naming few of the profile's groups read only those groups' rows: same values as a call naming all.
+    t = tables()
+    extra = pd.DataFrame({"group_id": ["g4", "g5", "g6", "g7"], "seller_id": ["s2", "s2", "s1", "s1"],
+                          "member_count": [10, 20, 30, 40], "theme": ["母婴", "", "邻里", ""]})
+    t["groups"] = pd.concat([t["groups"], extra], ignore_index=True)
+    prof = build(t)
+    groups = prof.groups.index.tolist()
+    pairs = pd.DataFrame([(g, p) for g in [*groups, "nobody"] for p in ["snack", "rice", "diaper", "wine"]],
+                         columns=["group_id", "product_id"])
+    every = prof.pair_features(pairs)
+    for few in (["g1"], ["g2", "g3"], ["g7", "nobody"]):
+        sel = pairs["group_id"].isin(few).to_numpy()
+        pd.testing.assert_frame_equal(prof.pair_features(pairs[sel]), every[sel], check_exact=True)
+        pd.testing.assert_frame_equal(prof.for_groups(few).pair_features(pairs[sel]), every[sel], check_exact=True)
 
 
 def test_no_leakage_from_events_at_or_after_as_of():

@@ -32,17 +32,17 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
-from features.interactions import TrainData, build_train_data, to_local_naive
+from features.interactions import IdMap, TrainData, build_train_data, to_local_naive
 from features.profiles import Profiles, _group_price_scale, build_profiles
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.adoption import SellerAdoption
 from recsys.blend import blend_log_scores, weights_hash
-from recsys.candidates.base import Recommender, block_rows, remembering_last_block
+from recsys.candidates.base import Recommender
 from recsys.candidates.union import union_candidates
 from recsys.config import BlendWeights, ClusterConfig, Config, config_hash
 from recsys.ranker import (
@@ -56,6 +56,7 @@ from recsys.ranker import (
     ConversionRanker,
     fit_and_evaluate,
     order_labels_with_sampled_negatives,
+    ordered_within,
     push_labels,
 )
 
@@ -126,25 +127,16 @@ def source_scores(sources: Mapping[str, Recommender], data: TrainData, pairs: pd
     """`score__<source>` of every pair: the source's own score, whether or not the pair made its top list (NaN
     where the source has nothing to say, or for unknown ids).
 
-    Computed from the fitted sources, block by block of groups, so that a pushed pair the sources did not
-    propose (most pushes) gets the same kind of value as today's candidates.
+    Read pair by pair from the fitted sources (`Recommender.pair_scores`), so that a pushed pair the sources did
+    not propose (most pushes) gets the same kind of value as today's candidates, without a dense row per group.
     """
-    g = data.groups.index_of(pairs[GROUP_ID].astype(str).to_numpy(dtype=object), missing="mark")
-    i = data.items.index_of(pairs[PRODUCT_ID].astype(str).to_numpy(dtype=object), missing="mark")
+    g = data.groups.index_of(pairs[GROUP_ID], missing="mark")
+    i = data.items.index_of(pairs[PRODUCT_ID], missing="mark")
     ok = np.flatnonzero((g >= 0) & (i >= 0))
-    ok = ok[np.argsort(g[ok], kind="stable")]
-    sorted_g = g[ok]
-    groups = np.unique(sorted_g)
-    step = block_rows(data.n_items)
     out = np.full((len(pairs), len(sources)), np.nan)
     for j, source in enumerate(sources.values()):
-        for lo in range(0, len(groups), step):
-            block = groups[lo:lo + step]
-            # The pairs are sorted by group: a block's pairs are one slice (no scan of every pair per block).
-            sel = ok[np.searchsorted(sorted_g, block[0], side="left"):np.searchsorted(sorted_g, block[-1], side="right")]
-            scores = np.asarray(source.score(block), dtype=np.float64)
-            values = scores[np.searchsorted(block, g[sel]), i[sel]]
-            out[sel, j] = np.where(np.isfinite(values), values, np.nan)
+        values = np.asarray(source.pair_scores(g[ok], i[ok]), dtype=np.float64)
+        out[ok, j] = np.where(np.isfinite(values), values, np.nan)
     return pd.DataFrame(out, columns=[f"score__{name}" for name in sources])
 
 
@@ -449,22 +441,16 @@ def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles 
     `profiles` may be the block's view (`block_profiles`), which gives the same rows as the whole.
     """
     data, cfg = model.data, model.cfg
-    # One scoring block of groups at a time, each source remembering its last block: the top lists and the feature
-    # rows of the same groups then share one computation of every source's scores.
-    sources = {name: remembering_last_block(source) for name, source in model.sources.items()}
-    step = block_rows(data.n_items)
-    unions, feat_parts = [], []
-    for lo in range(0, max(len(group_idx), 1), step):  # an empty block still gives empty, well-formed tables
-        sub = np.asarray(group_idx[lo:lo + step])
-        sub_union = union_candidates(sources, data, sub, cfg.candidates.per_source, cfg.candidates.union_size)
-        unions.append(sub_union)
-        feat_parts.append(Snapshot(data, sources, sub_union, profiles or model.profiles).rows(sub_union))
-    union = pd.concat(unions, ignore_index=True)
-    feats = pd.concat(feat_parts, ignore_index=True)
-    cands = union[[GROUP_ID, PRODUCT_ID, "sources"]].reset_index(drop=True)
-    cands["g"] = data.groups.index_of(cands[GROUP_ID].to_numpy(dtype=object))
-    i = data.items.index_of(cands[PRODUCT_ID].to_numpy(dtype=object))
-    cands["i"] = i
+    union = union_candidates(model.sources, data, np.asarray(group_idx, dtype=np.int64), cfg.candidates.per_source,
+                             cfg.candidates.union_size, with_indices=True)
+    # The union rows are the pairs: their ranks are its own rank columns, no look-up by id.
+    rank_cols = [c for c in union.columns if c.startswith("rank__")]
+    ranks = union[rank_cols].reset_index(drop=True)
+    ranks["n_sources"] = ranks.notna().sum(axis=1).astype(float)
+    feats = Snapshot(data, model.sources, union, profiles or model.profiles).rows(union, ranks=ranks)
+    cands = union[[GROUP_ID, PRODUCT_ID, "sources", "g", "i"]].reset_index(drop=True)
+    union = union.drop(columns=["g", "i"])
+    i = cands["i"].to_numpy()
     cands["p_conv"] = score_rows(model.ranker, feats) if len(feats) else np.zeros(0)
     items = data.item_frame
     cands["price"] = items["price"].to_numpy(float)[i]
@@ -512,21 +498,10 @@ def seller_blocks(data: TrainData, block_groups: int) -> list[np.ndarray]:
 
 
 def block_profiles(profiles: Profiles, data: TrainData, blocks: list[np.ndarray]) -> list[Profiles]:
-    """Each block's view of the profiles: the group-keyed tables (pushes, brand shares, cycles) cut to its groups in
-    one pass, the rest shared. Pair features read only the pair's own group's rows, so a view gives the same rows."""
-    block_of = np.full(data.n_groups, -1, dtype=np.int64)
-    for b, idx in enumerate(blocks):
-        block_of[idx] = b
-
-    def split(frame: pd.DataFrame) -> list[pd.DataFrame]:
-        g = data.groups.index_of(frame[GROUP_ID].astype(str).to_numpy(dtype=object), missing="mark")
-        b = np.where(g >= 0, block_of[np.maximum(g, 0)], -1)
-        order = np.argsort(b, kind="stable")
-        bounds = np.searchsorted(b[order], np.arange(len(blocks) + 1))
-        return [frame.iloc[order[bounds[k]:bounds[k + 1]]] for k in range(len(blocks))]
-
-    tables = {name: split(getattr(profiles, name)) for name in ("pushes", "brands", "cycles")}
-    return [replace(profiles, **{name: parts[k] for name, parts in tables.items()}) for k in range(len(blocks))]
+    """Each block's view of the profiles (`Profiles.split`): the group-keyed tables (push history, brand shares,
+    cycles) cut to its groups in one pass, the rest shared. Pair features read only the pair's own group's rows,
+    so a view gives the same rows."""
+    return profiles.split([np.asarray(data.groups.id_of(idx), dtype=object) for idx in blocks])
 
 
 def _by_group(frames: list[pd.DataFrame], groups: list[np.ndarray]) -> pd.DataFrame:
@@ -643,14 +618,24 @@ def product_state(products: pd.DataFrame, pushes: pd.DataFrame | None, orders: p
     """
     p = products.assign(**{PRODUCT_ID: products[PRODUCT_ID].astype(str)}).set_index(PRODUCT_ID)
     cut = now - pd.Timedelta(days=window_days)
-    seen = []
+    catalogue = IdMap(p.index, kind="product")
+    # Columns as arrays (catalogue row, time, price): no copy of the pushes table, no string per push.
+    rows, times, prices = [], [], []
     if pushes is not None and len(pushes) and "price_at_push" in pushes:
-        seen.append(pd.DataFrame({PRODUCT_ID: pushes[PRODUCT_ID].astype(str), "t": to_local_naive(pushes[PUSHED_AT]),
-                                  "price": pd.to_numeric(pushes["price_at_push"], errors="coerce")}))
-    seen.append(pd.DataFrame({PRODUCT_ID: orders[PRODUCT_ID].astype(str), "t": to_local_naive(orders[ORDERED_AT]),
-                              "price": pd.to_numeric(orders["paid"]) / pd.to_numeric(orders["quantity"]).clip(lower=1)}))
-    s = pd.concat(seen, ignore_index=True).dropna()
-    before = s[s["t"] < cut].sort_values("t").groupby(PRODUCT_ID)["price"].last()
+        rows.append(catalogue.index_of(pushes[PRODUCT_ID], missing="mark"))
+        times.append(to_local_naive(pushes[PUSHED_AT]).to_numpy(dtype="datetime64[ns]"))
+        prices.append(pd.to_numeric(pushes["price_at_push"], errors="coerce").to_numpy(dtype=float))
+    rows.append(catalogue.index_of(orders[PRODUCT_ID], missing="mark"))
+    times.append(to_local_naive(orders[ORDERED_AT]).to_numpy(dtype="datetime64[ns]"))
+    prices.append((pd.to_numeric(orders["paid"]) / pd.to_numeric(orders["quantity"]).clip(lower=1)).to_numpy(dtype=float))
+    row, t, price_seen = np.concatenate(rows), np.concatenate(times), np.concatenate(prices)
+    ok = (row >= 0) & (t < np.datetime64(cut, "ns")) & ~np.isnan(price_seen) & ~np.isnat(t)
+    row, t, price_seen = row[ok], t[ok].astype(np.int64), price_seen[ok]
+    # The last observation before the cut: the latest time per product, and of equal times the last one seen.
+    latest = pd.Series(t).groupby(row).transform("max").to_numpy()
+    at_latest = t == latest
+    last = pd.Series(price_seen[at_latest]).groupby(row[at_latest]).last()
+    before = pd.Series(last.to_numpy(), index=p.index[last.index.to_numpy()])
     price = pd.to_numeric(p["price"])
     out = pd.DataFrame(index=p.index)
     out["price_change_7d"] = price / before.reindex(p.index) - 1.0
@@ -730,10 +715,10 @@ def feature_table(c: pd.DataFrame, f: pd.DataFrame, keep: np.ndarray, ranker: Co
     return out
 
 
-def segment_components(frames: Any, data: TrainData, cfg: Config, candidates: pd.DataFrame | None = None) -> pd.DataFrame:
+def segment_components(frames: Any, data: TrainData, cfg: Config, product: pd.DataFrame | None = None) -> pd.DataFrame:
     """The `segment_candidates` table: per segment its most bought products, p_conv = smoothed push conversion
     of the product in the segment (pushes of the last 28 days, labelled like the ranker's), shrunk to the
-    product's overall rate and that to the global rate."""
+    product's overall rate and that to the global rate. `product` is `item_product_state` when already built."""
     segs = data.group_frame["segment"].to_numpy(object)
     ev = data.events
     w = ev["quantity"].to_numpy(float) * np.exp(-ev["age_days"].to_numpy() / cfg.features.half_life_days)
@@ -755,8 +740,7 @@ def segment_components(frames: Any, data: TrainData, cfg: Config, candidates: pd
     items = data.item_frame
     i = seg_frame["i"].to_numpy()
     qty = pd.Series(ev["quantity"].to_numpy()).groupby(ev["i"].to_numpy()).mean().reindex(i).fillna(1.0).to_numpy()
-    prod = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
-    prod = prod.reindex(seg_frame[PRODUCT_ID].astype(str).to_numpy())
+    prod = (item_product_state(frames, data, cfg) if product is None else product).iloc[i]
     price = items["price"].to_numpy(float)[i]
     reasons = ["segment_popular"]
     out = pd.DataFrame({
@@ -787,17 +771,21 @@ def _push_rates(frames: Any, data: TrainData, cfg: Config) -> tuple[pd.DataFrame
     if frames.pushes is None or not len(frames.pushes):
         return pd.DataFrame(columns=["pos", "n"]), pd.Series(dtype=float), 0.0
     now = data.now
+    # Integer pair keys and times, never a copy of the pushes table (70M rows at a million groups).
     at = to_local_naive(frames.pushes[PUSHED_AT])
-    recent = frames.pushes.loc[((at >= now - pd.Timedelta(days=28)) & (at < now)).to_numpy()]
-    recent = recent.assign(**{PUSHED_AT: to_local_naive(recent[PUSHED_AT])})
-    orders = frames.orders.assign(**{ORDERED_AT: to_local_naive(frames.orders[ORDERED_AT])})
-    orders = orders.loc[(orders[ORDERED_AT] < now).to_numpy()]
-    lab = push_labels(recent, orders, cfg.ranker.label_window_days, data_end=now)
-    g = data.groups.index_of(lab[GROUP_ID].to_numpy(dtype=object), missing="mark")
-    i = data.items.index_of(lab[PRODUCT_ID].to_numpy(dtype=object), missing="mark")
+    recent = ((at >= now - pd.Timedelta(days=28)) & (at + pd.Timedelta(days=cfg.ranker.label_window_days) <= now)).to_numpy()
+    g = data.groups.index_of(frames.pushes[GROUP_ID], missing="mark")[recent]
+    i = data.items.index_of(frames.pushes[PRODUCT_ID], missing="mark")[recent]
+    o = _orders_between(frames.orders, pd.Timestamp.min, now)
+    og = data.groups.index_of(o[GROUP_ID], missing="mark")
+    oi = data.items.index_of(o[PRODUCT_ID], missing="mark")
+    width = np.int64(data.n_items)
+    labels = ordered_within(np.where((g >= 0) & (i >= 0), g * width + i, -1), at.to_numpy()[recent],
+                            np.where((og >= 0) & (oi >= 0), og * width + oi, -2),
+                            to_local_naive(o[ORDERED_AT]).to_numpy(), pd.Timedelta(days=cfg.ranker.label_window_days))
     ok = (g >= 0) & (i >= 0)
     seg = data.group_frame["segment"].to_numpy(object)[g[ok]]
-    y = lab[LABEL].to_numpy(float)[ok]
+    y = labels[ok].astype(float)
     base = float(y.mean()) if len(y) else 0.0
     by_item = pd.DataFrame({"i": i[ok], "y": y}).groupby("i")["y"].agg(["sum", "count"])
     rate_item = (by_item["sum"] + 10.0 * base) / (by_item["count"] + 10.0)
@@ -842,14 +830,14 @@ def day_block(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None 
     components → picks. The unit of work of both the single-process run and the Dask one."""
     if model.groups is None or model.segment is None:
         raise ValueError("day_block needs model.groups and model.segment (set by run_daily)")
-    _, c, f = score_candidates(model, group_idx, profiles)
+    # Cold groups read their segment's list, so they are not scored at all (about half the groups of the sample world).
+    warm_groups = np.asarray(group_idx)[~model.groups["cold_start"].to_numpy(bool)[np.asarray(group_idx, dtype=np.int64)]]
+    _, c, f = score_candidates(model, warm_groups, profiles)
     g = c["g"].to_numpy()
-    warm = ~model.groups["cold_start"].to_numpy(bool)[g]
-    # Cold groups read their segment's list, so their own rows are not stored.
-    stored = components(c.loc[warm], f.loc[warm], model.data, model.product, model.mean_qty).reset_index(drop=True)
-    feats = feature_table(c, f, warm, model.ranker, model.profiles, model.price_scale)
-    picks, pick_g = block_picks(model, group_idx, stored, g[warm])
-    return DayBlock(stored, feats, picks, g[warm], pick_g)
+    stored = components(c, f, model.data, model.product, model.mean_qty)
+    feats = feature_table(c, f, np.ones(len(c), dtype=bool), model.ranker, model.profiles, model.price_scale)
+    picks, pick_g = block_picks(model, group_idx, stored, g)
+    return DayBlock(stored, feats, picks, g, pick_g)
 
 
 def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, stored_g: np.ndarray
@@ -899,19 +887,21 @@ def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, st
     return frame, np.concatenate(pick_g) if pick_g else np.zeros(0, np.int64)
 
 
-def run_blocks(model: DayModel, blocks: list[np.ndarray], views: list[Profiles], log: Log = default_log) -> list[DayBlock]:
-    """Every block in this process, or on the Dask cluster of `cluster.scheduler` when one is set."""
+def run_blocks(model: DayModel, blocks: list[np.ndarray], views: list[Profiles], log: Log = default_log) -> Iterator[DayBlock]:
+    """Every block, in block order, in this process or on the Dask cluster of `cluster.scheduler` when one is set;
+    a generator, so the caller can write each block away before the next one is held."""
     if model.cfg.cluster.scheduler:
         from training.distributed import run_blocks_on_cluster
 
-        return run_blocks_on_cluster(model, blocks, views, log)
-    return [day_block(model, idx, view) for idx, view in progress(zip(blocks, views), len(blocks), "blocks")]
+        yield from run_blocks_on_cluster(model, blocks, views, log)
+        return
+    for idx, view in progress(zip(blocks, views), len(blocks), "blocks"):
+        yield day_block(model, idx, view)
 
 
 def shared_part(model: DayModel) -> DayModel:
     """The model without its group-keyed profile tables (each block carries its own view of them)."""
-    p = model.profiles
-    return replace(model, profiles=replace(p, pushes=p.pushes.iloc[:0], brands=p.brands.iloc[:0], cycles=p.cycles.iloc[:0]))
+    return replace(model, profiles=model.profiles.without_group_tables())
 
 
 # ---------------------------------------------------------------------------------------------- the job
@@ -925,6 +915,7 @@ class DailyResult:
     manifest: dict[str, Any]
     evaluation: dict[str, Any] | None
     timings: dict[str, float]
+    model: DayModel | None = None  # what today's blocks were scored with (benchmarks read its fitted sources)
 
 
 def evaluate_pipeline(frames: Any, cfg: Config, test_days: int = 7, log: Log = default_log,
@@ -993,8 +984,9 @@ def headline(evaluation: dict[str, Any]) -> list[str]:
 
 def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = True, test_days: int = 7,
               log: Log = default_log, source: str = "") -> DailyResult:
-    """The whole job; the artifact is written atomically at the very end (a crash leaves the previous one)."""
-    from training.artifact import write_artifact
+    """The whole job; the artifact is streamed into a temporary folder and published atomically at the very end (a
+    crash leaves the previous one)."""
+    from training.artifact import ArtifactWriter
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -1020,50 +1012,63 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     timings.update({f"pipeline_{k}": v for k, v in model.timings.items()})
     t0 = time.perf_counter()
     groups = group_table(frames, data)
-    segment = segment_components(frames, data, cfg)
+    segment = segment_components(frames, data, cfg, model.product)
     model.groups, model.segment = groups, segment
     model.price_scale = _group_price_scale(model.profiles.groups, model.profiles.cfg)
     blocks = seller_blocks(data, cfg.cluster.block_groups)
     views = block_profiles(model.profiles, data, blocks)
+    # The views now hold every group's push history (1.5 GB at a million groups): the whole copy can go.
+    model.profiles = model.profiles.without_group_tables()
     timings["blocks_setup"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     where = f"on {cfg.cluster.scheduler}" if cfg.cluster.scheduler else "in this process"
     log(f"scoring {data.n_groups:,} groups in {len(blocks):,} blocks of whole sellers {where}")
-    done = run_blocks(shared_part(model), blocks, views, log)
-    del views
-    candidates = _by_group([b.candidates for b in done], [b.candidate_g for b in done])
-    features = _by_group([b.features for b in done], [b.candidate_g for b in done])
-    picks_frame = _by_group([b.picks for b in done], [b.pick_g for b in done])
-    del done
-    cold_ids = set(groups.loc[groups["cold_start"], GROUP_ID])
-    products = frames.products.assign(**{PRODUCT_ID: frames.products[PRODUCT_ID].astype(str)})
-    timings["blocks"] = time.perf_counter() - t0
-    log(f"blocks: {len(candidates):,} candidates, {len(picks_frame):,} picks for {len(groups):,} groups "
-        f"({timings['blocks']:.1f}s)")
     w_hash = weights_hash(cfg.weights.default)
-    ordered = to_local_naive(frames.orders[ORDERED_AT])
-    manifest = {
-        "source": source,
-        # Where the blocks ran does not change the picks, so it does not change the fingerprint either.
-        "config_hash": config_hash(cfg.model_copy(update={"cluster": ClusterConfig()})),
-        "weights_hash": w_hash,
-        "data_window": {"start": str(ordered.min()), "end": str(ordered.max())},
-        "pick_date": str((ordered.max().normalize() + pd.Timedelta(days=1)).date()),
-        "metrics": {"ranker": model.ranker_metrics,
-                    "evaluation": None if evaluation is None else evaluation["metrics"]},
-        "feature_importance": dict(list(model.ranker.feature_importance().items())[:15]),
-        "counts": {"groups": len(groups), "cold_groups": len(cold_ids), "candidates": len(candidates),
-                   "segment_candidates": len(segment)},
-    }
-    extra = {f"{MODEL_DIR}/{MODEL_FILE}": model.ranker.model_text().encode("utf-8"),
-             f"{MODEL_DIR}/{META_FILE}": json.dumps(model.ranker.meta(), ensure_ascii=False).encode("utf-8")}
-    if evaluation is not None:
-        extra["evaluation.json"] = json.dumps(evaluation, ensure_ascii=False, default=str).encode("utf-8")
-    timings["total_before_write"] = time.perf_counter() - t_all
-    manifest["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
-    tables = {"groups": groups, "products": products, "candidates": candidates, "segment_candidates": segment,
-              "picks": picks_frame, "candidate_features": features, **window_tables}
-    path = write_artifact(out_root, tables, manifest, extra)
+    # Where the blocks ran does not change the picks, so it does not change the fingerprint either.
+    c_hash = config_hash(cfg.model_copy(update={"cluster": ClusterConfig()}))
+    with ArtifactWriter(out_root, c_hash) as writer:
+        # Blocks go straight into the artifact's Parquet files (in block order: a seller's groups stay together),
+        # so the job holds one block's candidates at a time, whatever the number of groups.
+        n_candidates = n_picks = n_done = 0
+        every = max(1, len(blocks) // 20)  # a progress line per ~5 % of the blocks (plain logs have no bar)
+        for k, block in enumerate(run_blocks(shared_part(model), blocks, views, log), start=1):
+            writer.append("candidates", block.candidates)
+            writer.append("candidate_features", block.features)
+            writer.append("picks", block.picks)
+            n_candidates += len(block.candidates)
+            n_picks += len(block.picks)
+            n_done += len(blocks[k - 1])
+            if k % every == 0 and k < len(blocks):
+                spent = time.perf_counter() - t0
+                log(f"blocks {k:,}/{len(blocks):,}: {n_done:,} groups, {n_done / spent:,.0f} groups/s")
+        del views
+        cold_ids = set(groups.loc[groups["cold_start"], GROUP_ID])
+        timings["blocks"] = time.perf_counter() - t0
+        log(f"blocks: {n_candidates:,} candidates, {n_picks:,} picks for {len(groups):,} groups "
+            f"({timings['blocks']:.1f}s)")
+        ordered = to_local_naive(frames.orders[ORDERED_AT])
+        manifest = {
+            "source": source,
+            "config_hash": c_hash,
+            "weights_hash": w_hash,
+            "data_window": {"start": str(ordered.min()), "end": str(ordered.max())},
+            "pick_date": str((ordered.max().normalize() + pd.Timedelta(days=1)).date()),
+            "metrics": {"ranker": model.ranker_metrics,
+                        "evaluation": None if evaluation is None else evaluation["metrics"]},
+            "feature_importance": dict(list(model.ranker.feature_importance().items())[:15]),
+            "counts": {"groups": len(groups), "cold_groups": len(cold_ids), "candidates": n_candidates,
+                       "segment_candidates": len(segment)},
+        }
+        writer.add_file(f"{MODEL_DIR}/{MODEL_FILE}", model.ranker.model_text().encode("utf-8"))
+        writer.add_file(f"{MODEL_DIR}/{META_FILE}", json.dumps(model.ranker.meta(), ensure_ascii=False).encode("utf-8"))
+        if evaluation is not None:
+            writer.add_file("evaluation.json", json.dumps(evaluation, ensure_ascii=False, default=str).encode("utf-8"))
+        products = frames.products.assign(**{PRODUCT_ID: frames.products[PRODUCT_ID].astype(str)})
+        for name, table in {"groups": groups, "products": products, "segment_candidates": segment, **window_tables}.items():
+            writer.write_table(name, table)
+        timings["total_before_write"] = time.perf_counter() - t_all
+        manifest["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+        path = writer.commit(manifest)
     timings["total"] = time.perf_counter() - t_all
     log(f"artifact: {path} ({timings['total']:.1f}s in all)")
-    return DailyResult(path, manifest, evaluation, timings)
+    return DailyResult(path, manifest, evaluation, timings, model)

@@ -5,7 +5,7 @@ profiles and the LightGBM conversion ranker — and broadcasts that model to eve
 (`Client.scatter(..., broadcast=True)`). Each task is then one block of whole sellers (`seller_blocks`) with
 its own slice of the group-keyed profile tables: union candidates → ranker rows → p_conv → components →
 picks, the very function the single-process run calls (`training.daily.day_block`). Blocks come back to
-the client, which puts them in group order and writes the artifact, so the picks are those of the
+the client in block order, and it appends each to the artifact as it arrives, so the picks are those of the
 single-process run on the same data, configuration and seed.
 
 The ranker is trained once on the client, not through `lightgbm.dask`: distributed LightGBM builds its
@@ -47,11 +47,13 @@ def cluster_client(scheduler: str, local_workers: int = 2) -> Iterator["Client"]
 
 
 def run_blocks_on_cluster(model: "DayModel", blocks: list[np.ndarray], views: list[Profiles],
-                          log: "Log", client: "Client | None" = None) -> list["DayBlock"]:
-    """Every block as one task on the cluster of `model.cfg.cluster` (or on `client`); results in block order."""
+                          log: "Log", client: "Client | None" = None) -> Iterator["DayBlock"]:
+    """Every block as one task on the cluster of `model.cfg.cluster` (or on `client`); results yielded in block
+    order, each released on the cluster once taken, so the client holds one block at a time."""
     if client is None:
         with cluster_client(model.cfg.cluster.scheduler, model.cfg.cluster.local_workers) as own:
-            return run_blocks_on_cluster(model, blocks, views, log, own)
+            yield from run_blocks_on_cluster(model, blocks, views, log, own)
+        return
     from training.daily import day_block
 
     workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
@@ -62,9 +64,14 @@ def run_blocks_on_cluster(model: "DayModel", blocks: list[np.ndarray], views: li
     slices = client.scatter(views, hash=False)
     futures = [client.submit(day_block, shared, idx, view, pure=False, key=f"day-block-{k}")
                for k, (idx, view) in enumerate(zip(blocks, slices))]
-    out = client.gather(futures)
-    client.cancel([shared, *slices])
-    return out
+    try:
+        for k in range(len(futures)):
+            result = futures[k].result()
+            # Dropping the last reference to a future frees its result (and the block's slice) on the workers.
+            futures[k] = slices[k] = None
+            yield result
+    finally:
+        client.cancel([shared, *(f for f in (*futures, *slices) if f is not None)])
 
 
 def fit_ranker_on_cluster(client: "Client", ranker: Any, examples: pd.DataFrame, partitions: int = 0) -> Any:

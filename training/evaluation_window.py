@@ -47,7 +47,7 @@ def evaluation_tables(pipeline: Any, frames: Any, cfg: Any, test_days: int = 7) 
     state = pipeline.state_
     cands = candidate_components(state, train, cfg)
     groups = group_table(train, state.data)
-    segs = segment_components(train, state.data, cfg, cands)
+    segs = segment_components(train, state.data, cfg)
     cold = groups.loc[groups["cold_start"], [GROUP_ID, "segment"]]
     cold_rows = cold.merge(segs, on="segment", how="inner").drop(columns="segment")
     warm = cands[~cands[GROUP_ID].isin(set(cold[GROUP_ID]))]
