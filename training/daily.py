@@ -843,45 +843,54 @@ def day_block(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None 
 def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, stored_g: np.ndarray
                 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Default-weights picks of each group of the block, as the service would pick them from the artifact: its own
-    candidates, or its segment's list when it is cold or has none (computed once per segment and weights)."""
-    from recsys.picks import greedy_picks
+    candidates, or its segment's list when it is cold or has none (computed once per segment and weights). Warm
+    groups are picked all at once (`greedy_picks_batch`, the same picks as `greedy_picks` group by group)."""
+    from recsys.picks import greedy_picks, greedy_picks_batch
     from training.artifact import _numpy_columns
 
     cfg, groups = model.cfg, model.groups
-    cols_all = _numpy_columns(stored)
+    group_idx = np.asarray(group_idx, dtype=np.int64)
     lo = np.searchsorted(stored_g, group_idx, side="left")
     hi = np.searchsorted(stored_g, group_idx, side="right")
     ids = groups[GROUP_ID].to_numpy(object)
     seller_type = groups["seller_type"].astype(str).to_numpy(object)
     segment = groups["segment"].astype(str).to_numpy(object)
-    cold = groups["cold_start"].to_numpy(bool)
+    weights = [cfg.weights.for_seller_type(str(seller_type[gi])) for gi in group_idx]
+    served_cold = groups["cold_start"].to_numpy(bool)[group_idx] | (hi == lo)
+    # Warm groups: one vectorised pass over the block's stored candidates.
+    warm = np.flatnonzero(~served_cold)
+    rows, scores, _, which = greedy_picks_batch(_numpy_columns(stored), np.column_stack([lo[warm], hi[warm]]),
+                                                [weights[r] for r in warm], cfg.rules)
+    by_row: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    product_ids = stored[PRODUCT_ID].to_numpy(object) if len(stored) else np.zeros(0, object)
+    starts = np.searchsorted(which, np.arange(len(warm) + 1))
+    for j, r in enumerate(warm.tolist()):
+        sel = slice(starts[j], starts[j + 1])
+        by_row[r] = (product_ids[rows[sel]], scores[sel])
+    # Cold groups (and warm ones without candidates): their segment's list, once per segment and weights.
     segments = model.segment.sort_values("segment", kind="stable").reset_index(drop=True)
     seg_keys = segments["segment"].astype(str).to_numpy(object)
     segment_cols = _numpy_columns(segments)
     cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    for r in np.flatnonzero(served_cold).tolist():
+        key = (str(segment[group_idx[r]]), id(weights[r]))
+        if key not in cache:
+            seg_rows = np.flatnonzero(seg_keys == key[0])
+            cols = {name: a[seg_rows] for name, a in segment_cols.items()}
+            idx, seg_scores, _ = greedy_picks(cols, weights[r], cfg.rules)
+            cache[key] = (cols[PRODUCT_ID][idx], seg_scores)
+        by_row[r] = cache[key]
     hashes: dict[int, str] = {}
     parts: dict[str, list[Any]] = {GROUP_ID: [], "rank": [], PRODUCT_ID: [], "score": [], "weights_hash": []}
     pick_g: list[np.ndarray] = []
-    for row, gi in enumerate(group_idx):
-        w = cfg.weights.for_seller_type(str(seller_type[gi]))
-        if cold[gi] or hi[row] == lo[row]:
-            key = (str(segment[gi]), id(w))
-            if key not in cache:
-                rows = np.flatnonzero(seg_keys == key[0])
-                cols = {name: a[rows] for name, a in segment_cols.items()}
-                idx, scores, _ = greedy_picks(cols, w, cfg.rules)
-                cache[key] = (cols[PRODUCT_ID][idx], scores)
-            products, scores = cache[key]
-        else:
-            cols = {name: a[lo[row]:hi[row]] for name, a in cols_all.items()}
-            idx, scores, _ = greedy_picks(cols, w, cfg.rules)
-            products = cols[PRODUCT_ID][idx]
+    for r, gi in enumerate(group_idx.tolist()):
+        products, group_scores = by_row[r]
         n = len(products)
         parts[GROUP_ID].append(np.full(n, ids[gi], dtype=object))
         parts["rank"].append(np.arange(1, n + 1))
         parts[PRODUCT_ID].append(products)
-        parts["score"].append(scores)
-        parts["weights_hash"].append(np.full(n, hashes.setdefault(id(w), weights_hash(w)), dtype=object))
+        parts["score"].append(group_scores)
+        parts["weights_hash"].append(np.full(n, hashes.setdefault(id(weights[r]), weights_hash(weights[r])), dtype=object))
         pick_g.append(np.full(n, gi, dtype=np.int64))
     frame = pd.DataFrame({k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()})
     return frame, np.concatenate(pick_g) if pick_g else np.zeros(0, np.int64)
