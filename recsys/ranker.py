@@ -182,8 +182,15 @@ class ConversionRanker:
             raise KeyError(f"feature columns missing: {missing}")
         M = X[self.feature_names_].copy()
         for col, cats in self.categories_.items():
-            values = M[col].astype(object)
             # Compare as text: a tier stored as 3.0 in one frame and "3.0" in another is the same category.
+            if isinstance(M[col].dtype, pd.CategoricalDtype):
+                # Already categorical (pair features are): map its few categories, not every row.
+                lookup = pd.Index(cats).get_indexer([str(c) for c in M[col].cat.categories])
+                codes = M[col].cat.codes.to_numpy()
+                M[col] = pd.Categorical.from_codes(np.where(codes >= 0, lookup[np.maximum(codes, 0)] if len(lookup) else -1, -1),
+                                                   categories=cats)
+                continue
+            values = M[col].astype(object)
             text = values.where(values.isna(), values.map(str))
             M[col] = pd.Categorical(text.where(text.isin(cats), None), categories=cats)
         for col in M.columns:

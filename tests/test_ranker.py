@@ -172,3 +172,18 @@ def test_reprice_features_rewrites_price_commission_and_coupon():
     cheaper = reprice_features(rows, commission_rate=np.array([0.3, 0.3]))
     assert cheaper["commission_yuan"].tolist() == pytest.approx([15.0, 3.0])
     assert cheaper["price_z"].tolist() == rows["price_z"].tolist() and rows["commission_rate"].tolist() == [0.2, 0.1]
+
+
+def test_categorical_features_read_the_same_from_categoricals_and_from_text() -> None:
+    """A categorical column (as pair features give) maps to the ranker's categories like the same values as text."""
+    from recsys.ranker import ConversionRanker
+
+    ranker = ConversionRanker()
+    ranker.feature_names_ = ["city_tier", "x"]
+    ranker.categories_ = {"city_tier": ["1.0", "2.0", "3.0"]}
+    values = [1.0, None, 3.0, 4.0, 2.0]
+    as_categorical = pd.DataFrame({"city_tier": pd.Categorical(values, categories=[1.0, 2.0, 3.0, 4.0]), "x": range(5)})
+    as_text = pd.DataFrame({"city_tier": pd.Series(values, dtype=object), "x": range(5)})
+    a, b = ranker._matrix(as_categorical), ranker._matrix(as_text)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["city_tier"].isna().tolist() == [False, True, False, True, False]
