@@ -251,23 +251,6 @@ def test_blend_with_one_weight_reproduces_that_source(data):
     assert ids.shape == (N_GROUPS, 8)
 
 
-def test_remembering_last_block_scores_a_repeated_block_once() -> None:
-    from recsys.candidates.base import remembering_last_block
-
-    source = GlobalPopular().fit(train_data())
-    calls: list[np.ndarray] = []
-    real = source.score
-    source.score = lambda g: calls.append(np.asarray(g)) or real(g)  # type: ignore[method-assign]
-    twin = remembering_last_block(source)
-    first = twin.score(np.array([0, 1, 2]))
-    again = twin.score(np.array([0, 1, 2]))
-    assert len(calls) == 1 and again is first
-    twin.score(np.array([3, 4]))
-    assert len(calls) == 2
-    # The twin recommends exactly as the source does.
-    np.testing.assert_array_equal(twin.recommend(np.array([0, 5]), 3)[0], source.recommend(np.array([0, 5]), 3)[0])
-
-
 def test_content_in_svd_dimensions_keeps_cosines_of_low_rank_vectors() -> None:
     from dataclasses import replace
 

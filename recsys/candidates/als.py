@@ -16,6 +16,7 @@ class ALSSource(Recommender):
 
     name = "als"
     _fresh_scores = True
+    _reuses_buffer = True
 
     def __init__(
         self,
@@ -94,7 +95,11 @@ class ALSSource(Recommender):
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Dot products of group and item factors; -inf for groups with no history at all."""
-        scores = fixed_shape_matmul(self.group_factors_[group_idx], self.item_factors_.T)
+        return self._score_into(group_idx, None)
+
+    def _score_into(self, group_idx: np.ndarray, buffer: np.ndarray | None) -> np.ndarray:
+        """`score`, written into `buffer` when given."""
+        scores = fixed_shape_matmul(self.group_factors_[group_idx], self.item_factors_.T, out=buffer)
         scores[~self.known_[group_idx]] = -np.inf
         return scores
 

@@ -14,7 +14,6 @@ single (group, item) cells without a dense row per group.
 
 from __future__ import annotations
 
-import copy
 import weakref
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterator
@@ -38,11 +37,12 @@ TOPK_MAX_SELECTED = 0.25
 
 
 # Dense score products run in chunks of exactly this many group rows (a multiple of every BLAS row tile).
-FIXED_ROWS = 128
+FIXED_ROWS = 64
 
 
-def fixed_shape_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """float32 `left @ right`, computed in chunks of exactly FIXED_ROWS rows of `left` (the last zero-padded).
+def fixed_shape_matmul(left: np.ndarray, right: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 `left @ right`, computed in chunks of exactly FIXED_ROWS rows of `left` (the last zero-padded),
+    into `out[:len(left)]` when a buffer is given (a fresh 30 MB block per call costs its page faults again).
 
     BLAS chooses its kernel by the shape of the product (small products take another path), so the same group
     scored with 8 others or with 8,000 could differ in the last bit and swap two near-tied items at a top-K cut.
@@ -50,24 +50,23 @@ def fixed_shape_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """
     left = np.asarray(left, dtype=np.float32)
     right = np.asarray(right, dtype=np.float32)
-    out = np.empty((left.shape[0], right.shape[1]), dtype=np.float32)
-    chunk = np.zeros((FIXED_ROWS, left.shape[1]), dtype=np.float32)
-    part = np.empty((FIXED_ROWS, right.shape[1]), dtype=np.float32)
-    for lo in range(0, left.shape[0], FIXED_ROWS):
-        n = min(FIXED_ROWS, left.shape[0] - lo)
-        if n == FIXED_ROWS:
-            np.matmul(left[lo:lo + n], right, out=out[lo:lo + n])
-            continue
-        chunk[:n] = left[lo:lo + n]
-        chunk[n:] = 0.0
-        np.matmul(chunk, right, out=part)
-        out[lo:lo + n] = part[:n]
+    n = left.shape[0]
+    out = np.empty((n, right.shape[1]), dtype=np.float32) if out is None else out[:n]
+    whole = n - n % FIXED_ROWS
+    for lo in range(0, whole, FIXED_ROWS):
+        np.matmul(left[lo:lo + FIXED_ROWS], right, out=out[lo:lo + FIXED_ROWS])
+    if whole < n:
+        chunk = np.zeros((FIXED_ROWS, left.shape[1]), dtype=np.float32)
+        chunk[:n - whole] = left[whole:]
+        out[whole:] = np.matmul(chunk, right)[:n - whole]
     return out
 
 
 def block_rows(n_items: int) -> int:
-    """Rows per scoring block so a block holds about BLOCK_CELLS float32 cells."""
-    return int(max(1, min(8192, BLOCK_CELLS // max(n_items, 1))))
+    """Rows per scoring block so a block holds about BLOCK_CELLS float32 cells (whole FIXED_ROWS chunks when it
+    can: dense products then never compute padding rows)."""
+    rows = int(max(1, min(8192, BLOCK_CELLS // max(n_items, 1))))
+    return rows - rows % FIXED_ROWS if rows >= FIXED_ROWS else rows
 
 
 def top_k_reference(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +259,8 @@ class Recommender(ABC):
     name: str = "source"
     # Whether `score` returns a new array that its caller may overwrite (saves a copy of every dense block).
     _fresh_scores: bool = False
+    # Whether `_score_into` writes into a caller's buffer (dense matrix-product sources).
+    _reuses_buffer: bool = False
 
     def fit(self, data: TrainData) -> "Recommender":
         """Learn from the training interactions; returns self."""
@@ -293,10 +294,15 @@ class Recommender(ABC):
         """Hyper-parameters, for reports and tuning (public attributes not ending in '_')."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
 
-    def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray) -> np.ndarray:
-        """Scores of one block with the item mask and exclusions applied."""
+    def _score_into(self, group_idx: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+        """`score` written into `buffer[:len(group_idx)]` by sources that can (`_reuses_buffer`); others allocate."""
+        return self.score(group_idx)
+
+    def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray,
+                      buffer: np.ndarray | None = None) -> np.ndarray:
+        """Scores of one block with the item mask and exclusions applied (in `buffer` when given and supported)."""
         # Row-major, so that the threshold top-K reads each row's chunks without another copy.
-        raw = self.score(group_idx)
+        raw = self._score_into(group_idx, buffer) if buffer is not None else self.score(group_idx)
         scores = np.asarray(raw, dtype=np.float32, order="C") if self._fresh_scores else np.array(raw, dtype=np.float32, copy=True, order="C")
         if not mask.all():
             # One broadcast pass; boolean column indexing of a wide block costs several times more.
@@ -364,9 +370,12 @@ class Recommender(ABC):
         ids = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         step = block_rows(self.n_items_)
+        # One scores buffer for every block of the call (sources that write into it), allocated once.
+        buffer = np.empty((min(step, n), self.n_items_), dtype=np.float32) if self._reuses_buffer and n else None
         for start in range(0, n, step):
             stop = min(n, start + step)
-            block = self._block_scores(group_idx[start:stop], None if exclude is None else exclude[start:stop], mask)
+            block = self._block_scores(group_idx[start:stop], None if exclude is None else exclude[start:stop], mask,
+                                       buffer)
             ids[start:stop], scores[start:stop] = select(block, k)
         return ids, scores
 
@@ -515,23 +524,6 @@ def is_in(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
         return np.zeros(keys.shape, dtype=bool)
     pos = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
     return sorted_keys[pos] == keys
-
-
-def remembering_last_block(source: Recommender) -> Recommender:
-    """A shallow copy of a fitted source whose `score` keeps its last block of groups, so that scoring the same
-    groups twice in a row (their top lists, then their candidates' feature rows) computes the scores once."""
-    twin = copy.copy(source)
-    twin._fresh_scores = False  # the remembered block is handed out again, so it must not be overwritten
-    last: dict[str, Any] = {}
-
-    def score(group_idx: np.ndarray) -> np.ndarray:
-        key = np.asarray(group_idx, dtype=np.int64).tobytes()
-        if last.get("key") != key:
-            last["key"], last["scores"] = key, source.score(group_idx)
-        return last["scores"]
-
-    twin.score = score  # type: ignore[method-assign]
-    return twin
 
 
 def minus_inf_where_zero(scores: np.ndarray) -> np.ndarray:

@@ -41,6 +41,8 @@ class ContentSource(Recommender):
     (optionally in a `dims`-dimensional SVD projection of them: see `project`)."""
 
     name = "content"
+    _fresh_scores = True
+    _reuses_buffer = True
 
     def __init__(self, use_embeddings: bool = True, dims: int = 0, seed: int = 7) -> None:
         self.use_embeddings = use_embeddings
@@ -72,11 +74,15 @@ class ContentSource(Recommender):
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """Cosine similarity of the group profile to every product; -inf for groups with no history."""
+        return self._score_into(group_idx, None)
+
+    def _score_into(self, group_idx: np.ndarray, buffer: np.ndarray | None) -> np.ndarray:
+        """`score`, written into `buffer` when given and the vectors are dense."""
         profile, known = self._profiles(group_idx)
         if sp.issparse(self.vectors_):  # scipy's sparse product sums each cell in one fixed order
             scores = np.asarray((self.vectors_ @ profile.T).T, dtype=np.float32)
         else:
-            scores = fixed_shape_matmul(profile, self.vectors_.T)
+            scores = fixed_shape_matmul(profile, self.vectors_.T, out=buffer)
         scores[~known] = -np.inf
         return scores
 

@@ -188,7 +188,8 @@ class LearnedBlend(Recommender):
         # The booster directly: the sklearn wrapper warns about feature names on plain arrays.
         return self.model_.booster_.predict(x, num_threads=self.threads)
 
-    def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray) -> np.ndarray:
+    def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray,
+                      buffer: np.ndarray | None = None) -> np.ndarray:
         """Ranker scores on the candidates; -inf for items no source proposed."""
         out = np.full((len(group_idx), self.n_items_), -np.inf, dtype=np.float32)
         row, item, x = self.candidates(group_idx, exclude, mask)

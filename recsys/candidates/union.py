@@ -67,7 +67,8 @@ class BlendRecommender(Recommender):
                 source.fit(data)
         self.active_ = [name for name, w in self.weights.items() if w != 0]
 
-    def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray) -> np.ndarray:
+    def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray,
+                      buffer: np.ndarray | None = None) -> np.ndarray:
         """Blend of the sources' filtered top-N lists; -inf where no active source proposed the item."""
         n = len(group_idx)
         acc = np.zeros((n, self.n_items_), dtype=np.float32)
