@@ -535,3 +535,27 @@ def minus_inf_where_zero(scores: np.ndarray) -> np.ndarray:
 def sparse_rows_dense(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
     """Dense float32 copy of the selected rows of a sparse matrix."""
     return np.asarray(matrix[rows].toarray(), dtype=np.float32)
+
+
+class SharedRowRecommender(Recommender):
+    """A source that scores every group with one shared row (popularity, trends, the platform's rule): dense
+    scores broadcast it, pair scores read it, and the top list is ranked once for all groups."""
+
+    def _row(self) -> np.ndarray:
+        """The shared float32 score row (-inf where the item is not proposed)."""
+        raise NotImplementedError
+
+    def score(self, group_idx: np.ndarray) -> np.ndarray:
+        """The same row for every group."""
+        return np.broadcast_to(self._row(), (len(group_idx), self.n_items_))
+
+    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The item's entry of the shared row."""
+        return self._row()[i]
+
+    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One top list shared by every group."""
+        shared = self._recommend_shared(group_idx, k, exclude, mask, self._row()[None, :],
+                                        np.zeros(len(group_idx), dtype=np.int64))
+        return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)

@@ -8,7 +8,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.interactions import TrainData, decay, interaction_matrix
-from recsys.candidates.base import Recommender, sparse_rows_dense, sparse_values
+from recsys.candidates.base import Recommender, SharedRowRecommender, sparse_rows_dense, sparse_values
 
 
 def decayed_counts(data: TrainData, half_life_days: float | None, use_quantity: bool = False) -> np.ndarray:
@@ -19,7 +19,7 @@ def decayed_counts(data: TrainData, half_life_days: float | None, use_quantity: 
     return w
 
 
-class GlobalPopular(Recommender):
+class GlobalPopular(SharedRowRecommender):
     """Most-ordered products across all groups, optionally recency-weighted."""
 
     name = "popular"
@@ -33,19 +33,9 @@ class GlobalPopular(Recommender):
         pop = np.bincount(data.events["i"].to_numpy(), weights=w, minlength=data.n_items).astype(np.float32)
         self.popularity_ = np.where(pop > 0, pop, -np.inf).astype(np.float32)
 
-    def score(self, group_idx: np.ndarray) -> np.ndarray:
-        """The same popularity row for every group."""
-        return np.broadcast_to(self.popularity_, (len(group_idx), self.n_items_))
-
-    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """The item's popularity."""
-        return self.popularity_[i]
-
-    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
-                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One top list shared by every group."""
-        shared = self._recommend_shared(group_idx, k, exclude, mask, self.popularity_[None, :], np.zeros(len(group_idx), dtype=np.int64))
-        return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)
+    def _row(self) -> np.ndarray:
+        """Popularity per item."""
+        return self.popularity_
 
 
 class SegmentPopular(Recommender):
@@ -89,7 +79,7 @@ class SegmentPopular(Recommender):
         return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)
 
 
-class RatingCommissionRule(Recommender):
+class RatingCommissionRule(SharedRowRecommender):
     """Today's platform rule: sort the catalogue by good-review rate × commission in yuan."""
 
     name = "rating_commission"
@@ -98,19 +88,9 @@ class RatingCommissionRule(Recommender):
         rating = data.item_frame["rating"].to_numpy(dtype=np.float64)
         self.scores_ = (rating * data.commission_yuan).astype(np.float32)
 
-    def score(self, group_idx: np.ndarray) -> np.ndarray:
-        """The same rule score for every group."""
-        return np.broadcast_to(self.scores_, (len(group_idx), self.n_items_))
-
-    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """The item's rule score."""
-        return self.scores_[i]
-
-    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
-                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One top list shared by every group."""
-        shared = self._recommend_shared(group_idx, k, exclude, mask, self.scores_[None, :], np.zeros(len(group_idx), dtype=np.int64))
-        return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)
+    def _row(self) -> np.ndarray:
+        """Rating × commission per item."""
+        return self.scores_
 
 
 class OwnTopItems(Recommender):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from features.interactions import TrainData
-from recsys.candidates.base import Recommender
+from recsys.candidates.base import Recommender, SharedRowRecommender
 
 
-class TrendingSource(Recommender):
+class TrendingSource(SharedRowRecommender):
     """Poisson z-score of recent orders against the rate of the preceding baseline window.
 
     z = (recent − expected) / √(expected + 1), expected = baseline orders × days / baseline_days: it favours
@@ -33,16 +32,6 @@ class TrendingSource(Recommender):
         z = (recent - expected) / np.sqrt(expected + 1.0)
         self.z_ = np.where((recent > 0) & (z > 0), z, -np.inf).astype(np.float32)
 
-    def score(self, group_idx: np.ndarray) -> np.ndarray:
-        """The same trend score for every group."""
-        return np.broadcast_to(self.z_, (len(group_idx), self.n_items_))
-
-    def _pair_scores(self, g: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """The item's trend score."""
-        return self.z_[i]
-
-    def _recommend(self, group_idx: np.ndarray, k: int, exclude: sp.csr_matrix | None,
-                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One top list shared by every group."""
-        shared = self._recommend_shared(group_idx, k, exclude, mask, self.z_[None, :], np.zeros(len(group_idx), dtype=np.int64))
-        return shared if shared is not None else super()._recommend(group_idx, k, exclude, mask)
+    def _row(self) -> np.ndarray:
+        """Trend z-score per item."""
+        return self.z_
