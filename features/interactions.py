@@ -302,6 +302,13 @@ def title_vectors(products: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray | No
     return get_embedder(cfg).encode(list(titles))
 
 
+def default_now(orders: pd.DataFrame) -> pd.Timestamp:
+    """"Now" of a data set when none is given: one second after its last order (local time)."""
+    if not len(orders):
+        return pd.Timestamp("2000-01-01")
+    return to_local_naive(orders[ORDERED_AT]).max() + pd.Timedelta(seconds=1)
+
+
 def build_train_data(
     products: pd.DataFrame,
     sellers: pd.DataFrame | None,
@@ -319,9 +326,7 @@ def build_train_data(
     groups_map = IdMap(groups[GROUP_ID].astype(str).to_numpy(), kind="group")
     items_map = IdMap(products[PRODUCT_ID].astype(str).to_numpy(), kind="product")
     ordered = to_local_naive(orders[ORDERED_AT])
-    if now is None:
-        now = ordered.max() + pd.Timedelta(seconds=1) if len(orders) else pd.Timestamp("2000-01-01")
-    now = to_local_naive(pd.Timestamp(now))
+    now = to_local_naive(pd.Timestamp(default_now(orders) if now is None else now))
     keep = (ordered < now).to_numpy().copy()
     if "refunded" in orders:
         keep &= ~orders["refunded"].fillna(False).astype(bool).to_numpy()

@@ -222,3 +222,15 @@ def test_ranker_examples_come_from_a_seeded_sample_of_whole_groups() -> None:
     assert len(few) == examples["group_id"].isin(few["group_id"].unique()).sum()
     pd.testing.assert_frame_equal(few, daily.sample_example_groups(examples, 3, seed=7))
     assert daily.sample_example_groups(examples, 10, seed=7) is examples
+
+
+def test_groups_sampled_before_labelling_give_the_examples_sampled_after(world):
+    """Sampling whole groups before the pushes are labelled (the job at a million groups) keeps exactly the rows that
+    sampling the labelled examples would keep."""
+    now = pd.to_datetime(world.orders["ordered_at"]).max() + pd.Timedelta(seconds=1)
+    everything = daily.ranker_examples(world, now, _cfg(max_example_groups=10_000), log=lambda _: None)
+    few = daily.ranker_examples(world, now, _cfg(max_example_groups=12), log=lambda _: None)
+    assert few["group_id"].nunique() == 12
+    expected = daily.sample_example_groups(everything, 12, seed=_cfg().ranker.seed)
+    cols = ["group_id", "product_id", "at", "label"]
+    pd.testing.assert_frame_equal(few[cols].reset_index(drop=True), expected[cols].reset_index(drop=True))

@@ -27,6 +27,7 @@ within the segment.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -37,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from features.interactions import IdMap, TrainData, build_train_data, to_local_naive
+from features.interactions import IdMap, TrainData, build_train_data, default_now, to_local_naive
 from features.profiles import Profiles, _group_price_scale, build_profiles
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.adoption import SellerAdoption
@@ -294,6 +295,17 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
     pushes = _pushes(frames)
     at = to_local_naive(pushes[PUSHED_AT])
     in_span = ((at >= start) & (at < now)).to_numpy()
+    if in_span.any() and rc.examples == "pushes":
+        # Whole groups are sampled before labelling, from the groups the labelled examples would hold (a known group
+        # and product, a label window inside the data): the same sample as after, without labelling 50M pushes.
+        g = snap.data.groups.index_of(pushes[GROUP_ID], missing="mark")
+        i = snap.data.items.index_of(pushes[PRODUCT_ID], missing="mark")
+        labelled = in_span & (g >= 0) & (i >= 0) & (at + pd.Timedelta(days=rc.label_window_days) <= now).to_numpy()
+        keep = sampled_groups(snap.data.groups.ids[np.unique(g[labelled])], rc.max_example_groups, rc.seed)
+        if keep is not None:
+            chosen = np.zeros(snap.data.n_groups + 1, dtype=bool)
+            chosen[snap.data.groups.index_of(keep)] = True
+            in_span = in_span & chosen[g]  # g = -1 reads the last slot, always False
     if in_span.any():
         window_pushes = pushes.loc[in_span].assign(**{PUSHED_AT: at[in_span]})
         examples = push_labels(window_pushes, orders, rc.label_window_days, data_end=now).assign(**{EXPOSED: 1})
@@ -317,12 +329,20 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
     return out
 
 
+def sampled_groups(group_ids: np.ndarray, max_groups: int, seed: int) -> np.ndarray | None:
+    """A seeded sample of `max_groups` of these group ids (distinct, in sorted order first), or None when there
+    are no more than that."""
+    groups = np.unique(np.asarray(group_ids, dtype=object))
+    if len(groups) <= max_groups:
+        return None
+    return np.random.default_rng(seed).choice(groups, size=max_groups, replace=False)
+
+
 def sample_example_groups(examples: pd.DataFrame, max_groups: int, seed: int) -> pd.DataFrame:
     """The examples of at most `max_groups` groups, a seeded sample of whole groups (all of them when fewer)."""
-    groups = np.unique(examples[GROUP_ID].astype(str).to_numpy())
-    if len(groups) <= max_groups:
+    keep = sampled_groups(examples[GROUP_ID].astype(str).to_numpy(dtype=object), max_groups, seed)
+    if keep is None:
         return examples
-    keep = np.random.default_rng(seed).choice(groups, size=max_groups, replace=False)
     return examples.loc[examples[GROUP_ID].astype(str).isin(keep).to_numpy()]
 
 
@@ -401,11 +421,14 @@ class DayModel:
     price_scale: np.ndarray | None = None
 
 
-def train_ranker(frames: Any, data: TrainData, cfg: Config, log: Log = default_log) -> tuple[ConversionRanker, dict[str, Any], dict[str, float]]:
-    """The conversion ranker trained on the past snapshots before `data.now`; its metrics and timings."""
+Trained = tuple[ConversionRanker, dict[str, Any], dict[str, float]]
+
+
+def train_ranker(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default_log) -> Trained:
+    """The conversion ranker trained on the past snapshots before `now`; its metrics and timings."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    examples = ranker_examples(frames, data.now, cfg, log)
+    examples = ranker_examples(frames, now, cfg, log)
     timings["ranker_examples"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ranker, metrics = fit_and_evaluate(examples, cfg.ranker)
@@ -418,9 +441,11 @@ def train_ranker(frames: Any, data: TrainData, cfg: Config, log: Log = default_l
 
 
 def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
-                    fitted: Mapping[str, Recommender] | None = None) -> DayModel:
-    """Train the ranker, then fit today's sources and profiles: everything but the per-group work."""
-    ranker, metrics, timings = train_ranker(frames, data, cfg, log)
+                    fitted: Mapping[str, Recommender] | None = None, trained: Trained | None = None) -> DayModel:
+    """Train the ranker (unless `trained` already is), then fit today's sources and profiles: everything but the
+    per-group work."""
+    ranker, metrics, timings = trained if trained is not None else train_ranker(frames, data.now, cfg, log)
+    timings = dict(timings)
     t0 = time.perf_counter()
     sources = fit_sources(data, cfg, fitted=fitted)
     timings["sources"] = time.perf_counter() - t0
@@ -1013,11 +1038,15 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
         timings["evaluation"] = time.perf_counter() - t0
         for line in headline(evaluation):
             log(line)
+    # The ranker learns first, from its own past snapshot, which is freed before today's data is built: the two
+    # TrainData and profile sets are never held together (the job's peak memory at a million groups).
+    trained = train_ranker(frames, default_now(frames.orders), cfg, log)
+    gc.collect()
     t0 = time.perf_counter()
     data = build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes, frames.orders, cfg.features)
     timings["features"] = time.perf_counter() - t0
     log(f"features: {data.n_groups:,} groups, {data.n_items:,} products, now {data.now}")
-    model = build_day_model(frames, data, cfg, log)
+    model = build_day_model(frames, data, cfg, log, trained=trained)
     timings.update({f"pipeline_{k}": v for k, v in model.timings.items()})
     t0 = time.perf_counter()
     groups = group_table(frames, data)
