@@ -809,12 +809,18 @@ def _push_rates(frames: Any, data: TrainData, cfg: Config) -> tuple[pd.DataFrame
                             np.where((og >= 0) & (oi >= 0), og * width + oi, -2),
                             to_local_naive(o[ORDERED_AT]).to_numpy(), pd.Timedelta(days=cfg.ranker.label_window_days))
     ok = (g >= 0) & (i >= 0)
-    seg = data.group_frame["segment"].to_numpy(object)[g[ok]]
-    y = labels[ok].astype(float)
+    g, i, y = g[ok], i[ok], labels[ok].astype(float)
     base = float(y.mean()) if len(y) else 0.0
-    by_item = pd.DataFrame({"i": i[ok], "y": y}).groupby("i")["y"].agg(["sum", "count"])
+    by_item = pd.DataFrame({"i": i, "y": y}).groupby("i")["y"].agg(["sum", "count"])
     rate_item = (by_item["sum"] + 10.0 * base) / (by_item["count"] + 10.0)
-    rate_seg = pd.DataFrame({"s": seg, "i": i[ok], "y": y}).groupby(["s", "i"])["y"].agg(pos="sum", n="count")
+    # Counted on integer (segment, item) keys: grouping 70M pushes by a segment string costs gigabytes.
+    seg_codes, segments = pd.factorize(data.group_frame["segment"].to_numpy(object))
+    key = seg_codes[g].astype(np.int64) * width + i
+    keys, inverse = np.unique(key, return_inverse=True)
+    pos = np.bincount(inverse.ravel(), weights=y, minlength=len(keys))
+    n = np.bincount(inverse.ravel(), minlength=len(keys))
+    index = pd.MultiIndex.from_arrays([np.asarray(segments, dtype=object)[keys // width], keys % width], names=["s", "i"])
+    rate_seg = pd.DataFrame({"pos": pos, "n": n}, index=index).sort_index()
     return rate_seg, rate_item, base
 
 
