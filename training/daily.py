@@ -653,12 +653,16 @@ def product_state(products: pd.DataFrame, pushes: pd.DataFrame | None, orders: p
     rows.append(catalogue.index_of(orders[PRODUCT_ID], missing="mark"))
     times.append(to_local_naive(orders[ORDERED_AT]).to_numpy(dtype="datetime64[ns]"))
     prices.append((pd.to_numeric(orders["paid"]) / pd.to_numeric(orders["quantity"]).clip(lower=1)).to_numpy(dtype=float))
+    # Each source cut to its usable observations before they are joined (76M pushes at a million groups).
+    for k in range(len(rows)):
+        ok = (rows[k] >= 0) & (times[k] < np.datetime64(cut, "ns")) & ~np.isnan(prices[k]) & ~np.isnat(times[k])
+        rows[k], times[k], prices[k] = rows[k][ok], times[k][ok].astype(np.int64), prices[k][ok]
     row, t, price_seen = np.concatenate(rows), np.concatenate(times), np.concatenate(prices)
-    ok = (row >= 0) & (t < np.datetime64(cut, "ns")) & ~np.isnan(price_seen) & ~np.isnat(t)
-    row, t, price_seen = row[ok], t[ok].astype(np.int64), price_seen[ok]
+    del rows, times, prices
     # The last observation before the cut: the latest time per product, and of equal times the last one seen.
-    latest = pd.Series(t).groupby(row).transform("max").to_numpy()
-    at_latest = t == latest
+    latest = np.full(len(p.index), np.iinfo(np.int64).min)
+    np.maximum.at(latest, row, t)
+    at_latest = t == latest[row]
     last = pd.Series(price_seen[at_latest]).groupby(row[at_latest]).last()
     before = pd.Series(last.to_numpy(), index=p.index[last.index.to_numpy()])
     price = pd.to_numeric(p["price"])
