@@ -7,11 +7,13 @@ embedding 100k titles is its own cost (benchmarks/embeddings.py), and the daily 
 Then, in one process per mode (`single`, then `dask` on a LocalCluster of 2 worker processes):
 - the whole `run_daily` (no evaluation), each stage's wall time and peak RSS (sampled every 50 ms over the process
   and its children, so Dask workers count; a stage ends at the job's next log line);
-- top-K scoring throughput: ALS top-100 of 20k groups (block matmul + argpartition into a pre-allocated output)
-  in groups/s, beside np.matmul's float32 GFLOP/s on the same shape in the same run, and their ratio;
-- for `dask`, whether its candidates and picks equal the single-process ones (sha256 of the tables).
+- top-K scoring throughput: the job's own fitted ALS, top-100 of its first 20k warm groups (fixed-shape block
+  matmul into a reused buffer + the chunk-maxima top-K) in groups/s, beside np.matmul's float32 GFLOP/s on the same
+  block shape in the same run, and their ratio;
+- for `dask`, whether its candidates and picks equal the single-process ones (sha256 of the tables, read in batches).
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/scale_job.py [--groups 100000 --products 100000 --days 30]
+        [--modes single,dask] [--config benchmarks/scale_config.toml]
 """
 
 from __future__ import annotations
