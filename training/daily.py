@@ -43,7 +43,7 @@ from features.profiles import Profiles, _group_price_scale, build_profiles
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.adoption import SellerAdoption
 from recsys.blend import blend_log_scores, weights_hash
-from recsys.candidates.base import Recommender
+from recsys.candidates.base import Recommender, groups_in_blocks
 from recsys.candidates.union import union_candidates
 from recsys.config import BlendWeights, ClusterConfig, Config, config_hash
 from recsys.ranker import (
@@ -196,13 +196,9 @@ class Snapshot:
         cols = [f"rank__{name}" for name in self.sources] + ["n_sources"]
         out = np.full((len(keys), len(cols)), np.nan)
         out[:, -1] = 0.0  # a pair of an unknown group is proposed by no source
-        order = np.argsort(g, kind="stable")
-        order = order[g[order] >= 0]
-        sorted_g = g[order]
-        groups = np.unique(sorted_g)
-        for lo in range(0, len(groups), self.block_groups):
-            block = groups[lo:lo + self.block_groups]
-            sel = order[np.searchsorted(sorted_g, block[0], side="left"):np.searchsorted(sorted_g, block[-1], side="right")]
+        known = np.flatnonzero(g >= 0)
+        for block, pos in groups_in_blocks(g[known], self.block_groups):
+            sel = known[pos]
             union = union_candidates(self.sources, self.data, block, self.per_source, self.union_size)
             out[sel] = source_ranks(union, keys.iloc[sel]).reindex(columns=cols).to_numpy(dtype=np.float64)
         return pd.DataFrame(out, columns=cols)
@@ -723,21 +719,21 @@ def components(c: pd.DataFrame, f: pd.DataFrame, data: TrainData, product: pd.Da
     })
 
 
-def feature_table(c: pd.DataFrame, f: pd.DataFrame, keep: np.ndarray, ranker: ConversionRanker,
+def feature_table(c: pd.DataFrame, f: pd.DataFrame, ranker: ConversionRanker,
                   profiles: Profiles, scale: np.ndarray | None = None) -> pd.DataFrame:
-    """The `candidate_features` rows of the candidates `keep` selects: group_id, product_id and the ranker's feature
+    """The `candidate_features` rows of the candidates: group_id, product_id and the ranker's feature
     columns (float32), plus `_price_z_scale`, so that a what-if can rewrite price, commission or coupon
     (`recsys.ranker.reprice_features`) and ask the ranker again (`recsys.ranker.load_ranker`). `scale` is each
     profiled group's log-price scale when already computed."""
     names = [n for n in ranker.feature_names_ if n in f.columns]
-    out = f.loc[keep, names].reset_index(drop=True)
+    out = f[names].reset_index(drop=True)
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col]):
             out[col] = out[col].astype(np.float32)
     scale = _group_price_scale(profiles.groups, profiles.cfg) if scale is None else scale
-    rows = profiles.groups.index.get_indexer(c.loc[keep, GROUP_ID].astype(str).to_numpy(dtype=object))
-    out.insert(0, PRODUCT_ID, c.loc[keep, PRODUCT_ID].astype(str).to_numpy())
-    out.insert(0, GROUP_ID, c.loc[keep, GROUP_ID].astype(str).to_numpy())
+    rows = profiles.groups.index.get_indexer(c[GROUP_ID].astype(str).to_numpy(dtype=object))
+    out.insert(0, PRODUCT_ID, c[PRODUCT_ID].astype(str).to_numpy())
+    out.insert(0, GROUP_ID, c[GROUP_ID].astype(str).to_numpy())
     out[PRICE_SCALE] = np.where(rows >= 0, scale[np.maximum(rows, 0)], np.nan).astype(np.float32)
     if EXPOSED in ranker.feature_names_:
         out[EXPOSED] = np.int8(1)  # p_conv is asked about a shown pair
@@ -850,14 +846,11 @@ def group_table(frames: Any, data: TrainData) -> pd.DataFrame:
 
 @dataclass
 class DayBlock:
-    """One block's share of the artifact: its warm groups' candidates and their feature rows, every group's picks,
-    and the group index of each row (to put blocks back in group order)."""
+    """One block's share of the artifact: its warm groups' candidates and their feature rows, every group's picks."""
 
     candidates: pd.DataFrame
     features: pd.DataFrame
     picks: pd.DataFrame
-    candidate_g: np.ndarray
-    pick_g: np.ndarray
 
 
 def day_block(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None = None) -> DayBlock:
@@ -870,13 +863,11 @@ def day_block(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None 
     _, c, f = score_candidates(model, warm_groups, profiles)
     g = c["g"].to_numpy()
     stored = components(c, f, model.data, model.product, model.mean_qty)
-    feats = feature_table(c, f, np.ones(len(c), dtype=bool), model.ranker, model.profiles, model.price_scale)
-    picks, pick_g = block_picks(model, group_idx, stored, g)
-    return DayBlock(stored, feats, picks, g, pick_g)
+    feats = feature_table(c, f, model.ranker, model.profiles, model.price_scale)
+    return DayBlock(stored, feats, block_picks(model, group_idx, stored, g))
 
 
-def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, stored_g: np.ndarray
-                ) -> tuple[pd.DataFrame, np.ndarray]:
+def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, stored_g: np.ndarray) -> pd.DataFrame:
     """Default-weights picks of each group of the block, as the service would pick them from the artifact: its own
     candidates, or its segment's list when it is cold or has none (computed once per segment and weights). Warm
     groups are picked all at once (`greedy_picks_batch`, the same picks as `greedy_picks` group by group)."""
@@ -917,7 +908,6 @@ def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, st
         by_row[r] = cache[key]
     hashes: dict[int, str] = {}
     parts: dict[str, list[Any]] = {GROUP_ID: [], "rank": [], PRODUCT_ID: [], "score": [], "weights_hash": []}
-    pick_g: list[np.ndarray] = []
     for r, gi in enumerate(group_idx.tolist()):
         products, group_scores = by_row[r]
         n = len(products)
@@ -926,9 +916,7 @@ def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, st
         parts[PRODUCT_ID].append(products)
         parts["score"].append(group_scores)
         parts["weights_hash"].append(np.full(n, hashes.setdefault(id(weights[r]), weights_hash(weights[r])), dtype=object))
-        pick_g.append(np.full(n, gi, dtype=np.int64))
-    frame = pd.DataFrame({k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()})
-    return frame, np.concatenate(pick_g) if pick_g else np.zeros(0, np.int64)
+    return pd.DataFrame({k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()})
 
 
 def run_blocks(model: DayModel, blocks: list[np.ndarray], views: list[Profiles], log: Log = default_log) -> Iterator[DayBlock]:
@@ -941,11 +929,6 @@ def run_blocks(model: DayModel, blocks: list[np.ndarray], views: list[Profiles],
         return
     for idx, view in progress(zip(blocks, views), len(blocks), "blocks"):
         yield day_block(model, idx, view)
-
-
-def shared_part(model: DayModel) -> DayModel:
-    """The model without its group-keyed profile tables (each block carries its own view of them)."""
-    return replace(model, profiles=model.profiles.without_group_tables())
 
 
 # ---------------------------------------------------------------------------------------------- the job
@@ -1065,7 +1048,8 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     model.price_scale = _group_price_scale(model.profiles.groups, model.profiles.cfg)
     blocks = seller_blocks(data, cfg.cluster.block_groups)
     views = block_profiles(model.profiles, data, blocks)
-    # The views now hold every group's push history (1.5 GB at a million groups): the whole copy can go.
+    # Each block carries its own view of the group-keyed tables (the push history is 1.5 GB at a million groups), so
+    # the model every block shares (broadcast once to Dask workers) keeps none of them.
     model.profiles = model.profiles.without_group_tables()
     timings["blocks_setup"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -1079,7 +1063,7 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
         # so the job holds one block's candidates at a time, whatever the number of groups.
         n_candidates = n_picks = n_done = 0
         every = max(1, len(blocks) // 20)  # a progress line per ~5 % of the blocks (plain logs have no bar)
-        for k, block in enumerate(run_blocks(shared_part(model), blocks, views, log), start=1):
+        for k, block in enumerate(run_blocks(model, blocks, views, log), start=1):
             writer.append("candidates", block.candidates)
             writer.append("candidate_features", block.features)
             writer.append("picks", block.picks)

@@ -16,7 +16,6 @@ class ALSSource(Recommender):
 
     name = "als"
     _fresh_scores = True
-    _reuses_buffer = True
 
     def __init__(
         self,

@@ -259,8 +259,6 @@ class Recommender(ABC):
     name: str = "source"
     # Whether `score` returns a new array that its caller may overwrite (saves a copy of every dense block).
     _fresh_scores: bool = False
-    # Whether `_score_into` writes into a caller's buffer (dense matrix-product sources).
-    _reuses_buffer: bool = False
 
     def fit(self, data: TrainData) -> "Recommender":
         """Learn from the training interactions; returns self."""
@@ -295,7 +293,7 @@ class Recommender(ABC):
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
 
     def _score_into(self, group_idx: np.ndarray, buffer: np.ndarray) -> np.ndarray:
-        """`score` written into `buffer[:len(group_idx)]` by sources that can (`_reuses_buffer`); others allocate."""
+        """`score` written into `buffer[:len(group_idx)]`; dense matrix-product sources override this, others allocate."""
         return self.score(group_idx)
 
     def _block_scores(self, group_idx: np.ndarray, exclude: sp.csr_matrix | None, mask: np.ndarray,
@@ -371,7 +369,8 @@ class Recommender(ABC):
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         step = block_rows(self.n_items_)
         # One scores buffer for every block of the call (sources that write into it), allocated once.
-        buffer = np.empty((min(step, n), self.n_items_), dtype=np.float32) if self._reuses_buffer and n else None
+        writes_into = type(self)._score_into is not Recommender._score_into
+        buffer = np.empty((min(step, n), self.n_items_), dtype=np.float32) if writes_into and n else None
         for start in range(0, n, step):
             stop = min(n, start + step)
             block = self._block_scores(group_idx[start:stop], None if exclude is None else exclude[start:stop], mask,

@@ -42,7 +42,6 @@ class ContentSource(Recommender):
 
     name = "content"
     _fresh_scores = True
-    _reuses_buffer = True
 
     def __init__(self, use_embeddings: bool = True, dims: int = 0, seed: int = 7) -> None:
         self.use_embeddings = use_embeddings
