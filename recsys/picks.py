@@ -5,9 +5,8 @@ The greedy re-rank: at each step every remaining candidate's diversity penalty i
 `diversity_penalty` (0 when absent) plus `rules.category_decay` per earlier pick of the same main
 category, so with weight `diversity` its score is multiplied by (1 − penalty)^diversity; the best
 one is taken. `max_per_category` and `max_per_brand` are hard caps in the top K (unbranded goods,
-brand "", are not capped). Everything is numpy on the group's ≈200 rows: well under a millisecond
-before the small output frame is built. The daily job picks a whole block of groups in one pass
-(`greedy_picks_batch`), with the same picks as `greedy_picks` group by group.
+brand "", are not capped). One implementation serves both users: the daily job picks a whole block of
+groups in one pass (`greedy_picks_batch`), and the service's `greedy_picks` is that pass over one group.
 """
 
 from __future__ import annotations
@@ -64,39 +63,11 @@ def greedy_picks(
     Blend, hard filters, then the greedy diversity re-rank under the category and brand caps; no frame is
     built, so a batch job can rank every group cheaply.
     """
-    k = rules.top_k if k is None else int(k)
     if "product_id" not in cols:
         raise KeyError("candidates need a product_id column")
-    keep = np.flatnonzero(eligible_mask(cols, rules))
-    sub = {c: np.asarray(v)[keep] for c, v in cols.items()}
-    m = len(keep)
-    base = blend_log_scores(sub, w, diversity_penalty=np.zeros(m))
-    penalty0 = np.clip(np.nan_to_num(np.asarray(sub.get("diversity_penalty", np.zeros(m)), float)), 0.0, 1.0)
-    cat, n_cat = _codes(_main_category(sub["category"]) if "category" in sub else np.zeros(m, object), False)
-    brand, n_brand = _codes(sub["brand"] if "brand" in sub else np.full(m, "", object), True)
-    cat_count = np.zeros(n_cat, dtype=np.int64)
-    brand_count = np.zeros(n_brand + 1, dtype=np.int64)  # last slot counts unbranded goods, never capped
-    brand_slot = np.where(brand < 0, n_brand, brand)
-    available = np.ones(m, dtype=bool)
-    chosen: list[int] = []
-    scores: list[float] = []
-    penalties: list[float] = []
-    for _ in range(min(k, m)):
-        allowed = available & (cat_count[cat] < rules.max_per_category)
-        allowed &= (brand < 0) | (brand_count[brand_slot] < rules.max_per_brand)
-        if not allowed.any():
-            break
-        penalty = np.minimum(penalty0 + rules.category_decay * cat_count[cat], 1.0)
-        score = base + w.diversity * np.log(np.maximum(1.0 - penalty, EPS))
-        score = np.where(allowed, score, -np.inf)
-        j = int(np.argmax(score))
-        chosen.append(j)
-        scores.append(float(np.exp(score[j])))
-        penalties.append(float(penalty[j]))
-        available[j] = False
-        cat_count[cat[j]] += 1
-        brand_count[brand_slot[j]] += 1
-    return keep[np.asarray(chosen, dtype=np.int64)], np.asarray(scores, float), np.asarray(penalties, float)
+    # One group is a block of one: the service and the daily job share a single implementation of the re-rank.
+    rows, scores, penalties, _ = greedy_picks_batch(cols, np.array([0, len(cols["product_id"])]), w, rules, k)
+    return rows, scores, penalties
 
 
 def greedy_picks_batch(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from recsys.blend import EPS, blend_log_scores
 from recsys.config import BlendWeights, RuleConfig
-from recsys.picks import greedy_picks, greedy_picks_batch
+from recsys.picks import _codes, _main_category, greedy_picks, greedy_picks_batch
+from recsys.rules import eligible_mask
 
 PROFILES = [
     BlendWeights(),
@@ -42,11 +44,49 @@ def _table(rng: np.random.Generator, n: int, odd_values: bool = False) -> dict[s
     return cols
 
 
+def reference_greedy_picks(cols, w, rules, k=None):
+    """The greedy re-rank of one group written step by step (the service's implementation before the batch one):
+    the independent reference both `greedy_picks` and `greedy_picks_batch` must match."""
+    k = rules.top_k if k is None else int(k)
+    if "product_id" not in cols:
+        raise KeyError("candidates need a product_id column")
+    keep = np.flatnonzero(eligible_mask(cols, rules))
+    sub = {c: np.asarray(v)[keep] for c, v in cols.items()}
+    m = len(keep)
+    base = blend_log_scores(sub, w, diversity_penalty=np.zeros(m))
+    penalty0 = np.clip(np.nan_to_num(np.asarray(sub.get("diversity_penalty", np.zeros(m)), float)), 0.0, 1.0)
+    cat, n_cat = _codes(_main_category(sub["category"]) if "category" in sub else np.zeros(m, object), False)
+    brand, n_brand = _codes(sub["brand"] if "brand" in sub else np.full(m, "", object), True)
+    cat_count = np.zeros(n_cat, dtype=np.int64)
+    brand_count = np.zeros(n_brand + 1, dtype=np.int64)  # last slot counts unbranded goods, never capped
+    brand_slot = np.where(brand < 0, n_brand, brand)
+    available = np.ones(m, dtype=bool)
+    chosen: list[int] = []
+    scores: list[float] = []
+    penalties: list[float] = []
+    for _ in range(min(k, m)):
+        allowed = available & (cat_count[cat] < rules.max_per_category)
+        allowed &= (brand < 0) | (brand_count[brand_slot] < rules.max_per_brand)
+        if not allowed.any():
+            break
+        penalty = np.minimum(penalty0 + rules.category_decay * cat_count[cat], 1.0)
+        score = base + w.diversity * np.log(np.maximum(1.0 - penalty, EPS))
+        score = np.where(allowed, score, -np.inf)
+        j = int(np.argmax(score))
+        chosen.append(j)
+        scores.append(float(np.exp(score[j])))
+        penalties.append(float(penalty[j]))
+        available[j] = False
+        cat_count[cat[j]] += 1
+        brand_count[brand_slot[j]] += 1
+    return keep[np.asarray(chosen, dtype=np.int64)], np.asarray(scores, float), np.asarray(penalties, float)
+
+
 def _per_group(cols, lo, hi, weights, rules, k):
-    """The reference: `greedy_picks` on each group's slice."""
+    """The reference: `reference_greedy_picks` on each group's slice."""
     rows, scores, penalties, group = [], [], [], []
     for r, (a, b) in enumerate(zip(lo, hi)):
-        idx, s, p = greedy_picks({c: v[a:b] for c, v in cols.items()}, weights[r], rules, k)
+        idx, s, p = reference_greedy_picks({c: v[a:b] for c, v in cols.items()}, weights[r], rules, k)
         rows.append(idx + a)
         scores.append(s)
         penalties.append(p)
@@ -134,3 +174,12 @@ def test_no_groups_no_rows_and_bad_input():
     for missing in ("product_id", "p_conv"):  # p_conv: a weighted component, as `greedy_picks` requires
         with pytest.raises(KeyError):
             greedy_picks_batch({c: v for c, v in cols.items() if c != missing}, np.array([0, 10]), BlendWeights(), RuleConfig())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_greedy_picks_of_one_group_match_the_step_by_step_reference(seed):
+    rng = np.random.default_rng(100 + seed)
+    cols = _table(rng, int(rng.integers(0, 60)), odd_values=bool(seed % 2))
+    rules = RuleConfig(max_per_category=2, max_per_brand=1)
+    for w in PROFILES:
+        _assert_same(greedy_picks(cols, w, rules, 8), reference_greedy_picks(cols, w, rules, 8))

@@ -43,7 +43,6 @@ class EASESource(Recommender):
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """History × B over the supported items; groups with no history and unsupported items get -inf."""
         out = np.full((len(group_idx), self.n_items_), -np.inf, dtype=np.float32)
-        hist = self.history_[group_idx]
         out[:, self.items_] = self._support_scores(group_idx)
         return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from features.interactions import TrainData
-from recsys.candidates.base import Recommender, SharedRowRecommender
+from recsys.candidates.base import SharedRowRecommender
 
 
 class TrendingSource(SharedRowRecommender):
