@@ -197,7 +197,8 @@ class ClusterConfig(_Section):
     """How the per-group part of the daily job is cut up, and where it runs.
 
     Today's groups are scored in blocks of whole sellers, so memory is bounded by the block size; with a
-    scheduler address the blocks run on that Dask cluster instead of in this process (same picks).
+    scheduler address the blocks run on that Dask cluster, and with `processes` above 1 on forked processes of
+    this machine, instead of in this process (same picks either way).
     """
 
     block_groups: int = Field(2000, ge=1, le=1_000_000, description="Groups per block of the daily job's scoring "
@@ -205,6 +206,8 @@ class ClusterConfig(_Section):
     scheduler: str = Field("", description="Dask scheduler address (tcp://host:8786); empty runs in this process. "
                            "'local' starts a LocalCluster on this machine.")
     local_workers: int = Field(2, ge=1, le=256, description="Workers of the LocalCluster when scheduler = 'local'.")
+    processes: int = Field(1, ge=0, le=256, description="Without a scheduler: processes scoring the blocks on this "
+                           "machine, forked so they share the day model's memory (same picks); 0 = one per core.")
 
 
 class Config(_Section):

@@ -920,12 +920,18 @@ def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, st
 
 
 def run_blocks(model: DayModel, blocks: list[np.ndarray], views: list[Profiles], log: Log = default_log) -> Iterator[DayBlock]:
-    """Every block, in block order, in this process or on the Dask cluster of `cluster.scheduler` when one is set;
-    a generator, so the caller can write each block away before the next one is held."""
+    """Every block, in block order: in this process, on `cluster.processes` forked ones, or on the Dask cluster of
+    `cluster.scheduler` when one is set; a generator, so the caller can write each block away before the next one is held."""
     if model.cfg.cluster.scheduler:
         from training.distributed import run_blocks_on_cluster
 
         yield from run_blocks_on_cluster(model, blocks, views, log)
+        return
+    from training.forked import run_blocks_forked, worker_processes
+
+    processes = min(worker_processes(model.cfg.cluster.processes), len(blocks))
+    if processes > 1:
+        yield from run_blocks_forked(model, blocks, views, processes, log)
         return
     for idx, view in progress(zip(blocks, views), len(blocks), "blocks"):
         yield day_block(model, idx, view)

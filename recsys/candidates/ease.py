@@ -38,7 +38,8 @@ class EASESource(Recommender):
         self.items_ = support
         self.weights_ = weights.astype(np.float32)
         # Scoring uses the decayed history, so recent purchases weigh more and cold groups use their fallback rows.
-        self.history_ = data.history.tocsc()[:, support].tocsr()
+        # float32 like B: a float64 history would make every block's product upcast (copy) the whole of B first.
+        self.history_ = data.history.tocsc()[:, support].tocsr().astype(np.float32)
 
     def score(self, group_idx: np.ndarray) -> np.ndarray:
         """History × B over the supported items; groups with no history and unsupported items get -inf."""
