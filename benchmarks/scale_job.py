@@ -158,8 +158,14 @@ def one_mode(folder: Path, mode: str, block_groups: int, config: str = "") -> di
     def close(name: str) -> None:
         nonlocal t_last
         now = time.perf_counter()
-        stages.append({"stage": name, "s": round(now - t_last, 1), "peak_rss_gib": round(sampler.mark() / 2**30, 2)})
+        seconds, peak = now - t_last, sampler.mark() / 2**30
         t_last = now
+        # Progress lines ("blocks 25/500: …") and the block count's closing line make one stage.
+        name = "blocks" if name.startswith("blocks ") or name == "blocks" else name
+        if stages and stages[-1]["stage"] == name:
+            seconds += stages[-1].pop("s")
+            peak = max(peak, stages.pop()["peak_rss_gib"])
+        stages.append({"stage": name, "s": round(seconds, 1), "peak_rss_gib": round(peak, 2)})
 
     world = read(folder)
     close("load")
