@@ -8,7 +8,7 @@ scipy.sparse) so that it scales to a million groups.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 import numpy as np
@@ -242,6 +242,13 @@ class TrainData:
     def commission_yuan(self) -> np.ndarray:
         """Commission in yuan per product: price × commission_rate."""
         return (self.item_frame["price"] * self.item_frame["commission_rate"]).to_numpy(dtype=np.float64)
+
+    def without_fit_inputs(self) -> TrainData:
+        """The same data with what only fitting reads emptied: the exposure-weighted and confidence matrices (empty,
+        same shape) and the push events (None). Fitted sources keep what they need, so scoring reads the rest;
+        at a million groups this frees about 2.5 GB for the per-group part of the daily job."""
+        empty = sp.csr_matrix(self.weights.shape, dtype=self.confidence.dtype)
+        return replace(self, weights=empty, confidence=empty, push_events=None)
 
 
 def _item_frame(products: pd.DataFrame) -> pd.DataFrame:

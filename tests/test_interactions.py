@@ -74,6 +74,18 @@ def test_train_data_quantity_decay_refunds_and_future_orders():
     assert data.commission_yuan.tolist() == pytest.approx([1.0, 10.0, 6.0])
 
 
+def test_without_fit_inputs_empties_only_the_fitting_matrices():
+    products, sellers, groups, pushes, orders = tables()
+    data = build_train_data(products, sellers, groups, pushes, orders, FeatureConfig(), now=NOW)
+    lean = data.without_fit_inputs()
+    assert data.push_events is not None and data.weights.nnz > 0  # the original is untouched
+    assert lean.push_events is None
+    for name in ("weights", "confidence"):
+        assert getattr(lean, name).shape == getattr(data, name).shape and getattr(lean, name).nnz == 0
+    for name in ("purchases", "bought", "history", "events", "item_frame", "group_frame", "cold", "groups", "items"):
+        assert getattr(lean, name) is getattr(data, name)
+
+
 def test_unknown_product_in_orders_is_named():
     products, sellers, groups, pushes, orders = tables()
     orders.loc[0, "product_id"] = "zz"

@@ -1046,6 +1046,9 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     timings["features"] = time.perf_counter() - t0
     log(f"features: {data.n_groups:,} groups, {data.n_items:,} products, now {data.now}")
     model = build_day_model(frames, data, cfg, log, trained=trained)
+    # Fitting is over: the per-group part reads the fitted sources, not the matrices they were fitted on.
+    data = model.data = data.without_fit_inputs()
+    gc.collect()
     timings.update({f"pipeline_{k}": v for k, v in model.timings.items()})
     t0 = time.perf_counter()
     groups = group_table(frames, data)
