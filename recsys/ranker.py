@@ -49,6 +49,7 @@ and `reprice_features` rewrites stored feature rows for a price / commission / c
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -239,10 +240,40 @@ class ConversionRanker:
         return self
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
-        """The booster's uncalibrated probability."""
+        """The booster's uncalibrated probability (through the compiled forest once `compile` has run)."""
         if len(X) == 0:
             return np.zeros(0)
+        compiled = getattr(self, "compiled_", None)
+        if compiled is not None:
+            return np.asarray(compiled.predict(self._matrix(X), n_jobs=self._threads()), dtype=float)
         return np.asarray(self.booster_.predict(self._matrix(X), num_threads=self._threads()), dtype=float)
+
+    def compile(self) -> "ConversionRanker":
+        """Compile the trees to native code (lleaves, through LLVM) for `predict_raw`: the same probabilities to
+        about 1e-15, several times faster per core than LightGBM's own predictor on the daily job's candidate rows.
+        Compiling takes seconds per hundred trees, so it pays on millions of rows, not on a request's few."""
+        import lleaves
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / MODEL_FILE
+            path.write_text(self.model_text(), encoding="utf-8")
+            compiled = lleaves.Model(model_file=str(path))
+            compiled.compile()
+        self.compiled_ = compiled
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled code does not pickle: a Dask worker compiles the same trees again when it unpickles the ranker.
+        state = dict(self.__dict__)
+        if state.get("compiled_") is not None:
+            state["compiled_"] = True
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        recompile = state.pop("compiled_", None) is not None
+        self.__dict__.update(state)
+        if recompile:
+            self.compile()
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated P(order | shown): p_conv."""

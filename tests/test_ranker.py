@@ -187,3 +187,24 @@ def test_categorical_features_read_the_same_from_categoricals_and_from_text() ->
     a, b = ranker._matrix(as_categorical), ranker._matrix(as_text)
     pd.testing.assert_frame_equal(a, b)
     assert a["city_tier"].isna().tolist() == [False, True, False, True, False]
+
+
+def test_compiled_ranker_predicts_what_lightgbm_predicts_and_survives_pickling() -> None:
+    import pickle
+
+    world = _world(n_days=20, per_day=300)
+    tier = np.where(world["affinity"] > 0, 1.0, 3.0)
+    tier[::7] = np.nan
+    world["city_tier"] = pd.Categorical(tier, categories=[1.0, 2.0, 3.0])
+    world.loc[world.index[::11], "price"] = np.nan
+    ranker, _ = fit_and_evaluate(world, RankerConfig(n_estimators=80, min_child_samples=20, validation_days=6))
+    # Missing values, an unknown category and a missing category all take LightGBM's paths in the compiled trees too.
+    probe = pd.concat([world, world.head(50).assign(seller_type="外星人", city_tier=np.nan)], ignore_index=True)
+    expected = ranker.predict_raw(probe)
+    compiled = ranker.compile().predict_raw(probe)
+    assert ranker.compiled_ is not None
+    np.testing.assert_allclose(compiled, expected, rtol=0, atol=1e-12)
+    assert len(np.unique(expected)) > 50  # the probe reaches many leaves
+    again = pickle.loads(pickle.dumps(ranker))
+    assert again.compiled_ is not None and again.compiled_ is not ranker.compiled_
+    assert np.array_equal(again.predict_raw(probe), compiled)

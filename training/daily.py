@@ -442,6 +442,11 @@ def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = defaul
     per-group work."""
     ranker, metrics, timings = trained if trained is not None else train_ranker(frames, data.now, cfg, log)
     timings = dict(timings)
+    if cfg.ranker.inference == "compiled" and getattr(ranker, "compiled_", None) is None:
+        t0 = time.perf_counter()
+        ranker.compile()
+        timings["ranker_compile"] = time.perf_counter() - t0
+        log(f"ranker: {ranker.best_iteration_} trees compiled to native code ({timings['ranker_compile']:.0f}s)")
     t0 = time.perf_counter()
     sources = fit_sources(data, cfg, fitted=fitted)
     timings["sources"] = time.perf_counter() - t0
