@@ -234,3 +234,36 @@ def test_groups_sampled_before_labelling_give_the_examples_sampled_after(world):
     expected = daily.sample_example_groups(everything, 12, seed=_cfg().ranker.seed)
     cols = ["group_id", "product_id", "at", "label"]
     pd.testing.assert_frame_equal(few[cols].reset_index(drop=True), expected[cols].reset_index(drop=True))
+
+
+def test_today_model_frees_the_fitting_matrices_before_the_profiles(world, monkeypatch):
+    import weakref
+
+    cfg = _cfg()
+    seen: dict[str, object] = {}
+    build = daily.build_train_data
+
+    def remembered(*args, **kwargs):
+        data = build(*args, **kwargs)
+        seen["full"] = weakref.ref(data)
+        seen["confidence"] = weakref.ref(data.confidence)
+        return data
+
+    profiles_at = daily.profiles_at
+
+    def check_then_profile(frames, as_of, config):
+        seen["alive_at_profiles"] = seen["full"]() is not None or seen["confidence"]() is not None
+        return profiles_at(frames, as_of, config)
+
+    monkeypatch.setattr(daily, "build_train_data", remembered)
+    monkeypatch.setattr(daily, "profiles_at", check_then_profile)
+    trained = daily.train_ranker(world, daily.default_now(world.orders), cfg, log=lambda _: None)
+    timings: dict[str, float] = {}
+    model = daily.today_model(world, cfg, trained, timings, log=lambda _: None)
+    assert seen["alive_at_profiles"] is False
+    assert model.data.confidence.nnz == 0 and model.data.push_events is None
+    assert model.data.purchases.nnz > 0 and "features" in timings
+    # The fitted sources and the adoption still score from what they kept.
+    groups = np.flatnonzero(~model.data.cold)[:5]
+    assert (model.sources["als"].recommend(groups, 5)[0] >= 0).all()
+    assert np.isfinite(model.adoption.pairs(groups, np.zeros(len(groups), dtype=np.int64))).all()

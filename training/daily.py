@@ -437,9 +437,11 @@ def train_ranker(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default
 
 
 def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
-                    fitted: Mapping[str, Recommender] | None = None, trained: Trained | None = None) -> DayModel:
+                    fitted: Mapping[str, Recommender] | None = None, trained: Trained | None = None,
+                    release_fit_inputs: bool = False) -> DayModel:
     """Train the ranker (unless `trained` already is), then fit today's sources and profiles: everything but the
-    per-group work."""
+    per-group work. With `release_fit_inputs` the model keeps `data.without_fit_inputs()`, and when the caller
+    holds no other reference to `data` its fitting matrices are freed before the profiles are built."""
     ranker, metrics, timings = trained if trained is not None else train_ranker(frames, data.now, cfg, log)
     timings = dict(timings)
     if cfg.ranker.inference == "compiled" and getattr(ranker, "compiled_", None) is None:
@@ -450,13 +452,32 @@ def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = defaul
     t0 = time.perf_counter()
     sources = fit_sources(data, cfg, fitted=fitted)
     timings["sources"] = time.perf_counter() - t0
+    log(f"sources: {len(sources)} fitted on today's data ({timings['sources']:.0f}s)")
+    adoption = SellerAdoption(data)
+    if release_fit_inputs:
+        data = data.without_fit_inputs()
+        gc.collect()
     t0 = time.perf_counter()
     profiles = profiles_at(frames, data.now, cfg)
     product = item_product_state(frames, data, cfg)
     mean_qty = mean_quantity(data)
     timings["profiles"] = time.perf_counter() - t0
-    log(f"today: sources fitted ({timings['sources']:.0f}s), profiles ({timings['profiles']:.0f}s)")
-    return DayModel(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings, SellerAdoption(data))
+    log(f"profiles: groups, products, push history as of {data.now:%Y-%m-%d} ({timings['profiles']:.0f}s)")
+    return DayModel(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings, adoption)
+
+
+def today_model(frames: Any, cfg: Config, trained: Trained, timings: dict[str, float], log: Log = default_log) -> DayModel:
+    """Today's TrainData and day model for the daily job. Today's TrainData is handed straight to `build_day_model`,
+    whose reference is then the only one: its fitting matrices (GBs at a million groups) go once the sources are fitted."""
+    t0 = time.perf_counter()
+
+    def data() -> TrainData:
+        built = build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes, frames.orders, cfg.features)
+        timings["features"] = time.perf_counter() - t0
+        log(f"features: {built.n_groups:,} groups, {built.n_items:,} products, now {built.now}")
+        return built
+
+    return build_day_model(frames, data(), cfg, log, trained=trained, release_fit_inputs=True)
 
 
 def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None = None
@@ -1046,14 +1067,8 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     # TrainData and profile sets are never held together (the job's peak memory at a million groups).
     trained = train_ranker(frames, default_now(frames.orders), cfg, log)
     gc.collect()
-    t0 = time.perf_counter()
-    data = build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes, frames.orders, cfg.features)
-    timings["features"] = time.perf_counter() - t0
-    log(f"features: {data.n_groups:,} groups, {data.n_items:,} products, now {data.now}")
-    model = build_day_model(frames, data, cfg, log, trained=trained)
-    # Fitting is over: the per-group part reads the fitted sources, not the matrices they were fitted on.
-    data = model.data = data.without_fit_inputs()
-    gc.collect()
+    model = today_model(frames, cfg, trained, timings, log)
+    data = model.data
     timings.update({f"pipeline_{k}": v for k, v in model.timings.items()})
     t0 = time.perf_counter()
     groups = group_table(frames, data)
