@@ -7,6 +7,7 @@ implicit built with CUDA to fit there; otherwise fitting stays on the CPU) and t
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import numpy as np
@@ -15,6 +16,13 @@ import scipy.sparse as sp
 from recsys.candidates.base import block_rows
 
 Device = Literal["cpu", "cuda"]
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one: a container's share, not the host's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def cuda_available() -> bool:

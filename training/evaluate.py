@@ -272,7 +272,7 @@ def make_source(name: str, params: Mapping[str, Any] | None = None, cfg: Config 
         "als": lambda: ALSSource(**{"factors": c.als_factors, "regularization": c.als_regularization,
                                     "iterations": c.als_iterations, "algorithm": c.algorithm, "seed": c.seed,
                                     "device": c.device, "threads": c.threads, **p}),
-        "ease": lambda: EASESource(**{"lam": c.ease_lambda, **p}),
+        "ease": lambda: EASESource(**{"lam": c.ease_lambda, "threads": c.threads, **p}),
         "content": lambda: ContentSource(**{"dims": c.content_dims, "seed": c.seed, **p}),
         "repurchase": lambda: RepurchaseSource(**p),
         "exposure": lambda: ExposureSource(**p),

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from features.profiles import Profiles
 from recsys.config import RankerConfig
+from recsys.device import cpu_cores
 
 if TYPE_CHECKING:
     from training.daily import DayBlock, DayModel, Log
@@ -33,9 +33,7 @@ _SHARED: "tuple[DayModel, list[np.ndarray], list[Profiles]] | None" = None
 
 def worker_processes(processes: int) -> int:
     """Processes to fork for `cluster.processes` (0 = one per core this process may run on)."""
-    if processes > 0:
-        return processes
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return processes if processes > 0 else cpu_cores()
 
 
 def _single_threaded_ranker() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from features.interactions import TrainData
 from recsys.candidates.base import Recommender, block_rows, exclusion_keys, top_k
+from recsys.device import cpu_cores
 
 
 class EASESource(Recommender):
@@ -15,10 +17,11 @@ class EASESource(Recommender):
 
     name = "ease"
 
-    def __init__(self, lam: float = 250.0, max_items: int = 6000, binary: bool = True) -> None:
+    def __init__(self, lam: float = 250.0, max_items: int = 6000, binary: bool = True, threads: int = 1) -> None:
         self.lam = lam
         self.max_items = max_items
         self.binary = binary
+        self.threads = threads  # BLAS threads for the Gram matrix and its inverse; 0 = every core
 
     def _fit(self, data: TrainData) -> None:
         x = data.bought if self.binary else data.purchases
@@ -30,9 +33,11 @@ class EASESource(Recommender):
         xs = x.tocsc()[:, support].tocsr().astype(np.float64)
         gram = np.asarray((xs.T @ xs).toarray())
         gram[np.diag_indices_from(gram)] += self.lam
-        # Cholesky inverse: the Gram matrix plus λI is symmetric positive definite.
-        chol = scipy.linalg.cho_factor(gram, overwrite_a=True, check_finite=False)
-        p = scipy.linalg.cho_solve(chol, np.eye(len(support)), overwrite_b=True, check_finite=False)
+        # Cholesky inverse: the Gram matrix plus λI is symmetric positive definite. The O(n³) solve is the one
+        # step BLAS threads speed up (18 s on one core for 6,000 items).
+        with threadpool_limits(limits=self.threads or cpu_cores(), user_api="blas"):
+            chol = scipy.linalg.cho_factor(gram, overwrite_a=True, check_finite=False)
+            p = scipy.linalg.cho_solve(chol, np.eye(len(support)), overwrite_b=True, check_finite=False)
         weights = -p / np.diag(p)
         weights[np.diag_indices_from(weights)] = 0.0
         self.items_ = support
