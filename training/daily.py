@@ -822,31 +822,40 @@ def _push_rates(frames: Any, data: TrainData, cfg: Config) -> tuple[pd.DataFrame
     if frames.pushes is None or not len(frames.pushes):
         return pd.DataFrame(columns=["pos", "n"]), pd.Series(dtype=float), 0.0
     now = data.now
-    # Integer pair keys and times, never a copy of the pushes table (70M rows at a million groups).
-    at = to_local_naive(frames.pushes[PUSHED_AT])
-    recent = ((at >= now - pd.Timedelta(days=28)) & (at + pd.Timedelta(days=cfg.ranker.label_window_days) <= now)).to_numpy()
-    g = data.groups.index_of(frames.pushes[GROUP_ID], missing="mark")[recent]
-    i = data.items.index_of(frames.pushes[PRODUCT_ID], missing="mark")[recent]
+    # Integer pair keys and times, never a copy of the pushes table (70M rows at a million groups), and counts by
+    # bincount over the few (segment, item) cells instead of sorting or grouping 70M keys.
+    at = to_local_naive(frames.pushes[PUSHED_AT]).to_numpy()
+    recent = (at >= np.datetime64(now - pd.Timedelta(days=28))) & \
+        (at <= np.datetime64(now - pd.Timedelta(days=cfg.ranker.label_window_days)))
+    at = at[recent]
+    g = data.groups.index_of(frames.pushes[GROUP_ID], missing="mark")[recent].astype(np.int32)
+    i = data.items.index_of(frames.pushes[PRODUCT_ID], missing="mark")[recent].astype(np.int32)
+    del recent
     o = _orders_between(frames.orders, pd.Timestamp.min, now)
     og = data.groups.index_of(o[GROUP_ID], missing="mark")
     oi = data.items.index_of(o[PRODUCT_ID], missing="mark")
     width = np.int64(data.n_items)
-    labels = ordered_within(np.where((g >= 0) & (i >= 0), g * width + i, -1), at.to_numpy()[recent],
+    ok = (g >= 0) & (i >= 0)
+    labels = ordered_within(np.where(ok, g.astype(np.int64) * width + i, -1), at,
                             np.where((og >= 0) & (oi >= 0), og * width + oi, -2),
                             to_local_naive(o[ORDERED_AT]).to_numpy(), pd.Timedelta(days=cfg.ranker.label_window_days))
-    ok = (g >= 0) & (i >= 0)
+    del at
     g, i, y = g[ok], i[ok], labels[ok].astype(float)
+    del labels, ok
     base = float(y.mean()) if len(y) else 0.0
-    by_item = pd.DataFrame({"i": i, "y": y}).groupby("i")["y"].agg(["sum", "count"])
-    rate_item = (by_item["sum"] + 10.0 * base) / (by_item["count"] + 10.0)
-    # Counted on integer (segment, item) keys: grouping 70M pushes by a segment string costs gigabytes.
+    item_n = np.bincount(i, minlength=data.n_items)
+    item_pos = np.bincount(i, weights=y, minlength=data.n_items)
+    pushed = np.flatnonzero(item_n)
+    rate_item = pd.Series((item_pos[pushed] + 10.0 * base) / (item_n[pushed] + 10.0), index=pd.Index(pushed, name="i"))
     seg_codes, segments = pd.factorize(data.group_frame["segment"].to_numpy(object))
     key = seg_codes[g].astype(np.int64) * width + i
-    keys, inverse = np.unique(key, return_inverse=True)
-    pos = np.bincount(inverse.ravel(), weights=y, minlength=len(keys))
-    n = np.bincount(inverse.ravel(), minlength=len(keys))
+    del g, i
+    cells = len(segments) * int(width)
+    n = np.bincount(key, minlength=cells)
+    pos = np.bincount(key, weights=y, minlength=cells)
+    keys = np.flatnonzero(n)
     index = pd.MultiIndex.from_arrays([np.asarray(segments, dtype=object)[keys // width], keys % width], names=["s", "i"])
-    rate_seg = pd.DataFrame({"pos": pos, "n": n}, index=index).sort_index()
+    rate_seg = pd.DataFrame({"pos": pos[keys], "n": n[keys]}, index=index).sort_index()
     return rate_seg, rate_item, base
 
 
