@@ -174,6 +174,8 @@ class ConversionRanker:
     calibrator) as plain values, so `save` / `load_ranker` give back the very same predictions.
     """
 
+    compiled_: Any = None  # the lleaves forest once `compile` has run
+
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config
 
@@ -243,9 +245,8 @@ class ConversionRanker:
         """The booster's uncalibrated probability (through the compiled forest once `compile` has run)."""
         if len(X) == 0:
             return np.zeros(0)
-        compiled = getattr(self, "compiled_", None)
-        if compiled is not None:
-            return np.asarray(compiled.predict(self._matrix(X), n_jobs=self._threads()), dtype=float)
+        if self.compiled_ is not None:
+            return np.asarray(self.compiled_.predict(self._matrix(X), n_jobs=self._threads()), dtype=float)
         return np.asarray(self.booster_.predict(self._matrix(X), num_threads=self._threads()), dtype=float)
 
     def compile(self) -> "ConversionRanker":

@@ -44,7 +44,7 @@ def test_forked_processes_give_the_single_process_artifact(tmp_path, inference: 
     assert alone.manifest["config_hash"] == spread.manifest["config_hash"]
     # The parent's ranker keeps its own thread count; only the children's copies were set to one.
     assert forked.model.ranker.config.num_threads == 2
-    assert (getattr(forked.model.ranker, "compiled_", None) is not None) == (inference == "compiled")
+    assert (forked.model.ranker.compiled_ is not None) == (inference == "compiled")
 
 
 def test_zero_processes_means_one_per_core() -> None:

@@ -444,7 +444,7 @@ def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = defaul
     holds no other reference to `data` its fitting matrices are freed before the profiles are built."""
     ranker, metrics, timings = trained if trained is not None else train_ranker(frames, data.now, cfg, log)
     timings = dict(timings)
-    if cfg.ranker.inference == "compiled" and getattr(ranker, "compiled_", None) is None:
+    if cfg.ranker.inference == "compiled" and ranker.compiled_ is None:
         t0 = time.perf_counter()
         ranker.compile()
         timings["ranker_compile"] = time.perf_counter() - t0
