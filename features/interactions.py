@@ -21,6 +21,17 @@ from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_
 from recsys.config import FeatureConfig
 
 DAY = pd.Timedelta(days=1)
+# The dtype pandas gives a column of Python strings (Arrow-backed `str` in pandas 3, object before).
+TEXT_DTYPE = pd.Series(["x"]).dtype
+
+
+def text_values(values: pd.Series, idx: np.ndarray | None = None) -> object:
+    """A text column's values (at positions `idx`) for a new frame: Arrow strings stay in Arrow instead of going
+    through a Python string per row and being inferred back (most of a block's frame building otherwise)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype == TEXT_DTYPE:
+        return values.array if idx is None else values.array.take(np.asarray(idx, dtype=np.int64))
+    out = values.to_numpy(dtype=object)
+    return out if idx is None else out[idx]
 
 
 def _object_array(values: Iterable[object]) -> np.ndarray:
@@ -51,18 +62,36 @@ class IdMap:
         self._index = pd.Index(self.ids, dtype=object)
         self._arrow_ids: pa.Array | None = None
 
-    def _arrow_index(self, values: pa.ChunkedArray) -> np.ndarray | None:
-        """Indices of Arrow strings looked up in Arrow (no Python object per row: 76M pushes stay cheap);
-        None when the ids are not all strings."""
+    def _arrow_id_array(self) -> pa.Array | None:
+        """The ids as one Arrow string array, built once; None when they are not all strings."""
         if self._arrow_ids is None:
             if not all(isinstance(v, str) for v in self.ids):
                 return None
             self._arrow_ids = pa.array(self.ids.tolist(), type=pa.string())
-        found = pc.index_in(values.cast(pa.string()), value_set=self._arrow_ids)
+        return self._arrow_ids
+
+    def _arrow_index(self, values: pa.ChunkedArray) -> np.ndarray | None:
+        """Indices of Arrow strings looked up in Arrow (no Python object per row: 76M pushes stay cheap);
+        None when the ids are not all strings."""
+        ids = self._arrow_id_array()
+        if ids is None:
+            return None
+        found = pc.index_in(values.cast(pa.string()), value_set=ids)
         return found.fill_null(-1).to_numpy().astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def text_of(self, idx: np.ndarray) -> object:
+        """External ids at these (valid) indices as a new frame's column: taken in Arrow when the ids are strings
+        and pandas stores text in Arrow (the same values and dtype as a frame built from `id_of`)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        ids = self._arrow_id_array() if isinstance(TEXT_DTYPE, pd.StringDtype) else None
+        if ids is None:
+            return self.id_of(idx)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise KeyError(f"{self.kind} index out of range 0..{len(self) - 1}")
+        return pd.array(ids.take(pa.array(idx)), dtype=TEXT_DTYPE)
 
     def __contains__(self, item: object) -> bool:
         return item in self._index

@@ -925,13 +925,15 @@ def pair_features(
     segment_shares: pd.DataFrame | None = None,
     overall_shares: pd.Series | None = None,
     cfg: FeatureConfig | None = None,
+    price_scale: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Features of each (group_id, product_id) row of `pairs` for the conversion ranker: group_id, product_id, PAIR_FEATURES.
 
     Rows keep the order of `pairs`. `pushes` is the raw pushes table or the profiles' `PushHistory`
     (same values, no pass over the pushes). `brands` is `group_brand_shares(...)` (brand columns are NaN
     without it); segment and overall shares are pooled from `group_prof` when not given. A group or
-    product missing from its profile gets NaN features (LightGBM treats them as missing).
+    product missing from its profile gets NaN features (LightGBM treats them as missing). `price_scale` is
+    `_group_price_scale(group_prof, cfg)` when already computed.
     """
     cfg = cfg or FeatureConfig()
     as_of = to_as_of(as_of)
@@ -990,7 +992,8 @@ def pair_features(
     # typical within-group variance, weighted by orders like the shares.
     log_price = _take(product_prof["log_price"].to_numpy(dtype=float), pi)
     median = _take(gp["log_price_median"].to_numpy(dtype=float), gi)
-    out["price_z"] = (log_price - median) / _take(_group_price_scale(group_prof, cfg)[used], gi)
+    scale = _group_price_scale(group_prof, cfg) if price_scale is None else price_scale
+    out["price_z"] = (log_price - median) / _take(scale[used], gi)
 
     # Brand loyalty: share of the group's branded purchases that went to this product's brand.
     product_brand = product_prof["brand"].fillna("").astype(str)
@@ -1086,13 +1089,21 @@ class Profiles:
     segments: SegmentAggregates
     push_history: PushHistory
     cfg: FeatureConfig = field(default_factory=FeatureConfig)
+    # `_group_price_scale` of `groups`, once computed: it pools over every group, so a block must not redo it.
+    price_scale: np.ndarray | None = None
+
+    def group_price_scale(self) -> np.ndarray:
+        """Each profiled group's log-price scale (the price_z denominator), computed on first use."""
+        if self.price_scale is None:
+            self.price_scale = _group_price_scale(self.groups, self.cfg)
+        return self.price_scale
 
     def pair_features(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """group_id, product_id and PAIR_FEATURES for each row of `pairs`."""
         return pair_features(
             pairs, self.groups, self.products, self.cycles, self.push_history, self.as_of,
             brands=self.brands, segment_shares=self.segments.segment_shares,
-            overall_shares=self.segments.overall_shares, cfg=self.cfg,
+            overall_shares=self.segments.overall_shares, cfg=self.cfg, price_scale=self.group_price_scale(),
         )
 
     def group_rows(self, groups: np.ndarray | pd.Series | list[object]) -> np.ndarray:

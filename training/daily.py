@@ -38,8 +38,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from features.interactions import IdMap, TrainData, build_train_data, default_now, to_local_naive
-from features.profiles import Profiles, _group_price_scale, build_profiles
+from features.interactions import IdMap, TrainData, build_train_data, default_now, text_values, to_local_naive
+from features.profiles import Profiles, build_profiles
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.adoption import SellerAdoption
 from recsys.blend import blend_log_scores, weights_hash
@@ -411,10 +411,13 @@ class DayModel:
     mean_qty: np.ndarray  # mean quantity per order of item i (1 when never ordered)
     timings: dict[str, float]
     adoption: SellerAdoption  # the chance the seller pushes a pair at all (a blend component)
-    # Set by the daily job before its blocks run: the groups and segment_candidates tables, the groups' price scales.
+    # Set by the daily job before its blocks run: the groups and segment_candidates tables, and each TrainData
+    # group's log-price scale (NaN for a group without a profile).
     groups: pd.DataFrame | None = None
     segment: pd.DataFrame | None = None
     price_scale: np.ndarray | None = None
+    # Built by the first block a process scores: the segments' picks per weight profile.
+    segment_lists: SegmentLists | None = None
 
 
 Trained = tuple[ConversionRanker, dict[str, Any], dict[str, float]]
@@ -723,17 +726,17 @@ def components(c: pd.DataFrame, f: pd.DataFrame, data: TrainData, product: pd.Da
     rank_cols = [col for col in f.columns if col.startswith("rank__")]
     price = c["price"].to_numpy(float)
     return pd.DataFrame({
-        GROUP_ID: c[GROUP_ID].astype(str).to_numpy(),
-        PRODUCT_ID: c[PRODUCT_ID].astype(str).to_numpy(),
+        GROUP_ID: text_values(c[GROUP_ID].astype(str)),
+        PRODUCT_ID: text_values(c[PRODUCT_ID].astype(str)),
         "p_conv": c["p_conv"].to_numpy(float),
         "price": price,
         "commission_rate": c["commission_rate"].to_numpy(float),
         "commission_yuan": c["commission_yuan"].to_numpy(float),
         "rating": c["rating"].to_numpy(float),
         "order_value": price * mean_qty[i],
-        "category": items["main_category"].to_numpy(object)[i],
-        "brand": items["brand"].to_numpy(object)[i],
-        "sources": c["sources"].astype(str).to_numpy(),
+        "category": text_values(items["main_category"], i),
+        "brand": text_values(items["brand"], i),
+        "sources": text_values(c["sources"].astype(str)),
         "reasons": _reasons(f[rank_cols], f["cat_share"].to_numpy(float), due, prod["launched_days"].to_numpy(float)),
         "repurchase_due": due,
         "presale": prod["presale"].to_numpy(bool),
@@ -746,21 +749,24 @@ def components(c: pd.DataFrame, f: pd.DataFrame, data: TrainData, product: pd.Da
 
 
 def feature_table(c: pd.DataFrame, f: pd.DataFrame, ranker: ConversionRanker,
-                  profiles: Profiles, scale: np.ndarray | None = None) -> pd.DataFrame:
+                  profiles: Profiles, scale_by_g: np.ndarray | None = None) -> pd.DataFrame:
     """The `candidate_features` rows of the candidates: group_id, product_id and the ranker's feature
     columns (float32), plus `_price_z_scale`, so that a what-if can rewrite price, commission or coupon
-    (`recsys.ranker.reprice_features`) and ask the ranker again (`recsys.ranker.load_ranker`). `scale` is each
-    profiled group's log-price scale when already computed."""
+    (`recsys.ranker.reprice_features`) and ask the ranker again (`recsys.ranker.load_ranker`). `scale_by_g` is each
+    TrainData group's log-price scale when already computed (read by the candidates' `g`)."""
     names = [n for n in ranker.feature_names_ if n in f.columns]
     out = f[names].reset_index(drop=True)
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col]):
             out[col] = out[col].astype(np.float32)
-    scale = _group_price_scale(profiles.groups, profiles.cfg) if scale is None else scale
-    rows = profiles.groups.index.get_indexer(c[GROUP_ID].astype(str).to_numpy(dtype=object))
-    out.insert(0, PRODUCT_ID, c[PRODUCT_ID].astype(str).to_numpy())
-    out.insert(0, GROUP_ID, c[GROUP_ID].astype(str).to_numpy())
-    out[PRICE_SCALE] = np.where(rows >= 0, scale[np.maximum(rows, 0)], np.nan).astype(np.float32)
+    if scale_by_g is None:
+        rows = profiles.groups.index.get_indexer(c[GROUP_ID].astype(str).to_numpy(dtype=object))
+        group_scale = np.where(rows >= 0, profiles.group_price_scale()[np.maximum(rows, 0)], np.nan)
+    else:
+        group_scale = scale_by_g[c["g"].to_numpy()]
+    out.insert(0, PRODUCT_ID, text_values(c[PRODUCT_ID].astype(str)))
+    out.insert(0, GROUP_ID, text_values(c[GROUP_ID].astype(str)))
+    out[PRICE_SCALE] = group_scale.astype(np.float32)
     if EXPOSED in ranker.feature_names_:
         out[EXPOSED] = np.int8(1)  # p_conv is asked about a shown pair
     return out
@@ -778,8 +784,10 @@ def segment_components(frames: Any, data: TrainData, cfg: Config, product: pd.Da
     n = cfg.candidates.union_size
     rate_seg, rate_item, base = _push_rates(frames, data, cfg)
     parts = []
+    # The segments with any purchase, found once: probing the level per segment hashes millions of entries each time.
+    bought_in = set(mass.index.get_level_values(0).unique())
     for seg in pd.unique(segs):
-        top = mass.loc[seg].sort_values(ascending=False).index.to_numpy() if seg in mass.index.get_level_values(0) else np.zeros(0, int)
+        top = mass.loc[seg].sort_values(ascending=False).index.to_numpy() if seg in bought_in else np.zeros(0, int)
         top = np.r_[top, glob.index.to_numpy()[~np.isin(glob.index.to_numpy(), top)]][:n].astype(np.int64)
         pid = data.items.id_of(top)
         item_rate = rate_item.reindex(top).fillna(base).to_numpy()
@@ -902,56 +910,98 @@ def day_block(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None 
     return DayBlock(stored, feats, block_picks(model, group_idx, stored, g))
 
 
+class SegmentLists:
+    """Default picks of each segment's list per weight profile, picked once per process and reused by every block."""
+
+    def __init__(self, segment: pd.DataFrame, rules: RuleConfig) -> None:
+        from training.artifact import _numpy_columns
+
+        segments = segment.sort_values("segment", kind="stable").reset_index(drop=True)
+        self.keys = segments["segment"].astype(str).to_numpy(object)
+        self.cols = _numpy_columns(segments)
+        self.rules = rules
+        self.cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def picks(self, segment: str, w: BlendWeights, w_hash: str) -> tuple[np.ndarray, np.ndarray]:
+        """(product ids, scores) of the segment's picks under weights `w` (fingerprint `w_hash`)."""
+        from recsys.picks import greedy_picks
+
+        key = (segment, w_hash)
+        if key not in self.cache:
+            rows = np.flatnonzero(self.keys == segment)
+            cols = {name: a[rows] for name, a in self.cols.items()}
+            idx, scores, _ = greedy_picks(cols, w, self.rules)
+            self.cache[key] = (cols[PRODUCT_ID][idx], scores)
+        return self.cache[key]
+
+
+class _LazyColumns(Mapping[str, np.ndarray]):
+    """A frame's columns as numpy arrays, each converted on first read: the picks read a few of a block's columns."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.done: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        from training.artifact import _numpy_columns
+
+        if name not in self.done:
+            self.done[name] = _numpy_columns(self.frame[[name]])[name]
+        return self.done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.frame.columns)
+
+    def __len__(self) -> int:
+        return len(self.frame.columns)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.frame.columns
+
+
 def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, stored_g: np.ndarray) -> pd.DataFrame:
     """Default-weights picks of each group of the block, as the service would pick them from the artifact: its own
     candidates, or its segment's list when it is cold or has none (computed once per segment and weights). Warm
     groups are picked all at once (`greedy_picks_batch`, the same picks as `greedy_picks` group by group)."""
-    from recsys.picks import greedy_picks, greedy_picks_batch
-    from training.artifact import _numpy_columns
+    from recsys.picks import greedy_picks_batch
 
-    cfg, groups = model.cfg, model.groups
+    cfg = model.cfg
     group_idx = np.asarray(group_idx, dtype=np.int64)
+    # Only the block's rows of the groups table: converting a million rows' text per block would cost more than the picks.
+    groups = model.groups.iloc[group_idx]
     lo = np.searchsorted(stored_g, group_idx, side="left")
     hi = np.searchsorted(stored_g, group_idx, side="right")
-    ids = groups[GROUP_ID].to_numpy(object)
     seller_type = groups["seller_type"].astype(str).to_numpy(object)
     segment = groups["segment"].astype(str).to_numpy(object)
-    weights = [cfg.weights.for_seller_type(str(seller_type[gi])) for gi in group_idx]
-    served_cold = groups["cold_start"].to_numpy(bool)[group_idx] | (hi == lo)
+    by_type = {t: cfg.weights.for_seller_type(t) for t in pd.unique(seller_type)}
+    hashes = {t: weights_hash(w) for t, w in by_type.items()}
+    weights = [by_type[t] for t in seller_type]
+    served_cold = groups["cold_start"].to_numpy(bool) | (hi == lo)
     # Warm groups: one vectorised pass over the block's stored candidates.
     warm = np.flatnonzero(~served_cold)
-    rows, scores, _, which = greedy_picks_batch(_numpy_columns(stored), np.column_stack([lo[warm], hi[warm]]),
+    rows, scores, _, which = greedy_picks_batch(_LazyColumns(stored), np.column_stack([lo[warm], hi[warm]]),
                                                 [weights[r] for r in warm], cfg.rules)
-    by_row: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    product_ids = stored[PRODUCT_ID].to_numpy(object) if len(stored) else np.zeros(0, object)
+    # The picked rows' product ids only (a tenth of the block's candidates), taken in Arrow.
+    picked = np.asarray(text_values(stored[PRODUCT_ID].astype(str), rows), dtype=object) if len(rows) else np.zeros(0, object)
+    per_group: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, object), np.zeros(0))] * len(group_idx)
     starts = np.searchsorted(which, np.arange(len(warm) + 1))
     for j, r in enumerate(warm.tolist()):
-        sel = slice(starts[j], starts[j + 1])
-        by_row[r] = (product_ids[rows[sel]], scores[sel])
+        per_group[r] = (picked[starts[j]:starts[j + 1]], scores[starts[j]:starts[j + 1]])
     # Cold groups (and warm ones without candidates): their segment's list, once per segment and weights.
-    segments = model.segment.sort_values("segment", kind="stable").reset_index(drop=True)
-    seg_keys = segments["segment"].astype(str).to_numpy(object)
-    segment_cols = _numpy_columns(segments)
-    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    if model.segment_lists is None:
+        model.segment_lists = SegmentLists(model.segment, cfg.rules)
     for r in np.flatnonzero(served_cold).tolist():
-        key = (str(segment[group_idx[r]]), id(weights[r]))
-        if key not in cache:
-            seg_rows = np.flatnonzero(seg_keys == key[0])
-            cols = {name: a[seg_rows] for name, a in segment_cols.items()}
-            idx, seg_scores, _ = greedy_picks(cols, weights[r], cfg.rules)
-            cache[key] = (cols[PRODUCT_ID][idx], seg_scores)
-        by_row[r] = cache[key]
-    hashes: dict[int, str] = {}
-    parts: dict[str, list[Any]] = {GROUP_ID: [], "rank": [], PRODUCT_ID: [], "score": [], "weights_hash": []}
-    for r, gi in enumerate(group_idx.tolist()):
-        products, group_scores = by_row[r]
-        n = len(products)
-        parts[GROUP_ID].append(np.full(n, ids[gi], dtype=object))
-        parts["rank"].append(np.arange(1, n + 1))
-        parts[PRODUCT_ID].append(products)
-        parts["score"].append(group_scores)
-        parts["weights_hash"].append(np.full(n, hashes.setdefault(id(weights[r]), weights_hash(weights[r])), dtype=object))
-    return pd.DataFrame({k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()})
+        per_group[r] = model.segment_lists.picks(str(segment[r]), weights[r], hashes[seller_type[r]])
+    counts = np.array([len(p[1]) for p in per_group], dtype=np.int64)
+    ids = groups[GROUP_ID].astype(str).to_numpy(object)
+    w_hash = np.array([hashes[t] for t in seller_type], dtype=object)
+    return pd.DataFrame({
+        GROUP_ID: np.repeat(ids, counts),
+        "rank": np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + 1,
+        PRODUCT_ID: np.concatenate([p[0] for p in per_group]) if per_group else np.zeros(0, object),
+        "score": np.concatenate([p[1] for p in per_group]) if per_group else np.zeros(0),
+        "weights_hash": np.repeat(w_hash, counts),
+    })
 
 
 def run_blocks(model: DayModel, blocks: list[np.ndarray], views: list[Profiles], log: Log = default_log) -> Iterator[DayBlock]:
@@ -1083,7 +1133,8 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     groups = group_table(frames, data)
     segment = segment_components(frames, data, cfg, model.product)
     model.groups, model.segment = groups, segment
-    model.price_scale = _group_price_scale(model.profiles.groups, model.profiles.cfg)
+    rows = model.profiles.groups.index.get_indexer(data.groups.ids)
+    model.price_scale = np.where(rows >= 0, model.profiles.group_price_scale()[np.maximum(rows, 0)], np.nan)
     blocks = seller_blocks(data, cfg.cluster.block_groups)
     views = block_profiles(model.profiles, data, blocks)
     # Each block carries its own view of the group-keyed tables (the push history is 1.5 GB at a million groups), so

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from features.interactions import TrainData
+from features.interactions import IdMap, TrainData
 from recsys.candidates.base import Recommender
 
 
@@ -88,6 +88,21 @@ class BlendRecommender(Recommender):
         return self._block_scores(np.asarray(group_idx), None, self.in_stock_)
 
 
+def _group_order(g: np.ndarray, n_present: np.ndarray, best: np.ndarray, i: np.ndarray, n_src: int, per_source: int,
+                 n_items: int) -> np.ndarray:
+    """Row order by group, then most sources, best rank, item: `np.lexsort((i, best, -n_present, g))`, computed as one
+    argsort of a packed int64 key when it fits (a tenth of the time of four stable passes)."""
+    if not len(g):
+        return np.zeros(0, dtype=np.int64)
+    ranks = int(per_source) + 1  # a proposed item's best rank lies in 1..per_source
+    fits = float(g.max() + 1) * (n_src + 1) * ranks * n_items < 2.0**62
+    if not fits or not np.all(np.isfinite(best)) or best.max() > per_source:
+        return np.lexsort((i, best, -n_present, g))
+    key = ((g * (n_src + 1) + (n_src - n_present)) * ranks + best.astype(np.int64)) * n_items + i
+    # Keys are distinct (one row per group and item), so any sort gives lexsort's order.
+    return np.argsort(key)
+
+
 def union_candidates(
     sources: Mapping[str, Recommender],
     data: TrainData,
@@ -132,20 +147,20 @@ def union_candidates(
     present = ~np.isnan(wide_rank)
     n_present = present.sum(axis=1)
     best = np.where(present, wide_rank, np.inf).min(axis=1) if n_src else np.zeros(len(uniq))
-    order = np.lexsort((ui, best, -n_present, ug))
+    order = _group_order(ug, n_present, best, ui, n_src, per_source, max(data.n_items, 1))
     ug_sorted = ug[order]
     starts = np.r_[0, np.flatnonzero(np.diff(ug_sorted)) + 1] if len(order) else np.zeros(0, np.int64)
     position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     keep = order[position < union_size]
-    out: dict[str, object] = {"group_id": data.groups.id_of(ug[keep]), "product_id": data.items.id_of(ui[keep])}
+    out: dict[str, object] = {"group_id": data.groups.text_of(ug[keep]), "product_id": data.items.text_of(ui[keep])}
     for j, name in enumerate(names):
         out[f"score__{name}"] = wide_score[keep, j]
         out[f"rank__{name}"] = wide_rank[keep, j]
     # One integer per set of proposing sources; only the few distinct sets are joined into text.
     sets = present[keep].astype(np.int64) @ (np.int64(1) << np.arange(n_src, dtype=np.int64))
     set_uniq, set_inverse = np.unique(sets, return_inverse=True)
-    labels = np.array([",".join(n for j, n in enumerate(names) if (int(u) >> j) & 1) for u in set_uniq], dtype=object)
-    out["sources"] = labels[set_inverse.ravel()]
+    labels = IdMap([",".join(n for j, n in enumerate(names) if (int(u) >> j) & 1) for u in set_uniq], "source set")
+    out["sources"] = labels.text_of(set_inverse.ravel())
     if with_indices:
         out["g"], out["i"] = ug[keep], ui[keep]
     return pd.DataFrame(out)
