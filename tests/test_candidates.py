@@ -268,14 +268,95 @@ def test_content_in_svd_dimensions_keeps_cosines_of_low_rank_vectors() -> None:
 
 
 def test_dense_scores_of_a_group_do_not_depend_on_its_block() -> None:
-    """A group's float32 scores are bit-identical alone or among many (BLAS picks kernels by product shape)."""
+    """A group's float32 scores do not depend on the rest of its block or the block's length (BLAS picks kernels by
+    product shape, so products run in fixed 64-row chunks); some CPUs also round by a row's position in the chunk
+    (AMD EPYC with OpenBLAS 0.3.31: positions 6–11 mod 12), so elsewhere they agree to float32 rounding."""
     from dataclasses import replace
 
     data = train_data()
     vectors = np.random.default_rng(1).standard_normal((N_ITEMS, 24)).astype(np.float32)
     data = replace(data, item_vectors=vectors)
     groups = np.arange(N_GROUPS)
+    others = np.random.default_rng(2).permutation(np.tile(groups, 5))
     for source in (ALSSource(factors=8, iterations=3).fit(data), ContentSource().fit(data)):
-        together = source.score(np.tile(groups, 20))[:N_GROUPS]
+        name = type(source).__name__
+        own = source.score(groups)
+        # The same positions in other chunks of a longer block, among other groups: bit-identical.
+        block = np.r_[groups, others[:64 - N_GROUPS], groups, others]
+        scored = source.score(block)
+        assert np.array_equal(scored[:N_GROUPS], own), name
+        assert np.array_equal(scored[64:64 + N_GROUPS], own), name
         alone = np.vstack([source.score(np.array([g])) for g in groups])
-        assert np.array_equal(together, alone), type(source).__name__
+        finite = np.isfinite(own)
+        np.testing.assert_array_equal(finite, np.isfinite(alone), err_msg=name)
+        np.testing.assert_allclose(alone[finite], own[finite], rtol=2e-6, atol=1e-6, err_msg=name)
+
+
+def test_repurchase_cut_category_lists_recommend_exactly_the_full_lists():
+    """`recommend` reads each due category's list only down to where no later item can rank: bit-identical to the
+    full sparse product, with stock, allowed items, exclusions, tied shares and scores that round to ties."""
+    from recsys.candidates.base import allowed_mask
+
+    rng = np.random.default_rng(5)
+    n_groups, n_items = 60, 300
+    products = pd.DataFrame({
+        "product_id": [f"p{i}" for i in range(n_items)], "title": "商品",
+        "category": [f"类目{c}" for c in rng.integers(0, 5, n_items)],
+        "brand": "", "price": 10.0, "commission_rate": 0.1, "rating": 0.9, "in_stock": rng.random(n_items) > 0.1,
+    })
+    sellers = pd.DataFrame({"seller_id": ["s0"], "seller_type": ["宝妈"], "city_tier": [1]})
+    groups = pd.DataFrame({"group_id": [f"g{g}" for g in range(n_groups)], "seller_id": "s0", "member_count": 80})
+    # Zipf items on random days: most items share a popularity of 1 or 2, and groups rebuy items and categories.
+    n_orders = 5000
+    orders = pd.DataFrame({
+        "order_id": [f"o{n}" for n in range(n_orders)],
+        "group_id": [f"g{g}" for g in rng.integers(0, n_groups, n_orders)],
+        "product_id": [f"p{i}" for i in rng.zipf(1.5, n_orders) % n_items],
+        "ordered_at": NOW - pd.to_timedelta(rng.integers(1, 60, n_orders), unit="D"), "quantity": 1, "paid": 10.0,
+    })
+    data = build_train_data(products, sellers, groups, None, orders, now=NOW,
+                            item_vectors=np.zeros((n_items, 1), dtype=np.float32))
+    picked = rng.permutation(n_groups)[:40]
+    exclude = (sp.csr_matrix(data.bought[picked])
+               + sp.random(len(picked), n_items, density=0.05, random_state=1, format="csr")).tocsr()
+    allowed = np.sort(rng.choice(n_items, 2 * n_items // 3, replace=False))
+
+    def assert_exact(source: RepurchaseSource, group_idx: np.ndarray, ks: tuple[int, ...]) -> None:
+        for k in ks:
+            for ex, allow in ((None, None), (exclude, None), (exclude, allowed)):
+                ex = None if ex is None or len(group_idx) != len(picked) else ex
+                source._cuts = None
+                ids, scores = source.recommend(group_idx, k, ex, allow)
+                mask = allowed_mask(source.n_items_, source.in_stock_, allow)
+                full_ids, full_scores = source._recommend_sparse(group_idx, k, ex, mask, source._sparse_scores)
+                assert np.array_equal(ids, full_ids), (k, ex is not None, allow is not None)
+                assert np.array_equal(scores.view(np.int32), full_scores.view(np.int32)), k
+                assert np.array_equal(ids, source.recommend_dense(group_idx, k, ex, allow)[0]), k
+
+    source = RepurchaseSource().fit(data)
+    assert source.category_due_.nnz > n_groups
+    assert_exact(source, picked, (1, 3, 10, 40))
+
+    # Subnormal due scores and shares a bit apart round to equal scores across the cut: the lower item must still win.
+    q = np.float32(0.25)
+    source.category_due_.data[rng.random(source.category_due_.nnz) < 0.6] = np.float32(3e-42)
+    source.category_items_.data[:] = rng.choice(
+        np.array([q, np.nextafter(q, np.float32(1)), np.nextafter(q, np.float32(0)), 0.5, 1.0], dtype=np.float32),
+        source.category_items_.nnz)
+    assert_exact(source, picked, (1, 3, 10))
+
+    # One category, one group: a cut item of lower share but equal score and lower index beats the last kept one
+    # (item 2 over 5), and a cut item tied in share beats a kept one of higher share rounded to the same score (4 over 9).
+    for shares, k in (({5: np.nextafter(q, np.float32(1)), 2: q}, 1), ({9: np.nextafter(q, np.float32(1)), 3: q, 4: q}, 2)):
+        tiny = RepurchaseSource().fit(data)
+        items = np.array(sorted(shares))
+        tiny.category_items_ = sp.csr_matrix(
+            (np.array([shares[i] for i in items], dtype=np.float32), (np.zeros(len(items), dtype=np.int64), items)),
+            shape=(1, n_items))
+        tiny.category_due_ = sp.csr_matrix(np.full((n_groups, 1), 3e-42, dtype=np.float32))
+        tiny.item_due_ = sp.csr_matrix((n_groups, n_items), dtype=np.float32)
+        tiny.in_stock_ = np.ones(n_items, dtype=bool)
+        ids, _ = tiny.recommend(np.array([0]), k)
+        # Every item of the category rounds to the same score: the lowest indices win.
+        assert ids[0].tolist() == items[:k].tolist()
+        assert_exact(tiny, np.array([0]), (1, 2))

@@ -46,7 +46,8 @@ def fixed_shape_matmul(left: np.ndarray, right: np.ndarray, out: np.ndarray | No
 
     BLAS chooses its kernel by the shape of the product (small products take another path), so the same group
     scored with 8 others or with 8,000 could differ in the last bit and swap two near-tied items at a top-K cut.
-    With one shape for every call, a group's scores never depend on the block it came in.
+    With one shape for every call, a group's scores do not depend on the other groups of its block; on some CPUs the
+    kernel also rounds by a row's position within the chunk, so scores of another block layout agree to float32 rounding.
     """
     left = np.asarray(left, dtype=np.float32)
     right = np.asarray(right, dtype=np.float32)
