@@ -386,14 +386,18 @@ def _aggregate_pushes(key: np.ndarray, age: np.ndarray) -> tuple[np.ndarray, np.
     return key[starts], times, last
 
 
-def _push_history(push: _PushColumns, n_groups: int, n_products: int, chunk: int = 1 << 24) -> PushHistory:
-    """Aggregate pushes (group and product rows known) into a `PushHistory`.
+def _push_history(push: _PushColumns, n_groups: int, n_products: int, chunk: int = 1 << 24,
+                  keep: np.ndarray | None = None) -> PushHistory:
+    """Aggregate pushes (group and product rows known; of the group rows flagged in `keep` when given) into a
+    `PushHistory`.
 
     Sorted by group row ranges of about `chunk` pushes each, so the sort's scratch memory stays a few
     hundred MB at 76M pushes instead of several GB.
     """
     assert push.group is not None and push.product is not None
     valid = (push.group >= 0) & (push.product >= 0)
+    if keep is not None:
+        valid &= keep[np.maximum(push.group, 0)]
     n_valid = int(valid.sum())
     if not n_valid:
         return PushHistory.empty(n_groups, n_products)
@@ -1183,10 +1187,13 @@ def build_profiles(
     as_of: object,
     cfg: FeatureConfig | None = None,
     price_window_days: float = 7.0,
+    history_groups: object | None = None,
 ) -> Profiles:
     """Group, product, cycle, brand and segment tables and the push history as of `as_of` (events strictly before it).
 
-    The pushes are read once, column by column, for every table that needs them.
+    The pushes are read once, column by column, for every table that needs them. With `history_groups` (group ids)
+    the push history holds those groups' pairs only: the ranker's examples read a sample of groups, and the history
+    of a million groups is the largest table to build.
     """
     cfg = cfg or FeatureConfig()
     as_of = to_as_of(as_of)
@@ -1195,7 +1202,12 @@ def build_profiles(
     push = _push_columns(pushes, as_of, group_index=group_index, product_index=product_index, price=True)
     group_prof = _group_profile(orders, push, groups, sellers, products, as_of, cfg)
     product_prof = _product_profile(products, orders, push, as_of, cfg, price_window_days)
-    history = _push_history(push, len(group_index), len(product_index))
+    keep = None
+    if history_groups is not None:
+        rows = _positions(group_index, pd.Series(np.asarray(history_groups, dtype=object), dtype=object))
+        keep = np.zeros(len(group_index), dtype=bool)
+        keep[rows[rows >= 0]] = True
+    history = _push_history(push, len(group_index), len(product_index), keep=keep)
     del push
     return Profiles(
         as_of=as_of,

@@ -251,9 +251,9 @@ def test_today_model_frees_the_fitting_matrices_before_the_profiles(world, monke
 
     profiles_at = daily.profiles_at
 
-    def check_then_profile(frames, as_of, config):
+    def check_then_profile(frames, as_of, config, history_groups=None):
         seen["alive_at_profiles"] = seen["full"]() is not None or seen["confidence"]() is not None
-        return profiles_at(frames, as_of, config)
+        return profiles_at(frames, as_of, config, history_groups)
 
     monkeypatch.setattr(daily, "build_train_data", remembered)
     monkeypatch.setattr(daily, "profiles_at", check_then_profile)

@@ -362,6 +362,24 @@ def test_split_views_give_the_whole_pair_features():
     assert isinstance(bare.push_history, PushHistory)
 
 
+def test_history_of_some_groups_gives_their_pair_features():
+    """Profiles built with the push history of a few groups give those groups' pair features exactly; others read
+    no pushes."""
+    from features.profiles import build_profiles
+
+    t = tables()
+    whole = build(t)
+    some = build_profiles(t["products"], t["sellers"], t["groups"], t["pushes"], t["orders"], AS_OF,
+                          history_groups=["g3", "g1", "nobody"])
+    pairs = pd.DataFrame([(g, p) for g in ["g1", "g2", "g3"] for p in ["snack", "rice", "diaper", "wine"]],
+                         columns=["group_id", "product_id"])
+    mine = pairs["group_id"].isin(["g1", "g3"]).to_numpy()
+    full = whole.pair_features(pairs)
+    pd.testing.assert_frame_equal(some.pair_features(pairs[mine]), full[mine], check_exact=True)
+    assert {whole.groups.index[k // whole.push_history.n_products] for k in some.push_history.key} == {"g1", "g3"}
+    assert (full.loc[~mine, "times_pushed"] > 0).any() and (some.pair_features(pairs[~mine])["times_pushed"] == 0).all()
+
+
 def test_pairs_of_a_few_groups_get_the_rows_of_all_groups():
     # Pairs naming few of the profile's groups read only those groups' rows: same values as a call naming all.
     t = tables()

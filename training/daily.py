@@ -118,10 +118,11 @@ def _sellers(frames: Any) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series(dtype=object) for c in SELLERS.columns})
 
 
-def profiles_at(frames: Any, as_of: pd.Timestamp, cfg: Config) -> Profiles:
-    """Group, product, cycle, brand and segment profiles from events strictly before `as_of` (features.profiles)."""
+def profiles_at(frames: Any, as_of: pd.Timestamp, cfg: Config, history_groups: object | None = None) -> Profiles:
+    """Group, product, cycle, brand and segment profiles from events strictly before `as_of` (features.profiles);
+    the push history of `history_groups` only, when given."""
     return build_profiles(frames.products, _sellers(frames), frames.groups, _pushes(frames), frames.orders, as_of,
-                          cfg.features, price_window_days=cfg.rules.price_window_days)
+                          cfg.features, price_window_days=cfg.rules.price_window_days, history_groups=history_groups)
 
 
 def source_scores(sources: Mapping[str, Recommender], data: TrainData, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -205,30 +206,46 @@ class Snapshot:
 
 
 def take_snapshot(frames: Any, data: TrainData, cfg: Config, fitted: Mapping[str, Recommender] | None = None,
-                  with_union: bool = True) -> Snapshot:
+                  with_union: bool = True, log: Log | None = None, history_groups: object | None = None) -> Snapshot:
     """Sources fitted on `data`, their union for every group (unless `with_union` is False: then ranks are read
-    block by block), and the profiles as of `data.now`."""
-    sources = fit_sources(data, cfg, fitted=fitted)
+    block by block), and the profiles as of `data.now` (push history of `history_groups` only, when given); `log`
+    gets a line of what each part took."""
+    t0 = time.perf_counter()
+    each: dict[str, float] = {}
+    sources = fit_sources(data, cfg, fitted=fitted, seconds=each)
     c = cfg.candidates
     union = union_candidates(sources, data, np.arange(data.n_groups), c.per_source, c.union_size) if with_union else None
-    return Snapshot(data, sources, union, profiles_at(frames, data.now, cfg), c.per_source, c.union_size,
-                    cfg.cluster.block_groups)
+    t1 = time.perf_counter()
+    profiles = profiles_at(frames, data.now, cfg, history_groups)
+    if log is not None:
+        log(f"ranker examples: snapshot of {data.now:%Y-%m-%d}: {len(sources)} sources fitted ({t1 - t0:.0f}s: {slowest(each)}), "
+            f"profiles ({time.perf_counter() - t1:.0f}s)")
+    return Snapshot(data, sources, union, profiles, c.per_source, c.union_size, cfg.cluster.block_groups)
 
 
 # ---------------------------------------------------------------------------------------------- examples
 
 
 def fit_sources(data: TrainData, cfg: Config, names: Iterable[str] = SOURCES,
-                fitted: Mapping[str, Recommender] | None = None) -> dict[str, Recommender]:
+                fitted: Mapping[str, Recommender] | None = None, seconds: dict[str, float] | None = None
+                ) -> dict[str, Recommender]:
     """Every candidate source fitted on the data (configured hyper-parameters); sources in `fitted` that were
-    fitted on this very data are reused."""
+    fitted on this very data are reused. Each fit's seconds go into `seconds` when given."""
     from training.evaluate import make_source
 
     out: dict[str, Recommender] = {}
     for name in names:
+        t0 = time.perf_counter()
         known = (fitted or {}).get(name)
         out[name] = known if known is not None and known.is_fitted_on(data) else make_source(name, None, cfg).fit(data)
+        if seconds is not None:
+            seconds[name] = time.perf_counter() - t0
     return out
+
+
+def slowest(seconds: Mapping[str, float], n: int = 4) -> str:
+    """The `n` largest entries of a timing table, for a log line: 'als 120s, ease 40s, …'."""
+    return ", ".join(f"{k} {v:.0f}s" for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])[:n])
 
 
 def _orders_between(orders: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
@@ -247,8 +264,10 @@ def _in_pairs(frame: pd.DataFrame, pairs: pd.Index) -> np.ndarray:
     return _pair_set(frame).isin(pairs)
 
 
-def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Config, points: list[pd.Timestamp]) -> pd.DataFrame:
-    """Examples with ranker rows; each reads the profiles of the latest refresh point at or before its time."""
+def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Config, points: list[pd.Timestamp],
+                   history_groups: object | None = None) -> pd.DataFrame:
+    """Examples with ranker rows; each reads the profiles of the latest refresh point at or before its time (the push
+    history of `history_groups` only, when given: the examples' groups)."""
     at = pd.to_datetime(examples[TIME]).to_numpy()
     which = np.searchsorted(np.asarray(points, dtype="datetime64[ns]"), at, side="right") - 1
     # Ranks come from the snapshot's union, the same whatever the refresh point: read once for every example.
@@ -258,7 +277,7 @@ def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Con
         sel = np.flatnonzero(which == k)
         if len(sel):
             rows = examples.iloc[sel].reset_index(drop=True)
-            profiles = snap.profiles if point == snap.data.now else profiles_at(frames, point, cfg)
+            profiles = snap.profiles if point == snap.data.now else profiles_at(frames, point, cfg, history_groups)
             parts.append(pd.concat([rows, snap.rows(rows, profiles, ranks.iloc[sel])], axis=1))
     return pd.concat(parts, ignore_index=True).sort_values(TIME, kind="stable").reset_index(drop=True)
 
@@ -272,11 +291,30 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
     rc = cfg.ranker
     window = pd.Timedelta(days=rc.label_window_days)
     start = now - (window if rc.examples == "candidates" else pd.Timedelta(days=rc.example_days))
+    data = build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes, frames.orders, cfg.features,
+                            now=start)
+    keep = None
+    if rc.examples != "candidates":
+        pushes = _pushes(frames)
+        at = to_local_naive(pushes[PUSHED_AT])
+        in_span = ((at >= start) & (at < now)).to_numpy()
+    if rc.examples == "pushes" and in_span.any():
+        # Whole groups are sampled before labelling, from the groups the labelled examples would hold (a known group
+        # and product, a label window inside the data): the same sample as after, without labelling 50M pushes; and
+        # before the snapshot, whose push history then holds the sampled groups only.
+        g = data.groups.index_of(pushes[GROUP_ID], missing="mark")
+        i = data.items.index_of(pushes[PRODUCT_ID], missing="mark")
+        labelled = in_span & (g >= 0) & (i >= 0) & (at + pd.Timedelta(days=rc.label_window_days) <= now).to_numpy()
+        keep = sampled_groups(data.groups.ids[np.unique(g[labelled])], rc.max_example_groups, rc.seed)
+        if keep is not None:
+            chosen = np.zeros(data.n_groups + 1, dtype=bool)
+            chosen[data.groups.index_of(keep)] = True
+            in_span = in_span & chosen[g]  # g = -1 reads the last slot, always False
+        del g, i, labelled
     # Only the 'candidates' and 'exposure' examples draw from the union of every group; pushes read their ranks
     # from their own groups' union, block by block.
-    snap = take_snapshot(frames, build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes,
-                                                  frames.orders, cfg.features, now=start), cfg,
-                         with_union=rc.examples != "pushes")
+    snap = take_snapshot(frames, data, cfg, with_union=rc.examples != "pushes", log=log, history_groups=keep)
+    del data
     union = snap.union
     orders = frames.orders.loc[(to_local_naive(frames.orders[ORDERED_AT]) < now).to_numpy()]
     orders = orders.assign(**{ORDERED_AT: to_local_naive(orders[ORDERED_AT])})
@@ -288,20 +326,6 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
             f"{out[LABEL].mean():.4f}")
         return out
     points = list(pd.date_range(start, now, freq=pd.Timedelta(days=rc.feature_refresh_days), inclusive="left"))
-    pushes = _pushes(frames)
-    at = to_local_naive(pushes[PUSHED_AT])
-    in_span = ((at >= start) & (at < now)).to_numpy()
-    if in_span.any() and rc.examples == "pushes":
-        # Whole groups are sampled before labelling, from the groups the labelled examples would hold (a known group
-        # and product, a label window inside the data): the same sample as after, without labelling 50M pushes.
-        g = snap.data.groups.index_of(pushes[GROUP_ID], missing="mark")
-        i = snap.data.items.index_of(pushes[PRODUCT_ID], missing="mark")
-        labelled = in_span & (g >= 0) & (i >= 0) & (at + pd.Timedelta(days=rc.label_window_days) <= now).to_numpy()
-        keep = sampled_groups(snap.data.groups.ids[np.unique(g[labelled])], rc.max_example_groups, rc.seed)
-        if keep is not None:
-            chosen = np.zeros(snap.data.n_groups + 1, dtype=bool)
-            chosen[snap.data.groups.index_of(keep)] = True
-            in_span = in_span & chosen[g]  # g = -1 reads the last slot, always False
     if in_span.any():
         window_pushes = pushes.loc[in_span].assign(**{PUSHED_AT: at[in_span]})
         examples = push_labels(window_pushes, orders, rc.label_window_days, data_end=now).assign(**{EXPOSED: 1})
@@ -320,7 +344,7 @@ def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = defa
     examples = examples[examples[GROUP_ID].astype(str).isin(known_groups) & examples[PRODUCT_ID].astype(str).isin(known_products)]
     examples = sample_example_groups(examples, rc.max_example_groups, rc.seed)
     out = _with_features(examples[[GROUP_ID, PRODUCT_ID, TIME, LABEL] + ([EXPOSED] if EXPOSED in examples else [])],
-                         snap, frames, cfg, points)
+                         snap, frames, cfg, points, keep)
     log(f"ranker examples: {len(out):,} {kind} from {start:%Y-%m-%d} to {now:%Y-%m-%d}, positive rate {out[LABEL].mean():.3f}")
     return out
 
@@ -453,9 +477,11 @@ def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = defaul
         timings["ranker_compile"] = time.perf_counter() - t0
         log(f"ranker: {ranker.best_iteration_} trees compiled to native code ({timings['ranker_compile']:.0f}s)")
     t0 = time.perf_counter()
-    sources = fit_sources(data, cfg, fitted=fitted)
+    each: dict[str, float] = {}
+    sources = fit_sources(data, cfg, fitted=fitted, seconds=each)
     timings["sources"] = time.perf_counter() - t0
-    log(f"sources: {len(sources)} fitted on today's data ({timings['sources']:.0f}s)")
+    timings.update({f"source_{k}": v for k, v in each.items()})
+    log(f"sources: {len(sources)} fitted on today's data ({timings['sources']:.0f}s: {slowest(each)})")
     adoption = SellerAdoption(data)
     if release_fit_inputs:
         data = data.without_fit_inputs()

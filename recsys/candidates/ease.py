@@ -12,6 +12,20 @@ from recsys.candidates.base import Recommender, block_rows, exclusion_keys, top_
 from recsys.device import cpu_cores
 
 
+def cholesky_inverse(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive definite float64 matrix through its Cholesky factor (overwrites it)."""
+    factor, info = scipy.linalg.lapack.dpotrf(matrix, lower=True, overwrite_a=True, clean=False)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Gram matrix not positive definite (potrf info {info})")
+    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=True, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Cholesky inverse failed (potri info {info})")
+    # potri fills the lower triangle only.
+    upper = np.triu_indices_from(inverse, k=1)
+    inverse[upper] = inverse.T[upper]
+    return inverse
+
+
 class EASESource(Recommender):
     """EASE on the most-bought `max_items` products (the Gram matrix is dense); other items are not proposed."""
 
@@ -33,11 +47,11 @@ class EASESource(Recommender):
         xs = x.tocsc()[:, support].tocsr().astype(np.float64)
         gram = np.asarray((xs.T @ xs).toarray())
         gram[np.diag_indices_from(gram)] += self.lam
-        # Cholesky inverse: the Gram matrix plus λI is symmetric positive definite. The O(n³) solve is the one
-        # step BLAS threads speed up (18 s on one core for 6,000 items).
+        # Cholesky inverse: the Gram matrix plus λI is symmetric positive definite. The O(n³) steps are the ones
+        # BLAS threads speed up; inverting from the factor (potri, n³/3 + n³/3 flops) costs a third of solving
+        # against the identity (2n³).
         with threadpool_limits(limits=self.threads or cpu_cores(), user_api="blas"):
-            chol = scipy.linalg.cho_factor(gram, overwrite_a=True, check_finite=False)
-            p = scipy.linalg.cho_solve(chol, np.eye(len(support)), overwrite_b=True, check_finite=False)
+            p = cholesky_inverse(gram)
         weights = -p / np.diag(p)
         weights[np.diag_indices_from(weights)] = 0.0
         self.items_ = support
