@@ -360,3 +360,22 @@ def test_repurchase_cut_category_lists_recommend_exactly_the_full_lists():
         # Every item of the category rounds to the same score: the lowest indices win.
         assert ids[0].tolist() == items[:k].tolist()
         assert_exact(tiny, np.array([0]), (1, 2))
+
+
+def test_content_projection_is_memoised_per_catalogue_text() -> None:
+    """Fitting content twice on one catalogue reuses the projection; another title or dimension computes a new one."""
+    from dataclasses import replace
+
+    from recsys.candidates import content
+
+    data = replace(train_data(), item_vectors=None)  # the TF-IDF path: no title embeddings
+    content._PROJECTIONS.clear()
+    first = ContentSource(dims=3).fit(data)
+    again = ContentSource(dims=3).fit(data)
+    assert len(content._PROJECTIONS) == 1
+    np.testing.assert_array_equal(first.vectors_, again.vectors_)
+    renamed = data.item_frame.assign(title=data.item_frame["title"].astype(str) + "新")
+    other = ContentSource(dims=3).fit(replace(data, item_frame=renamed))
+    ContentSource(dims=2).fit(data)
+    assert len(content._PROJECTIONS) == 2  # at most two kept: the oldest went
+    assert not np.array_equal(other.vectors_, first.vectors_)
