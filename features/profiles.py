@@ -1102,6 +1102,11 @@ class Profiles:
             self.price_scale = _group_price_scale(self.groups, self.cfg)
         return self.price_scale
 
+    def price_scale_of(self, group_ids: object) -> np.ndarray:
+        """`group_price_scale` of each of these group ids, NaN for a group without a profile."""
+        rows = self.groups.index.get_indexer(np.asarray(group_ids, dtype=object))
+        return np.where(rows >= 0, self.group_price_scale()[np.maximum(rows, 0)], np.nan)
+
     def pair_features(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """group_id, product_id and PAIR_FEATURES for each row of `pairs`."""
         return pair_features(

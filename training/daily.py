@@ -786,8 +786,7 @@ def feature_table(c: pd.DataFrame, f: pd.DataFrame, ranker: ConversionRanker,
         if pd.api.types.is_float_dtype(out[col]):
             out[col] = out[col].astype(np.float32)
     if scale_by_g is None:
-        rows = profiles.groups.index.get_indexer(c[GROUP_ID].astype(str).to_numpy(dtype=object))
-        group_scale = np.where(rows >= 0, profiles.group_price_scale()[np.maximum(rows, 0)], np.nan)
+        group_scale = profiles.price_scale_of(c[GROUP_ID].astype(str).to_numpy(dtype=object))
     else:
         group_scale = scale_by_g[c["g"].to_numpy()]
     out.insert(0, PRODUCT_ID, text_values(c[PRODUCT_ID].astype(str)))
@@ -1159,8 +1158,7 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
     groups = group_table(frames, data)
     segment = segment_components(frames, data, cfg, model.product)
     model.groups, model.segment = groups, segment
-    rows = model.profiles.groups.index.get_indexer(data.groups.ids)
-    model.price_scale = np.where(rows >= 0, model.profiles.group_price_scale()[np.maximum(rows, 0)], np.nan)
+    model.price_scale = model.profiles.price_scale_of(data.groups.ids)
     blocks = seller_blocks(data, cfg.cluster.block_groups)
     views = block_profiles(model.profiles, data, blocks)
     # Each block carries its own view of the group-keyed tables (the push history is 1.5 GB at a million groups), so

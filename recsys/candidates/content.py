@@ -18,11 +18,20 @@ from recsys.candidates.base import BLOCK_CELLS, Recommender, block_rows, fixed_s
 
 def text_vectors(item_frame: pd.DataFrame) -> sp.csr_matrix:
     """L2-normalised character 1–2-gram TF-IDF of each product's category (twice, to weigh it) and title."""
+    return _tfidf(_item_texts(item_frame))
+
+
+def _tfidf(texts: list[str]) -> sp.csr_matrix:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    texts = (item_frame["category"].astype(str) + " " + item_frame["category"].astype(str) + " " + item_frame["title"].astype(str))
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 2), min_df=1, sublinear_tf=True, dtype=np.float32)
-    return vec.fit_transform(texts.tolist()).tocsr()
+    return vec.fit_transform(texts).tocsr()
+
+
+def _item_texts(item_frame: pd.DataFrame) -> list[str]:
+    # The category twice, to weigh it against the title.
+    category, title = item_frame["category"].astype(str), item_frame["title"].astype(str)
+    return (category + " " + category + " " + title).tolist()
 
 
 def project(vectors: np.ndarray | sp.csr_matrix, dims: int, seed: int = 7) -> np.ndarray:
@@ -46,10 +55,10 @@ _KEEP_PROJECTIONS = 2
 
 def projected_text_vectors(item_frame: pd.DataFrame, dims: int, seed: int) -> np.ndarray | sp.csr_matrix:
     """`text_vectors` of the items, projected on `dims` SVD directions when fewer than the vocabulary (memoised)."""
-    texts = (item_frame["category"].astype(str) + "\x1f" + item_frame["title"].astype(str)).to_numpy(dtype=object)
+    texts = _item_texts(item_frame)
     key = (hashlib.sha256("\x1e".join(texts).encode("utf-8")).hexdigest(), int(dims), int(seed))
     if key not in _PROJECTIONS:
-        vectors = text_vectors(item_frame)
+        vectors = _tfidf(texts)
         if 0 < dims < vectors.shape[1]:
             vectors = project(vectors, dims, seed)
         while len(_PROJECTIONS) >= _KEEP_PROJECTIONS:
