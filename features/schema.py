@@ -28,6 +28,17 @@ ORDER_ID = "order_id"
 PUSHED_AT = "pushed_at"
 ORDERED_AT = "ordered_at"
 
+# Upper bounds of the open-ended numbers: far above any real value, and low enough that every value
+# survives the int64 and float64 round trip through stores and files (one absurd order must not poison an export).
+MAX_YUAN = 100_000_000.0
+MAX_UNITS = 1_000_000
+MAX_COUNT = 1_000_000_000
+
+
+def bound_text(value: float) -> str:
+    """A bound as the contract prints it: 0.5, 1, 100,000,000."""
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:g}"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -83,15 +94,16 @@ PRODUCTS = Table(
         Column("title", "str", True, "Listing title, Chinese."),
         Column("category", "str", True, "Category, may be a path such as 食品/零食; the first level is the main category."),
         Column("brand", "str", True, "Brand name; empty string for unbranded goods."),
-        Column("price", "float", True, "Current list price.", unit="yuan", min=0.0, min_exclusive=True),
+        Column("price", "float", True, "Current list price.", unit="yuan", min=0.0, min_exclusive=True,
+               max=MAX_YUAN),
         Column("commission_rate", "float", True, "Seller commission as a share of the paid price.", unit="0-1", min=0.0, max=1.0),
         Column("rating", "float", False, "Good-review rate.", unit="0-1", min=0.0, max=1.0, default=None,
                when_absent="The catalogue median is used; a product with no reviews gets the category median."),
-        Column("review_count", "int", False, "Number of reviews.", min=0, default=0, when_absent="Treated as 0."),
+        Column("review_count", "int", False, "Number of reviews.", min=0, max=MAX_COUNT, default=0, when_absent="Treated as 0."),
         Column("shop_type", "str", False, "自营 (platform-run) or POP (third-party shop).", choices=SHOP_TYPES, default="POP",
                when_absent="Treated as POP."),
         Column("in_stock", "bool", False, "Whether the product can be ordered now.", default=True, when_absent="Treated as in stock."),
-        Column("coupon", "float", False, "Coupon amount off the price.", unit="yuan", min=0.0, default=0.0,
+        Column("coupon", "float", False, "Coupon amount off the price.", unit="yuan", min=0.0, max=MAX_YUAN, default=0.0,
                when_absent="Treated as no coupon (0)."),
         Column("presale", "bool", False, "Presale item (ships later).", default=False, when_absent="Treated as not presale."),
         Column("launched_at", "datetime", False, "When the product entered the catalogue.", default=None,
@@ -120,7 +132,7 @@ GROUPS = Table(
     columns=(
         Column(GROUP_ID, "str", True, "Stable group id."),
         Column(SELLER_ID, "str", True, "The seller who runs the group."),
-        Column("member_count", "int", True, "Members in the group.", min=1),
+        Column("member_count", "int", True, "Members in the group.", min=1, max=MAX_COUNT),
         Column("theme", "str", False, "Group theme such as 母婴, 邻里, 同事, 福利, 学习.", default="",
                when_absent="No theme; the seller type alone shapes the copy."),
         Column("created_at", "datetime", False, "When the group was created.", default=None, when_absent="Unknown; not used."),
@@ -136,7 +148,7 @@ PUSHES = Table(
         Column(PRODUCT_ID, "str", True, "Product shared."),
         Column(PUSHED_AT, "datetime", True, "When it was shared."),
         Column("price_at_push", "float", False, "Price shown in the share.", unit="yuan", min=0.0, min_exclusive=True,
-               default=None, when_absent="Price consistency is then judged from order prices only."),
+               max=MAX_YUAN, default=None, when_absent="Price consistency is then judged from order prices only."),
     ),
 )
 
@@ -150,9 +162,10 @@ ORDERS = Table(
         Column(GROUP_ID, "str", True, "Group whose link the order came through."),
         Column(PRODUCT_ID, "str", True, "Product ordered."),
         Column(ORDERED_AT, "datetime", True, "When the order was placed."),
-        Column("quantity", "int", True, "Units ordered.", min=1),
-        Column("paid", "float", True, "Amount paid for the line.", unit="yuan", min=0.0),
-        Column("commission", "float", False, "Commission earned by the seller.", unit="yuan", min=0.0, default=None,
+        Column("quantity", "int", True, "Units ordered.", min=1, max=MAX_UNITS),
+        Column("paid", "float", True, "Amount paid for the line.", unit="yuan", min=0.0, max=MAX_YUAN),
+        Column("commission", "float", False, "Commission earned by the seller.", unit="yuan", min=0.0, max=MAX_YUAN,
+               default=None,
                when_absent="Computed as paid × the product's commission_rate."),
         Column("buyer_id", "str", False, "Hashed buyer id.", default=None, when_absent="Unknown; not used."),
         Column("refunded", "bool", False, "Whether the order was refunded.", default=False,
@@ -192,8 +205,8 @@ def contract_markdown() -> str:
         for c in table.columns:
             bounds = ""
             if c.min is not None or c.max is not None:
-                lo = "" if c.min is None else (f">{c.min:g}" if c.min_exclusive else f"≥{c.min:g}")
-                hi = "" if c.max is None else f"≤{c.max:g}"
+                lo = "" if c.min is None else (f">{bound_text(c.min)}" if c.min_exclusive else f"≥{bound_text(c.min)}")
+                hi = "" if c.max is None else f"≤{bound_text(c.max)}"
                 bounds = " " + " ".join(x for x in (lo, hi) if x)
             if c.choices:
                 bounds += " one of " + "/".join(c.choices)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
-from features.schema import TABLES, TIMEZONE, Column, Table
+from features.schema import TABLES, TIMEZONE, Column, Table, bound_text
 
 DATETIME_DTYPE = f"datetime64[ns, {TIMEZONE}]"
 
@@ -182,13 +182,13 @@ def _absent(col: Column, index: pd.Index) -> pd.Series:
     return pd.Series(col.default, index=index, dtype="object")
 
 
-def _range_reason(col: Column) -> str:
-    """Human wording of a column's bounds, e.g. 'must be > 0' or 'must be between 0 and 1'."""
-    if col.min is not None and col.max is not None:
-        return f"must be between {col.min:g} and {col.max:g}"
-    if col.min is not None:
-        return f"must be {'>' if col.min_exclusive else '≥'} {col.min:g}"
-    return f"must be ≤ {col.max:g}"
+def _range_reason(col: Column, high: bool) -> str:
+    """Human wording of the bound a value broke, e.g. 'must be > 0' or 'must be between 0 and 1'."""
+    if col.min is not None and col.max is not None and not col.min_exclusive:
+        return f"must be between {bound_text(col.min)} and {bound_text(col.max)}"
+    if high:
+        return f"must be ≤ {bound_text(col.max)}"  # type: ignore[arg-type]
+    return f"must be {'>' if col.min_exclusive else '≥'} {bound_text(col.min)}"  # type: ignore[arg-type]
 
 
 def check_frame(table: Table | str, raw: pd.DataFrame, rows: np.ndarray | None = None,
@@ -238,7 +238,8 @@ def check_frame(table: Table | str, raw: pd.DataFrame, rows: np.ndarray | None =
                 if col.min is not None:
                     low = (num <= col.min) if col.min_exclusive else (num < col.min)
                 high = (num > col.max) if col.max is not None else np.zeros(len(num), dtype=bool)
-            problems += _problems(file, rows, col.name, original, present & (low | high), _range_reason(col))
+            problems += _problems(file, rows, col.name, original, present & low, _range_reason(col, high=False))
+            problems += _problems(file, rows, col.name, original, present & high, _range_reason(col, high=True))
         if col.choices:
             outside = present & ~values.isin(col.choices).to_numpy()
             problems += _problems(file, rows, col.name, original, outside, f"must be one of {'/'.join(col.choices)}")

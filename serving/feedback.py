@@ -121,6 +121,7 @@ def check_events(
         if seller is None or not may_write(seller):
             out.foreign.append(indexes[i])
             continue
+        event["seller_id"] = seller
         out.valid.append(event)
     for i, why in sorted(reasons.items()):
         out.rejected.append(Rejected(index=indexes[i], event_id=rows[i]["event_id"], reason="; ".join(why)))
@@ -138,8 +139,24 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _scoped_order_ids(rows: list[dict[str, Any]]) -> list[str]:
+    """Order ids for the export: as sent, except an id that two sellers used, which becomes `order_id@seller_id`.
+
+    Ids are unique per seller in the store; the contract wants them unique in the file. Qualifying every
+    use of a shared id (not all but the first) keeps both orders and lets no seller claim another's id.
+    """
+    sellers: dict[str, set[str]] = {}
+    for row in rows:
+        sellers.setdefault(row["order_id"], set()).add(row["seller_id"])
+    return [row["order_id"] if len(sellers[row["order_id"]]) == 1 else f"{row['order_id']}@{row['seller_id']}"
+            for row in rows]
+
+
 def export_feedback(store: Store, out_dir: str | Path, since: datetime | None = None) -> dict[str, int]:
-    """Write pushes.csv and orders.csv (data-contract columns, times in Asia/Shanghai with offset); returns row counts."""
+    """Write pushes.csv and orders.csv (data-contract columns, times in Asia/Shanghai with offset); returns row counts.
+
+    Each file is written beside its target and renamed into place, so a failed export leaves the previous files whole.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -147,10 +164,15 @@ def export_feedback(store: Store, out_dir: str | Path, since: datetime | None = 
         contract = TABLES[table]
         columns = [c for c in contract.names if c in EVENT_COLUMNS[table]]
         rows = store.events(table, since=since)  # type: ignore[arg-type]
-        with open(out / f"{table}.csv", "w", newline="", encoding="utf-8") as fh:
+        if table == "orders":
+            rows = [{**row, "order_id": oid} for row, oid in zip(rows, _scoped_order_ids(rows))]
+        target = out / f"{table}.csv"
+        partial = out / f".{table}.csv.partial"
+        with open(partial, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(columns)
             for row in rows:
                 writer.writerow([_cell(row[c]) for c in columns])
+        partial.replace(target)
         counts[table] = len(rows)
     return counts

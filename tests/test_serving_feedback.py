@@ -137,3 +137,33 @@ def test_export_writes_contract_csvs_the_loader_reads(world, tmp_path):
     assert cli(["feedback", "--db-url", f"sqlite:///{store.path}", "export", str(tmp_path / "none"),
                 "--since", later.isoformat()]) == 0
     assert len(load_table(tmp_path / "none" / "pushes.csv", "pushes")) == 0
+
+
+def test_sellers_never_collide_on_event_or_order_ids(world, tmp_path):
+    """Seller 1 reusing seller 0's ids stores her own events and leaves seller 0's alone (no loss, no oracle)."""
+    client, store = world
+    seller1 = {"X-API-Key": make_keys(store)["seller1"]}
+    assert client.post("/v1/feedback/pushes", json={"events": [push("e1")]}).json()["stored"] == 1
+    assert client.post("/v1/feedback/orders", json={"events": [order("o1", "O1")]}).json()["stored"] == 1
+    theirs = client.post("/v1/feedback/pushes", json={"events": [push("e1", group="G2")]}, headers=seller1)
+    assert theirs.json() == {"received": 1, "stored": 1, "duplicates": 0, "rejected": []}
+    theirs = client.post("/v1/feedback/orders", json={"events": [{**order("o1", "O1"), "group_id": "G2"}]}, headers=seller1)
+    assert theirs.json() == {"received": 1, "stored": 1, "duplicates": 0, "rejected": []}
+    # Her own retry is still a duplicate.
+    again = client.post("/v1/feedback/orders", json={"events": [{**order("o9", "O1"), "group_id": "G2"}]}, headers=seller1)
+    assert again.json()["duplicates"] == 1
+    assert sorted((r["seller_id"], r["group_id"]) for r in store.events("pushes")) == [("S0", "G0"), ("S1", "G2")]
+    # The export keeps both orders and stays loadable: a shared id is qualified by its seller.
+    export_feedback(store, tmp_path / "export")
+    orders = load_table(tmp_path / "export" / "orders.csv", "orders")
+    assert sorted(orders["order_id"]) == ["O1@S0", "O1@S1"]
+
+
+@pytest.mark.parametrize("field, value", [("quantity", 1e30), ("quantity", 2**63), ("paid", 1e30), ("commission", 1e300)])
+def test_numbers_beyond_the_contract_bounds_are_refused_and_the_export_stays_loadable(world, tmp_path, field, value):
+    client, store = world
+    body = client.post("/v1/feedback/orders", json={"events": [order("big", "O9", **{field: value}), order("ok", "O1")],
+                                                     "partial": True}).json()
+    assert [r["index"] for r in body["rejected"]] == [0] and field in body["rejected"][0]["reason"]
+    export_feedback(store, tmp_path / "export")
+    assert load_table(tmp_path / "export" / "orders.csv", "orders")["order_id"].tolist() == ["O1"]

@@ -51,13 +51,13 @@ def cache(request):
     c.close()
 
 
-def push(event_id: str, minutes: int = 0, price: float | None = 39.9) -> dict:
-    return {"event_id": event_id, "group_id": "G1", "product_id": "P1", "pushed_at": T0 + timedelta(minutes=minutes),
+def push(event_id: str, minutes: int = 0, price: float | None = 39.9, seller: str = "S1") -> dict:
+    return {"event_id": event_id, "seller_id": seller, "group_id": "G1", "product_id": "P1", "pushed_at": T0 + timedelta(minutes=minutes),
             "price_at_push": price, "submitted_by": "k1"}
 
 
-def order(event_id: str, order_id: str) -> dict:
-    return {"event_id": event_id, "order_id": order_id, "group_id": "G1", "product_id": "P1", "ordered_at": T0,
+def order(event_id: str, order_id: str, seller: str = "S1") -> dict:
+    return {"event_id": event_id, "seller_id": seller, "order_id": order_id, "group_id": "G1", "product_id": "P1", "ordered_at": T0,
             "quantity": 2, "paid": 79.8, "commission": None, "buyer_id": None, "refunded": False, "submitted_by": "k1"}
 
 
@@ -80,6 +80,17 @@ def test_orders_are_unique_by_event_id_and_order_id(store):
     assert [(r["event_id"], r["order_id"]) for r in rows] == [("e1", "O1"), ("e3", "O2")]
     assert rows[0]["quantity"] == 2 and rows[0]["paid"] == 79.8 and rows[0]["refunded"] is False
     assert rows[0]["commission"] is None and rows[0]["ordered_at"] == T0
+
+
+def test_ids_are_unique_per_seller_not_across_sellers(store):
+    # Seller B reusing seller A's event or order id must neither be dropped nor erase A's event.
+    assert store.add_events("pushes", [push("e1", seller="S1")]) == ["e1"]
+    assert store.add_events("pushes", [push("e1", seller="S2")]) == ["e1"]
+    assert store.add_events("orders", [order("e1", "O1", seller="S1")]) == ["e1"]
+    assert store.add_events("orders", [order("e2", "O1", seller="S2")]) == ["e2"]
+    assert store.add_events("orders", [order("e3", "O1", seller="S2")]) == []  # S2's own order id, again
+    assert sorted((r["seller_id"], r["event_id"]) for r in store.events("pushes")) == [("S1", "e1"), ("S2", "e1")]
+    assert sorted((r["seller_id"], r["order_id"]) for r in store.events("orders")) == [("S1", "O1"), ("S2", "O1")]
 
 
 def test_events_since_filters_by_receipt_time(store):
@@ -212,3 +223,32 @@ def test_token_and_get_in_one_call(cache):
     assert cache.take_token_and_get("k", 2, 0.001, "absent") == (0.0, None)
     wait, value = cache.take_token_and_get("k", 2, 0.001, "answer")  # the bucket is empty now
     assert wait > 900 and value is None
+
+
+def test_feedback_tables_of_the_unscoped_version_are_rekeyed_per_seller(store_url):
+    """A store written when ids were unique store-wide keeps its events, attributed to the submitting seller key."""
+    old = open_store(store_url)
+    old.add_key(KeyRecord("k1", "h1", "seller", seller_id="S1", name="app", created_at=T0))
+    with old._transaction() as cur:  # type: ignore[attr-defined]
+        for table in ("pushes", "orders"):
+            cur.execute(f"DROP TABLE feedback_{table}")
+        t = old.types  # type: ignore[attr-defined]
+        cur.execute(f"CREATE TABLE feedback_pushes (event_id TEXT PRIMARY KEY, group_id TEXT, product_id TEXT, "
+                    f"pushed_at {t['ts']}, price_at_push REAL, received_at {t['ts']}, submitted_by TEXT)")
+        cur.execute("CREATE INDEX feedback_pushes_received ON feedback_pushes (received_at)")
+        cur.execute(f"CREATE TABLE feedback_orders (event_id TEXT PRIMARY KEY, order_id TEXT, group_id TEXT, "
+                    f"product_id TEXT, ordered_at {t['ts']}, quantity INTEGER, paid REAL, commission REAL, buyer_id TEXT, "
+                    f"refunded {t['bool']}, received_at {t['ts']}, submitted_by TEXT, UNIQUE (order_id))")
+        stamp = old._ts_param(T0)  # type: ignore[attr-defined]
+        for event_id, key in (("e1", "k1"), ("e2", "ops-key")):
+            cur.execute(old._sql("INSERT INTO feedback_pushes VALUES (?, 'G1', 'P1', ?, 9.9, ?, ?)"),  # type: ignore[attr-defined]
+                        [event_id, stamp, stamp, key])
+    old.close()
+    migrated = open_store(store_url)
+    rows = migrated.events("pushes")
+    assert [(r["seller_id"], r["event_id"]) for r in rows] == [("", "e2"), ("S1", "e1")]
+    assert migrated.add_events("pushes", [push("e1", seller="S2")]) == ["e1"]
+    assert migrated.add_events("pushes", [push("e1", seller="S1")]) == []
+    assert migrated.add_events("orders", [order("e1", "O1", seller="S1"), order("e2", "O1", seller="S2")]) == ["e1", "e2"]
+    migrated.close()
+    assert open_store(store_url).events("orders")[0]["order_id"] == "O1"  # a second init leaves the new tables alone

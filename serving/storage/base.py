@@ -16,7 +16,10 @@ EventTable = Literal["pushes", "orders"]
 Role = Literal["seller", "brand", "ops", "admin"]
 ROLES: tuple[str, ...] = ("seller", "brand", "ops", "admin")
 
-# Stored columns of each feedback table besides the event id: the data-contract columns first
+# Feedback ids are the seller's own: one seller's `event_id` or `order_id` never collides with another's,
+# so every stored event carries the seller running its group (its tenant) and ids are unique per seller.
+EVENT_KEY = ("seller_id", "event_id")
+# Stored columns of each feedback table besides the key: the data-contract columns first
 # (what `export_feedback` writes), then bookkeeping.
 EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "pushes": ("group_id", "product_id", "pushed_at", "price_at_push"),
@@ -81,11 +84,12 @@ class Store(ABC):
     # Feedback events -------------------------------------------------------------------------
     @abstractmethod
     def add_events(self, table: EventTable, events: list[dict[str, Any]]) -> list[str]:
-        """Store events keyed by `event_id`; an id (or order id) already stored is skipped. Returns the ids stored now."""
+        """Store events keyed by (`seller_id`, `event_id`); an id (or order id) the same seller already stored is
+        skipped. Returns the event ids stored now."""
 
     @abstractmethod
     def events(self, table: EventTable, since: datetime | None = None) -> list[dict[str, Any]]:
-        """Stored events (received at or after `since`), oldest first, as dicts of event_id + EVENT_COLUMNS + BOOKKEEPING."""
+        """Stored events (received at or after `since`), oldest first, as dicts of EVENT_KEY + EVENT_COLUMNS + BOOKKEEPING."""
 
     # Ops weights -----------------------------------------------------------------------------
     @abstractmethod

@@ -81,6 +81,10 @@ class PostgresStore(SqlStore):
         # Two replicas changing weights at once must not both read the same old value.
         cur.execute("SELECT pg_advisory_xact_lock(727501)")
 
+    def _table_exists(self, cur: Cursor, table: str) -> bool:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", [table])
+        return bool(cur.fetchone()[0])
+
     def init(self) -> None:
         """Create the schema (if one is set) and the tables."""
         if self.schema:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from serving.storage.base import (
     BOOKKEEPING,
     EVENT_COLUMNS,
+    EVENT_KEY,
     AuditEntry,
     EventTable,
     KeyRecord,
@@ -25,7 +26,7 @@ from serving.storage.base import (
 
 # Column -> abstract type; a backend maps abstract types to its own.
 _EVENT_TYPES: dict[str, str] = {
-    "event_id": "text", "group_id": "text", "product_id": "text", "order_id": "text", "buyer_id": "text",
+    "event_id": "text", "seller_id": "text", "group_id": "text", "product_id": "text", "order_id": "text", "buyer_id": "text",
     "pushed_at": "ts", "ordered_at": "ts", "received_at": "ts", "price_at_push": "real", "paid": "real",
     "commission": "real", "quantity": "int", "refunded": "bool", "submitted_by": "text",
 }
@@ -36,6 +37,7 @@ class Cursor(Protocol):
     """The slice of a DB-API cursor the queries use."""
 
     rowcount: int
+    description: Any
 
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def fetchone(self) -> Any: ...
@@ -77,17 +79,16 @@ class SqlStore(Store):
         return sql
 
     # Schema -------------------------------------------------------------------------------------
-    def _ddl(self) -> list[str]:
-        t = self.types
+    def _feedback_ddl(self) -> list[str]:
         stmts = []
-        for table, cols in EVENT_COLUMNS.items():
-            defs = [f"event_id {t['text']} PRIMARY KEY"]
-            defs += [f"{c} {t[_EVENT_TYPES[c]]}" for c in (*cols, *BOOKKEEPING)]
-            if table == "orders":
-                defs.append("UNIQUE (order_id)")
-            stmts.append(f"CREATE TABLE IF NOT EXISTS feedback_{table} ({', '.join(defs)})")
+        for table in EVENT_COLUMNS:
+            stmts.append(f"CREATE TABLE IF NOT EXISTS feedback_{table} ({self._event_table_defs(table)})")
             stmts.append(f"CREATE INDEX IF NOT EXISTS feedback_{table}_received ON feedback_{table} (received_at)")
-        stmts += [
+        return stmts
+
+    def _state_ddl(self) -> list[str]:
+        t = self.types
+        return [
             f"CREATE TABLE IF NOT EXISTS ops_weights (id INTEGER PRIMARY KEY, body {t['text']} NOT NULL, "
             f"version INTEGER NOT NULL, updated_at {t['ts']}, updated_by {t['text']} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS ops_weights_audit (id {t['serial']}, at {t['ts']} NOT NULL, "
@@ -98,12 +99,55 @@ class SqlStore(Store):
             f"CREATE TABLE IF NOT EXISTS copy_history (group_id {t['text']} NOT NULL, day {t['date']} NOT NULL, "
             f"template_id {t['text']} NOT NULL, PRIMARY KEY (group_id, day, template_id))",
         ]
-        return stmts
+
+    def _event_table_defs(self, table: str) -> str:
+        """Column definitions of a feedback table: ids unique per seller, never across the whole store."""
+        t = self.types
+        defs = [f"{c} {t['text']} NOT NULL" for c in EVENT_KEY]
+        defs += [f"{c} {t[_EVENT_TYPES[c]]}" for c in (*EVENT_COLUMNS[table], *BOOKKEEPING)]
+        defs.append(f"PRIMARY KEY ({', '.join(EVENT_KEY)})")
+        if table == "orders":
+            defs.append("UNIQUE (seller_id, order_id)")
+        return ", ".join(defs)
+
+    @abstractmethod
+    def _table_exists(self, cur: Cursor, table: str) -> bool:
+        """Whether a table exists in this store's namespace."""
+
+    def _columns(self, cur: Cursor, table: str) -> list[str]:
+        """The column names of an existing table."""
+        cur.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+        return [d[0] for d in cur.description]
+
+    def _migrate_feedback(self, cur: Cursor) -> None:
+        """Re-key feedback tables written before ids were scoped per seller.
+
+        Old rows get the seller of the key that submitted them where that was a seller key, else ''
+        (past ops and admin submissions cannot be attributed); new rows always carry their group's seller.
+        """
+        for table in EVENT_COLUMNS:
+            name = f"feedback_{table}"
+            if not self._table_exists(cur, name) or "seller_id" in self._columns(cur, name):
+                continue
+            cols = ("event_id", *EVENT_COLUMNS[table], *BOOKKEEPING)
+            cur.execute(f"ALTER TABLE {name} RENAME TO {name}_unscoped")
+            # The index keeps its name on the renamed table; drop it so the new table gets its own.
+            cur.execute(f"DROP INDEX IF EXISTS {name}_received")
+            cur.execute(f"CREATE TABLE {name} ({self._event_table_defs(table)})")
+            cur.execute(
+                f"INSERT INTO {name} (seller_id, {', '.join(cols)}) SELECT "
+                f"COALESCE((SELECT k.seller_id FROM api_keys k WHERE k.key_id = o.submitted_by), ''), "
+                f"{', '.join('o.' + c for c in cols)} FROM {name}_unscoped o"
+            )
+            cur.execute(f"DROP TABLE {name}_unscoped")
 
     def init(self) -> None:
-        """Create the tables if they are missing."""
+        """Create the tables if they are missing, and re-key feedback tables of older versions (one transaction)."""
         with self._transaction() as cur:
-            for stmt in self._ddl():
+            for stmt in self._state_ddl():
+                cur.execute(stmt)
+            self._migrate_feedback(cur)
+            for stmt in self._feedback_ddl():
                 cur.execute(stmt)
 
     # Feedback -----------------------------------------------------------------------------------
@@ -130,8 +174,8 @@ class SqlStore(Store):
         return raw
 
     def add_events(self, table: EventTable, events: list[dict[str, Any]]) -> list[str]:
-        """Insert events, skipping any whose event id (or order id) is already stored."""
-        cols = ("event_id", *EVENT_COLUMNS[table], *BOOKKEEPING)
+        """Insert events, skipping any whose event id (or order id) the same seller already stored."""
+        cols = (*EVENT_KEY, *EVENT_COLUMNS[table], *BOOKKEEPING)
         sql = self._sql(
             f"INSERT INTO feedback_{table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
             "ON CONFLICT DO NOTHING"
@@ -148,13 +192,13 @@ class SqlStore(Store):
 
     def events(self, table: EventTable, since: datetime | None = None) -> list[dict[str, Any]]:
         """Stored events received at or after `since`, oldest first."""
-        cols = ("event_id", *EVENT_COLUMNS[table], *BOOKKEEPING)
+        cols = (*EVENT_KEY, *EVENT_COLUMNS[table], *BOOKKEEPING)
         sql = f"SELECT {', '.join(cols)} FROM feedback_{table}"
         params: list[Any] = []
         if since is not None:
             sql += " WHERE received_at >= ?"
             params.append(self._ts_param(since))
-        sql += " ORDER BY received_at, event_id"
+        sql += " ORDER BY received_at, seller_id, event_id"
         with self._transaction() as cur:
             cur.execute(self._sql(sql), params)
             rows = cur.fetchall()

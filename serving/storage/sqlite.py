@@ -45,6 +45,10 @@ class SqliteStore(SqlStore):
             finally:
                 cur.close()
 
+    def _table_exists(self, cur: Any, table: str) -> bool:
+        cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
+        return cur.fetchone() is not None
+
     def _ts_param(self, value: datetime) -> str:
         # Fixed-width UTC text keeps lexicographic order equal to time order.
         if value.tzinfo is None:
