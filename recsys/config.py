@@ -12,9 +12,9 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
 class _Section(BaseModel):
@@ -24,7 +24,8 @@ class _Section(BaseModel):
 class FeatureConfig(_Section):
     """How interactions and profiles are built."""
 
-    half_life_days: float = Field(14.0, gt=0, le=3650, description="Half-life of the time decay on interactions.")
+    half_life_days: float | None = Field(14.0, ge=0, le=3650, description="Half-life of the time decay on interactions; "
+                                         "0 or None: no decay (always the case on data without a real clock).")
     confidence: Literal["bm25", "log", "none"] = Field("bm25", description="Confidence scaling of the interaction matrix.")
     bm25_k1: float = Field(1.2, gt=0, le=10)
     bm25_b: float = Field(0.75, ge=0, le=1)
@@ -55,6 +56,12 @@ class CandidateConfig(_Section):
     algorithm: Literal["als", "bpr"] = "als"
     knn_neighbours: int = Field(100, ge=1, le=5000)
     ease_lambda: float = Field(250.0, gt=0, le=1e7)
+    ease_max_items: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="Products EASE models (the most bought; others are not proposed by it): 'auto' takes every "
+        "bought product when the dense item × item matrices fit in ease_memory_share of the available memory, else as "
+        "many of the most bought as fit; an integer fixes the number.")
+    ease_memory_share: float = Field(0.25, gt=0, le=0.9, description="Share of the available memory EASE's dense "
+                                     "matrices may take when ease_max_items is 'auto'.")
     trending_days: int = Field(3, ge=1, le=60)
     trending_baseline_days: int = Field(14, ge=1, le=365)
     content_dims: int = Field(0, ge=0, le=4096, description="Content similarity in this many SVD dimensions of the title "
@@ -181,14 +188,15 @@ class ServiceSettings(_Section):
     """The HTTP service; every field can be overridden by QUANXUAN_<NAME> in the environment."""
 
     artifact_dir: str = "artifacts"
-    db_url: str = "sqlite:///quanxuan.sqlite3"
-    cache_url: str = ""
+    # URLs may carry passwords: typed as secrets, so dumps, reprs and logs show ********** instead.
+    db_url: SecretStr = SecretStr("sqlite:///quanxuan.sqlite3")
+    cache_url: SecretStr = SecretStr("")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     rate_limit_per_minute: int = Field(600, ge=1, le=1_000_000)
     max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000)
     max_batch_events: int = Field(5000, ge=1, le=1_000_000)
-    key_pepper: str = Field("", description="Server-side secret of the HMAC-SHA256 API-key hashes; set it in production, "
+    key_pepper: SecretStr = Field(SecretStr(""), description="Server-side secret of the HMAC-SHA256 API-key hashes; set it in production, "
                             "the same for every replica and for `quanxuan keys`.")
     state_refresh_seconds: float = Field(1.0, ge=0, le=300, description="How long a replica may reuse ops weights and key "
                                          "records read from the store; 0 reads them on every request.")

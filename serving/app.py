@@ -68,6 +68,10 @@ def build_services(config: Config, store: Store | None = None, cache: Cache | No
                    holder: ArtifactHolder | None = None, metrics: Metrics | None = None) -> Services:
     """Open whatever was not passed in, from the settings."""
     s = config.service
+    pepper = s.key_pepper.get_secret_value()
+    if not pepper:
+        raise ValueError("QUANXUAN_KEY_PEPPER is empty: set the server-side secret of the API-key hashes "
+                         "(the same for every replica and for `quanxuan keys`); `quanxuan demo` makes one for you")
     metrics = metrics or Metrics()
     owned: list[Any] = []
     if store is None:
@@ -84,7 +88,7 @@ def build_services(config: Config, store: Store | None = None, cache: Cache | No
         metrics.artifact_swapped(holder.current.version)
     return Services(
         config=config, store=store, cache=cache, holder=holder, metrics=metrics,
-        keys=auth.KeyResolver(store, s.key_pepper, s.state_refresh_seconds),
+        keys=auth.KeyResolver(store, pepper, s.state_refresh_seconds),
         limiter=auth.RateLimiter(cache, s.rate_limit_per_minute),
         weights=WeightsSource(store, config.weights, s.state_refresh_seconds),
         picks=PicksService(store, cache, config.rules, config.copy_, s.picks_cache_seconds, metrics),
@@ -420,7 +424,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         """Create an API key; the key itself is in this answer only."""
         _require(principal, "keys:manage")
         try:
-            key, record = auth.create_key(services.store, settings.key_pepper, body.role, body.seller_id, body.brand,
+            key, record = auth.create_key(services.store, settings.key_pepper.get_secret_value(), body.role, body.seller_id, body.brand,
                                           body.name, body.rate_per_minute)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None

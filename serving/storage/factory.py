@@ -4,12 +4,28 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from pydantic import SecretStr
+
 from serving.storage.base import Cache, Store
 from serving.storage.memory_cache import MemoryCache
 
 
-def open_store(url: str, init: bool = True) -> Store:
+def redact(url: str) -> str:
+    """A URL fit for an error message or a log line: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _plain(url: str | SecretStr) -> str:
+    return url.get_secret_value() if isinstance(url, SecretStr) else url
+
+
+def open_store(url: str | SecretStr, init: bool = True) -> Store:
     """The store a URL names; `?schema=NAME` on a PostgreSQL URL keeps the tables in that schema."""
+    url = _plain(url)
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from serving.storage.sqlite import SqliteStore
@@ -17,7 +33,7 @@ def open_store(url: str, init: bool = True) -> Store:
         # sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory:
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
         if not path:
-            raise ValueError(f"cannot read a SQLite path from {url!r}; write sqlite:///file.sqlite3")
+            raise ValueError(f"cannot read a SQLite path from {redact(url)!r}; write sqlite:///file.sqlite3")
         store: Store = SqliteStore(path)
     elif scheme in ("postgresql", "postgres"):
         from serving.storage.postgres import PostgresStore
@@ -28,19 +44,20 @@ def open_store(url: str, init: bool = True) -> Store:
         clean = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
         store = PostgresStore(clean, schema=schema)
     else:
-        raise ValueError(f"unknown database URL scheme {scheme!r} in {url!r}: use sqlite:/// or postgresql://")
+        raise ValueError(f"unknown database URL scheme {scheme!r} in {redact(url)!r}: use sqlite:/// or postgresql://")
     if init:
         store.init()
     return store
 
 
-def open_cache(url: str) -> Cache:
+def open_cache(url: str | SecretStr) -> Cache:
     """Redis for redis:// URLs (`?prefix=NAME:` sets the key prefix), else an in-process cache."""
+    url = _plain(url)
     if not url:
         return MemoryCache()
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"unknown cache URL scheme {parts.scheme!r} in {url!r}: use redis:// or leave it empty")
+        raise ValueError(f"unknown cache URL scheme {parts.scheme!r} in {redact(url)!r}: use redis:// or leave it empty")
     from serving.storage.redis_cache import RedisCache
 
     query = dict(parse_qsl(parts.query))

@@ -32,10 +32,12 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.db_url or settings.db_url)
     try:
         if args.action == "create":
-            if not settings.key_pepper:
-                print("warning: QUANXUAN_KEY_PEPPER is empty; the service must run with the same (empty) pepper")
+            pepper = settings.key_pepper.get_secret_value()
+            if not pepper:
+                print("error: QUANXUAN_KEY_PEPPER is empty; set the same secret the service runs with")
+                return 2
             try:
-                key, record = create_key(store, settings.key_pepper, args.role, args.seller, args.brand, args.name, args.rate)
+                key, record = create_key(store, pepper, args.role, args.seller, args.brand, args.name, args.rate)
             except ValueError as exc:
                 print(f"error: {exc}")
                 return 2

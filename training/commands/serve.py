@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"QUANXUAN_{name.upper()}"] = value
     settings = Config.load(os.environ.get("QUANXUAN_CONFIG") or None).service
-    if not settings.key_pepper:
-        print("warning: QUANXUAN_KEY_PEPPER is empty; set the same secret for the service and `quanxuan keys`")
+    if not settings.key_pepper.get_secret_value():
+        print("error: QUANXUAN_KEY_PEPPER is empty; set the same secret for the service and `quanxuan keys`")
+        return 2
     uvicorn.run(
         "serving.app:create_app_from_env",
         factory=True,
