@@ -71,6 +71,22 @@ class CandidateConfig(_Section):
     seed: int = 7
     device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where ALS fitting (with a CUDA build of implicit) "
                                                    "and ALS top-K scoring (torch) run; 'auto' takes a GPU when present.")
+    # TIFU-KNN (Hu et al., SIGIR 2020), recsys/candidates/tifu_knn.py; defaults are the paper's Ta Feng setting.
+    tifu_neighbours: int = Field(300, ge=1, le=5000, description="TIFU-KNN: nearest groups k whose vectors are averaged.")
+    tifu_within_decay: float = Field(0.9, gt=0, le=1, description="TIFU-KNN r_b: decay per basket within a group of "
+                                     "baskets (1 = no decay).")
+    tifu_group_decay: float = Field(0.7, gt=0, le=1, description="TIFU-KNN r_g: decay per group of baskets (1 = no decay).")
+    tifu_groups: int = Field(7, ge=1, le=1000, description="TIFU-KNN m: a group's baskets (order days) are cut into at "
+                             "most this many consecutive groups.")
+    tifu_alpha: float = Field(0.7, ge=0, le=1, description="TIFU-KNN α: weight of the group's own vector; 1 − α goes to "
+                              "its neighbours' mean.")
+    tifu_similarity: Literal["cosine", "euclidean"] = Field("cosine", description="TIFU-KNN: how neighbours are found "
+                                                            "(the authors' code uses Euclidean distance).")
+    tifu_exclude_seen: bool = Field(False, description="TIFU-KNN: drop items the group already bought (repeats are "
+                                    "TIFU-KNN's strength, so they are proposed by default).")
+    tifu_new_item_weight: float = Field(0.0, ge=0, le=10, description="TIFU-KNN: weight of the item-item (cosine) term "
+                                        "that adds items the group never bought; 0 = the paper's model.")
+    tifu_item_neighbours: int = Field(100, ge=1, le=5000, description="TIFU-KNN: similar items kept per item for that term.")
 
 
 # Ranker features that say "this group likes this kind of product": p_conv is constrained to rise with them.

@@ -1,7 +1,7 @@
 """TIFU-KNN (Hu et al., SIGIR 2020): repeat-aware personal item frequency, mixed with the nearest groups' frequency.
 
 A group's baskets are its orders grouped by calendar day of `ordered_at` (a basket is the set of distinct items of
-that day). Its t baskets, oldest first, are cut into n = min(m, t) consecutive groups (the more recent groups take
+that day; on data without a real clock each order is a basket, in line order). Its t baskets, oldest first, are cut into n = min(m, t) consecutive groups (the more recent groups take
 one basket more when t is not a multiple of n). With group j (1..n) holding baskets b_{j,1..x_j}:
 
     v_j = (1 / x_j) · Σ_i r_b^(x_j − i) · b_{j,i}        (within-group decay: the latest basket of a group weighs 1)
@@ -35,7 +35,12 @@ Similarity = Literal["cosine", "euclidean"]
 
 
 def order_days(data: TrainData) -> np.ndarray:
-    """Calendar day (integer, local time) of every order event of `data`, recovered from its age before `now`."""
+    """Basket key of every order event of `data`: its calendar day (local time), recovered from its age before
+    `now`; on data without a real clock (line order or none) every order is a basket of its own, in event order."""
+    if not getattr(data, "timed", True):
+        # Ages of a synthetic clock keep the order of events and nothing else: rank them, oldest first.
+        age = data.events["age_days"].to_numpy(dtype=np.float64)
+        return np.argsort(np.argsort(-age, kind="stable"), kind="stable").astype(np.int64)
     now_seconds = (data.now - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)
     # Whole seconds first: an order at midnight must not fall on the day before through float rounding.
     seconds = np.round(now_seconds - data.events["age_days"].to_numpy(dtype=np.float64) * (DAY / pd.Timedelta(seconds=1)))
@@ -174,6 +179,8 @@ class TIFUKNNSource(Recommender):
             sim = 2.0 * dots - self.sq_norms_[None, :]
         sim[:, ~self.pool_] = -np.inf
         sim[np.arange(len(block)), block] = -np.inf
+        # A group without history has no vector to be near anything: it gets no neighbours (other sources serve it).
+        sim[self.sq_norms_[block] == 0] = -np.inf
         return sim.astype(np.float32)
 
     def _sparse_scores(self, group_idx: np.ndarray) -> sp.csr_matrix:
