@@ -18,6 +18,8 @@ Columns are named by flags, the same ones `quanxuan adapt` takes:
 - `--sep`, `--no-header NAME ...` (positional names for a headerless file; extra fields are ignored).
 
 Order ids are `--id-prefix` + the 1-based data line. Presets are only lists of these flags.
+The output folder also gets `clock.json`: "real" with `--time`, "line_order" for the synthetic clock,
+"none" with `--step-seconds 0` (features.loading.CLOCKS); appending keeps the weakest of the two.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.loading import Dataset, dataset_from_frames, load_dataset
+from features.loading import Dataset, dataset_from_frames, load_dataset, weakest_clock, write_clock
 from features.schema import GROUP_ID, LOAD_ORDER, ORDER_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, TIMEZONE
 from features.validation import Problem, ValidationError
 
@@ -56,6 +58,8 @@ PRESETS: dict[str, list[str]] = {
     "beibei-joined": ["--no-header", "initiator", "item", "participant", "--sep", "\\t",
                       "--item", "item", "--user", "participant", "--rows", "orders"],
 }
+CLOCK_HOW = {"real": "the input's time column", "line_order": "line numbers: line n at --start + n × --step-seconds",
+             "none": "no clock: every line at --start"}
 BEIBEI_START = {"tune": "2020-01-01 00:00", "invalid": "2020-01-01 00:00", "test": "2020-06-01 00:00"}
 
 
@@ -88,6 +92,7 @@ class Events:
     orders: pd.DataFrame
     pushes: pd.DataFrame
     categories: pd.Series | None
+    clock: str = "real"  # how the times were made (features.loading.CLOCKS)
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -177,6 +182,13 @@ def _number(df: pd.DataFrame, column: str | None, default: float) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
+def spec_clock(spec: AdapterSpec) -> str:
+    """How the spec makes timestamps: "real" from --time, "line_order" from line numbers, "none" with a zero step."""
+    if spec.time is not None:
+        return "real"
+    return "line_order" if spec.step_seconds else "none"
+
+
 def _times(df: pd.DataFrame, spec: AdapterSpec, source: str, strict: bool) -> pd.Series:
     """Event times: the --time column, or the synthetic clock of line numbers."""
     if spec.time is None:
@@ -235,7 +247,7 @@ def to_events(df: pd.DataFrame, spec: AdapterSpec, source: str = "input", strict
     categories = None
     if spec.category:
         categories = df[spec.category].groupby(df[spec.item]).first()
-    return Events(orders, pushes, categories)
+    return Events(orders, pushes, categories, spec_clock(spec))
 
 
 def build_dataset(parts: list[Events], quarantine: bool = False, rejects_dir: str | Path | None = None) -> Dataset:
@@ -249,13 +261,15 @@ def build_dataset(parts: list[Events], quarantine: bool = False, rejects_dir: st
         categories = categories[~categories.index.duplicated(keep="first")].dropna()
         mapped = ds.products[PRODUCT_ID].map(categories)
         ds.products["category"] = mapped.fillna(ds.products["category"]).astype("str")
+    ds.clock = weakest_clock(*(p.clock for p in parts))
+    ds.orders.attrs["clock"] = ds.clock
     return ds
 
 
 def events_of(ds: Dataset) -> Events:
     """The orders, pushes and categories of an adapted dataset, to add another input to it."""
     categories = ds.products.set_index(PRODUCT_ID)["category"]
-    return Events(ds.orders, ds.pushes, categories)
+    return Events(ds.orders, ds.pushes, categories, ds.clock)
 
 
 def write_dataset(ds: Dataset, out: str | Path, fmt: str = "parquet") -> dict[str, Path]:
@@ -274,6 +288,8 @@ def write_dataset(ds: Dataset, out: str | Path, fmt: str = "parquet") -> dict[st
         else:
             frame.to_csv(path, index=False)
         paths[name] = path
+    # Consumers of the folder must know whether its times are real (features.loading.read_clock).
+    paths["clock"] = write_clock(folder, ds.clock, CLOCK_HOW[ds.clock])
     return paths
 
 
@@ -321,4 +337,6 @@ def load_beibei(folder: str | Path, participants: bool = False) -> dict[str, pd.
         frames[name] = ds.orders[ds.orders[ORDER_ID].str.startswith(f"{name}:")].reset_index(drop=True)
     n_tune = len(parts[0].pushes)
     frames["invalid"] = ds.pushes.iloc[n_tune:n_tune + len(parts[1].pushes)].reset_index(drop=True)
+    for frame in frames.values():
+        frame.attrs["clock"] = ds.clock  # line numbers: order within a file, no meaning in days
     return frames

@@ -1,6 +1,7 @@
 """Group × product interaction matrices built from orders and pushes, plus the `TrainData` every source fits on.
 
-Purchases count by quantity, decay with `FeatureConfig.half_life_days`, and are confidence-scaled
+Purchases count by quantity, decay with `FeatureConfig.half_life_days` (only on a real clock: see
+`features.loading.CLOCKS`), and are confidence-scaled
 (BM25 over the item × group matrix, as implicit's examples do, or log scaling). Refunded orders are
 kept out of purchases. Pushes add a small exposure weight. Everything is vectorised (pandas codes,
 scipy.sparse) so that it scales to a million groups.
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from features.loading import check_clock, clock_of
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TIMEZONE
 from recsys.config import FeatureConfig
 
@@ -141,9 +143,26 @@ def days_before(times: pd.Series, now: pd.Timestamp) -> np.ndarray:
     return ((to_local_naive(now) - to_local_naive(times)) / DAY).to_numpy(dtype=np.float64)
 
 
-def decay(age_days: np.ndarray, half_life_days: float) -> np.ndarray:
-    """Exponential time decay 0.5^(age / half-life); future events (negative age) weigh 1."""
-    return np.power(0.5, np.maximum(age_days, 0.0) / half_life_days)
+# A weight is floored at 2^-60 ≈ 8.7e-19: far from float32's smallest normal (2^-126 ≈ 1.2e-38) even after the BM25
+# and confidence scalings multiply it by small factors, so no weight underflows to 0 and eight years of history at a
+# 14-day half-life keep every row (instead of 41 % zeros); events 60 half-lives old or more weigh alike.
+MIN_LOG2_WEIGHT = -60.0
+
+
+def decay(age_days: np.ndarray, half_life_days: float | None) -> np.ndarray:
+    """Exponential time decay 0.5^(age / half-life) in float64, floored at 2^-60; future events (negative age)
+    weigh 1; no half-life (None or 0) means no decay (all 1)."""
+    age = np.asarray(age_days, dtype=np.float64)
+    if not half_life_days:
+        return np.ones(age.shape)
+    # In log2 space and clipped before exponentiating: no underflow to 0, no overflow, whatever the span.
+    return np.exp2(np.clip(-np.maximum(age, 0.0) / float(half_life_days), MIN_LOG2_WEIGHT, 0.0))
+
+
+def newest_age(*ages: np.ndarray) -> float:
+    """The smallest non-negative age among events (0 without any): decay is measured from the newest event."""
+    values = [float(np.min(a[a >= 0])) for a in ages if a is not None and np.any(np.asarray(a) >= 0)]
+    return min(values) if values else 0.0
 
 
 def bm25_scale(matrix: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
@@ -251,6 +270,12 @@ class TrainData:
     item_vectors: np.ndarray | sp.csr_matrix | None = None
     push_events: pd.DataFrame | None = None  # one row per push before `now`: g, i, age_days
     cfg: FeatureConfig = field(default_factory=FeatureConfig)
+    clock: str = "real"  # how the timestamps were made (features.loading.CLOCKS): only a real clock has a meaning in days
+
+    @property
+    def timed(self) -> bool:
+        """Whether the timestamps are real, so that ages in days, decay, trends and recency mean something."""
+        return self.clock == "real"
 
     @property
     def n_groups(self) -> int:
@@ -356,9 +381,16 @@ def build_train_data(
     push_weight: float = 0.1,
     fallback_weights: tuple[float, float] = (1.0, 0.5),
     item_vectors: np.ndarray | sp.csr_matrix | None = None,
+    clock: str | None = None,
 ) -> TrainData:
-    """Build the interaction matrices and aligned frames from contract tables (only orders before `now` count)."""
+    """Build the interaction matrices and aligned frames from contract tables (only orders before `now` count).
+
+    `clock` is how the timestamps were made (default: the orders' `attrs["clock"]`, which the loader sets, else
+    "real"); on any other clock nothing decays, whatever `cfg.half_life_days` says.
+    """
     cfg = cfg or FeatureConfig()
+    clock = clock_of(orders) if clock is None else check_clock(clock)
+    half_life = cfg.half_life_days if clock == "real" else None
     groups_map = IdMap(groups[GROUP_ID].astype(str).to_numpy(), kind="group")
     items_map = IdMap(products[PRODUCT_ID].astype(str).to_numpy(), kind="product")
     ordered = to_local_naive(orders[ORDERED_AT])
@@ -372,11 +404,8 @@ def build_train_data(
     age = days_before(o[ORDERED_AT], now)
     qty = pd.to_numeric(o["quantity"]).to_numpy(dtype=np.float64) if "quantity" in o else np.ones(len(o))
     shape = (len(groups_map), len(items_map))
-    purchases = interaction_matrix(g_idx, i_idx, qty * decay(age, cfg.half_life_days), shape)
-    bought = interaction_matrix(g_idx, i_idx, np.ones(len(o)), shape)
-    bought.data[:] = 1.0
-    weights = purchases
     push_events = None
+    p_age = None
     if pushes is not None and len(pushes):
         # Columns, not a filtered copy of the table: pushes are the biggest table (76M rows at a million groups).
         pushed = to_local_naive(pushes[PUSHED_AT])
@@ -389,9 +418,16 @@ def build_train_data(
             items_map.index_of(bad[PRODUCT_ID])
         p_age = days_before(pushed[before], now)
         push_events = pd.DataFrame({"g": pg.astype(np.int32), "i": pi.astype(np.int32), "age_days": p_age})
-        if push_weight > 0:
-            exposure = interaction_matrix(pg, pi, push_weight * decay(p_age, cfg.half_life_days), shape)
-            weights = (purchases + exposure).tocsr()
+    # Decay counts from the newest event before `now` (a common factor for orders and pushes), so the newest weighs
+    # 1 however far `now` lies after the data.
+    shift = newest_age(age, p_age)
+    purchases = interaction_matrix(g_idx, i_idx, qty * decay(age - shift, half_life), shape)
+    bought = interaction_matrix(g_idx, i_idx, np.ones(len(o)), shape)
+    bought.data[:] = 1.0
+    weights = purchases
+    if push_events is not None and push_weight > 0:
+        exposure = interaction_matrix(pg, pi, push_weight * decay(p_age - shift, half_life), shape)
+        weights = (purchases + exposure).tocsr()
     n_orders = np.bincount(g_idx, minlength=shape[0])
     cold = n_orders < cfg.cold_min_orders
     group_frame = _group_frame(groups, sellers)
@@ -418,4 +454,5 @@ def build_train_data(
         item_vectors=item_vectors,
         push_events=push_events,
         cfg=cfg,
+        clock=clock,
     )

@@ -17,6 +17,10 @@ loads. With `quarantine=True`, rows with problems (and rows pointing at them, e.
 rejected product) go to `<rejects_dir or dataset dir>/rejects/<table>.csv` with the original cells
 plus `reason` and `row`, the rest loads, and per table read = loaded + rejected. Problems with a
 whole file (zero bytes, a missing required column, no orders at all) stop the load even then.
+
+`clock.json` (written by `quanxuan adapt`) says how the timestamps were made: "real", "line_order" (line numbers)
+or "none"; a folder without it has a real clock. The kind is `Dataset.clock` and `orders.attrs["clock"]`, and
+every consumer of times respects it (no decay, trends, recency or time split on a synthetic clock).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from features.validation import (DATETIME_DTYPE, CheckedTable, Problem, Validati
                                  index_in, reference_problems, validate_rows)
 
 __all__ = [
-    "Dataset", "LoadReport", "Problem", "TableReport", "ValidationError", "dataset_from_frames",
+    "CLOCKS", "CLOCK_FILE", "Dataset", "LoadReport", "Problem", "TableReport", "ValidationError", "check_clock", "clock_of",
+    "dataset_from_frames", "read_clock", "weakest_clock", "write_clock",
     "derive_groups", "derive_products", "derive_sellers", "empty_table", "load_dataset", "load_table",
     "validate_rows",
 ]
@@ -81,11 +86,71 @@ class LoadReport:
         return "\n".join(lines)
 
 
+# How the timestamps of a dataset were made, weakest last: "real" (a time column), "line_order" (the adapter's
+# synthetic clock of line numbers: order within a file, no meaning in days), "none" (no order at all).
+CLOCKS: tuple[str, ...] = ("real", "line_order", "none")
+CLOCK_FILE = "clock.json"  # in a contract folder, written by the adapter; absent means a real clock
+
+
+def check_clock(kind: str) -> str:
+    """The clock kind itself, or a ValueError naming the known kinds."""
+    if kind not in CLOCKS:
+        raise ValueError(f"unknown clock kind {kind!r}: expected one of {', '.join(CLOCKS)}")
+    return kind
+
+
+def weakest_clock(*kinds: str) -> str:
+    """The clock of data combining these: a synthetic part makes the whole synthetic."""
+    return max((check_clock(k) for k in kinds), key=CLOCKS.index, default="real")
+
+
+def clock_of(frame: object) -> str:
+    """The clock kind a dataset, frames object or orders table carries (`clock` attribute or `attrs`); default real."""
+    kind = getattr(frame, "clock", None)
+    if kind is None and isinstance(frame, pd.DataFrame):
+        kind = frame.attrs.get("clock")
+    if kind is None:
+        orders = frame.get("orders") if isinstance(frame, dict) else getattr(frame, "orders", None)
+        kind = orders.attrs.get("clock") if isinstance(orders, pd.DataFrame) else None
+    return check_clock(kind or "real")
+
+
+def read_clock(folder: str | Path) -> str:
+    """The clock kind recorded in a contract folder's clock.json ("real" when there is none)."""
+    import json
+
+    path = Path(folder) / CLOCK_FILE
+    if not path.exists():
+        return "real"
+    try:
+        kind = json.loads(path.read_text("utf-8")).get("clock")
+    except (ValueError, AttributeError) as err:
+        raise ValidationError([Problem(str(path), None, "clock", None, f"not a JSON object with a 'clock' key ({err})")])
+    if kind not in CLOCKS:
+        raise ValidationError([Problem(str(path), None, "clock", str(kind), f"expected one of {', '.join(CLOCKS)}")])
+    return kind
+
+
+def write_clock(folder: str | Path, kind: str, how: str = "") -> Path:
+    """Record how the folder's timestamps were made (clock.json: {"clock": kind, "how": …})."""
+    import json
+
+    path = Path(folder) / CLOCK_FILE
+    path.write_text(json.dumps({"clock": check_clock(kind), "how": how}, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 @dataclass
 class Dataset(ContractFrames):
-    """The five contract tables, typed and in schema column order, plus the load report."""
+    """The five contract tables, typed and in schema column order, plus the load report and the clock kind."""
 
     report: LoadReport
+    clock: str = "real"
+
+    def __post_init__(self) -> None:
+        check_clock(self.clock)
+        # Tables travel without their dataset (splits, the daily job): the orders carry the clock for build_train_data.
+        self.orders.attrs["clock"] = self.clock
 
 
 @dataclass
@@ -465,7 +530,10 @@ def load_dataset(path: str | Path, quarantine: bool = False, rejects_dir: str | 
     files, early = _table_files(folder)
     raws = {name: _read(file, name) for name, file in files.items()}
     root = Path(rejects_dir) if rejects_dir is not None else folder
-    return _assemble(raws, quarantine, root, early)
+    ds = _assemble(raws, quarantine, root, early)
+    ds.clock = read_clock(folder)
+    ds.orders.attrs["clock"] = ds.clock
+    return ds
 
 
 def dataset_from_frames(frames: dict[str, pd.DataFrame], quarantine: bool = False,

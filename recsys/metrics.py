@@ -3,7 +3,9 @@
 Conventions: `recommended` is an int array (n_groups, ≥k) of item indices, best first, -1 for an empty slot;
 `relevant` is a CSR matrix (n_groups, n_items) whose non-zeros are the items each group ordered in the test
 window (a row must not be empty: groups with nothing to find are left out before scoring).
-Per-group functions return one value per group; the evaluation averages them.
+Per-group functions return one value per group; the evaluation averages them per group (every group counts
+once) and per test pair (`pair_mean`: every relevant (group, item) pair counts once, so per-pair HR@K is the
+share of test pairs found in their group's top K: Σ hits / Σ |relevant|).
 """
 
 from __future__ import annotations
@@ -62,6 +64,26 @@ def recall_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.
     """Hits in the top k over the number of relevant items."""
     h = hits(recommended, relevant, k)
     return h.sum(axis=1) / n_relevant(relevant)
+
+
+def pair_mean(per_group: np.ndarray, relevant: sp.csr_matrix) -> float:
+    """Mean over test pairs of a per-group metric: each group weighted by its number of relevant items.
+
+    On recall@k this is the per-pair hit rate (share of relevant pairs in their group's top k); on ndcg@k each pair
+    carries its group's NDCG.
+    """
+    values = np.asarray(per_group, dtype=np.float64)
+    weights = n_relevant(relevant).astype(np.float64)
+    if values.shape != weights.shape:
+        raise ValueError(f"{values.size} per-group values for {weights.size} relevance rows")
+    if not weights.sum():
+        return float("nan")
+    return float((values * weights).sum() / weights.sum())
+
+
+def pair_hit_rate_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float:
+    """Share of the relevant (group, item) pairs whose item is in the group's top k."""
+    return float(hits(recommended, relevant, k).sum() / n_relevant(relevant).sum())
 
 
 def precision_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:

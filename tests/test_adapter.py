@@ -164,9 +164,11 @@ def test_adapt_command_writes_a_loadable_folder_and_appends(shop: Path, tmp_path
              "--time", "DT", "--quantity", "UNITS", "--price", "SALES", "--cost", "ASSET", "--category", "SUBCLASS",
              "--id-prefix", "a:"]
     assert main(first) == 0
-    assert "orders" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "orders" in printed and "clock: real" in printed
     ds = load_dataset(out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.parquet" for t in TABLES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{t}.parquet" for t in TABLES] + ["clock.json"])
+    assert ds.clock == "real" and ds.orders.attrs["clock"] == "real"
     assert ds.orders["order_id"].tolist() == ["a:1", "a:2", "a:3", "a:4"]
     assert ds.products["category"].tolist() == ["100", "200"]
     more = tmp_path / "more.csv"
@@ -178,7 +180,7 @@ def test_adapt_command_writes_a_loadable_folder_and_appends(shop: Path, tmp_path
     again = load_dataset(out)
     assert again.orders["order_id"].tolist() == ["a:1", "a:2", "a:3", "a:4", "b:1"]
     assert again.products[["product_id", "category"]].values.tolist() == [["i1", "100"], ["i2", "200"], ["i3", "未知"]]
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.csv" for t in TABLES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{t}.csv" for t in TABLES] + ["clock.json"])
     assert main(["adapt", str(shop), str(tmp_path / "x"), "--user", "CUST"]) == 2
 
 

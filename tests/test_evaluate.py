@@ -151,7 +151,7 @@ def test_run_evaluation_writes_json_markdown_and_plots(tmp_path):
     assert "blend" in result.metrics and result.tuning["blend"]
     path = write_report(result, tmp_path)
     text = path.read_text("utf-8")
-    assert "| **blend** |" in text and "best baseline" in text
+    assert "| **blend** |" in text and "best other" in text and "pair_hr@10" in text
     saved = json.loads((tmp_path / "result.json").read_text("utf-8"))
     assert saved["metrics"]["blend"]["ndcg@10"] == pytest.approx(result.metrics["blend"]["ndcg@10"])
     assert saved["config"]["candidates"]["per_source"] == 100

@@ -52,19 +52,53 @@ def test_decay_halves_every_half_life():
     assert decay(np.array([0.0, 14.0, 28.0, -3.0]), 14.0).tolist() == [1.0, 0.5, 0.25, 1.0]
 
 
+def test_decay_never_underflows_and_none_or_zero_means_no_decay():
+    with np.errstate(all="raise"):  # any underflow or overflow would raise here
+        eight_years = decay(np.array([0.0, 2922.0, 1e9]), 14.0)
+    assert eight_years.dtype == np.float64 and eight_years[0] == 1.0
+    # Floored at 2^-60, far above float32's smallest normal: no weight becomes 0 in the float32 matrices.
+    assert eight_years[1:].tolist() == [2.0 ** -60] * 2 and np.float32(eight_years[2]) > 0
+    assert decay(np.array([5.0, 50.0]), None).tolist() == [1.0, 1.0]
+    assert decay(np.array([5.0, 50.0]), 0.0).tolist() == [1.0, 1.0]
+
+
+def test_no_decay_without_a_real_clock_or_a_half_life():
+    products, sellers, groups, pushes, orders = tables()
+    for cfg, clock in ((FeatureConfig(half_life_days=14, confidence="none"), "line_order"),
+                       (FeatureConfig(half_life_days=None, confidence="none"), "real")):
+        data = build_train_data(products, sellers, groups, pushes, orders, cfg, now=NOW, clock=clock)
+        # g1/a: 2 units + 1 unit, undecayed.
+        assert data.purchases.toarray()[0].tolist() == [3.0, 1.0, 0.0]
+        assert data.clock == clock and data.timed == (clock == "real")
+    orders.attrs["clock"] = "none"  # the loader's mark on the orders is the default
+    assert build_train_data(products, sellers, groups, pushes, orders, now=NOW).clock == "none"
+    with pytest.raises(ValueError, match="unknown clock kind 'wall'"):
+        build_train_data(products, sellers, groups, pushes, orders, now=NOW, clock="wall")
+
+
+def test_eight_years_of_history_keep_every_row_without_warnings():
+    products, sellers, groups, pushes, orders = tables()
+    orders = orders.assign(ordered_at=orders["ordered_at"] - pd.Timedelta(days=2922) * (orders.index % 2))
+    with np.errstate(all="raise"):
+        data = build_train_data(products, sellers, groups, pushes, orders, FeatureConfig(), now=NOW)
+    assert data.purchases.nnz == data.bought.nnz and (data.purchases.data > 0).all()
+
+
 def test_train_data_quantity_decay_refunds_and_future_orders():
     products, sellers, groups, pushes, orders = tables()
     cfg = FeatureConfig(half_life_days=14, confidence="none", cold_min_orders=2)
     data = build_train_data(products, sellers, groups, pushes, orders, cfg, now=NOW)
     dense = data.purchases.toarray()
-    # g1/a: 2 units 14 days ago (→1.0) + 1 unit 2 days ago (→0.5^(2/14)); the refund of c and the future order are out.
-    assert dense[0, 0] == pytest.approx(1.0 + 0.5 ** (2 / 14), rel=1e-6)
-    assert dense[0, 1] == pytest.approx(0.25)
+    # Ages count from the newest event (g2's order, 1 day before now): it weighs 1.
+    # g1/a: 2 units 13 days before it (→2·0.5^(13/14)) + 1 unit 1 day before it (→0.5^(1/14)); the refund of c and
+    # the future order are out.
+    assert dense[0, 0] == pytest.approx(2 * 0.5 ** (13 / 14) + 0.5 ** (1 / 14), rel=1e-6)
+    assert dense[0, 1] == pytest.approx(0.5 ** (27 / 14), rel=1e-6)
     assert dense[0, 2] == 0.0
-    assert dense[1, 0] == pytest.approx(0.5 ** (1 / 14), rel=1e-6)
+    assert dense[1, 0] == pytest.approx(1.0, rel=1e-6)
     assert data.bought.toarray().tolist() == [[1, 1, 0], [1, 0, 0], [0, 0, 0]]
-    # The push to g3 counts at a tenth, decayed by one half-life.
-    assert data.weights.toarray()[2, 1] == pytest.approx(0.05)
+    # The push to g3 counts at a tenth, decayed by 13 days.
+    assert data.weights.toarray()[2, 1] == pytest.approx(0.1 * 0.5 ** (13 / 14), rel=1e-6)
     assert data.n_orders.tolist() == [3, 1, 0]
     assert data.cold.tolist() == [False, True, True]
     assert data.in_stock.tolist() == [True, True, False]

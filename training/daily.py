@@ -803,7 +803,8 @@ def segment_components(frames: Any, data: TrainData, cfg: Config, product: pd.Da
     product's overall rate and that to the global rate. `product` is `item_product_state` when already built."""
     segs = data.group_frame["segment"].to_numpy(object)
     ev = data.events
-    w = ev["quantity"].to_numpy(float) * np.exp(-ev["age_days"].to_numpy() / cfg.features.half_life_days)
+    half_life = cfg.features.half_life_days if data.timed else None  # no decay without a half-life or a real clock
+    w = ev["quantity"].to_numpy(float) * (np.exp(-ev["age_days"].to_numpy() / half_life) if half_life else 1.0)
     mass = pd.Series(w).groupby([segs[ev["g"].to_numpy()], ev["i"].to_numpy()]).sum()
     glob = pd.Series(w).groupby(ev["i"].to_numpy()).sum().sort_values(ascending=False)
     n = cfg.candidates.union_size

@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.interactions import TrainData, build_train_data, to_local_naive
+from features.loading import check_clock, clock_of
 from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
 from recsys import metrics as M
 from recsys.candidates import (
@@ -28,6 +29,7 @@ from recsys.candidates.category import CategoryAffinitySource
 from recsys.candidates.learned import LearnedBlend
 from recsys.candidates.union import normalise_scores
 from recsys.config import Config
+from training.evaluation_window import TestShape, carve, detect_test_shape
 
 SIZE_BANDS = ((0, 50, "<50"), (50, 201, "50–200"), (201, np.inf, ">200"))
 
@@ -42,14 +44,22 @@ class Frames:
     pushes: pd.DataFrame | None
     orders: pd.DataFrame
     truth: Any = None
+    clock: str | None = None  # how the timestamps were made (features.loading.CLOCKS); None: the orders' own, else real
+
+    def __post_init__(self) -> None:
+        self.clock = clock_of(self.orders) if self.clock is None else check_clock(self.clock)
+        self.orders.attrs["clock"] = self.clock  # build_train_data reads it from the orders
 
     @classmethod
     def of(cls, obj: Any) -> "Frames":
-        """Wrap anything with products/sellers/groups/pushes/orders attributes (SampleWorld, Dataset)."""
+        """Wrap anything with products/sellers/groups/pushes/orders attributes or keys (SampleWorld, Dataset, dict)."""
         if isinstance(obj, Frames):
             return obj
+        if isinstance(obj, dict):
+            return cls(obj["products"], obj.get("sellers"), obj["groups"], obj.get("pushes"), obj["orders"],
+                       obj.get("truth"), clock_of(obj))
         return cls(obj.products, getattr(obj, "sellers", None), obj.groups, getattr(obj, "pushes", None), obj.orders,
-                   getattr(obj, "truth", None))
+                   getattr(obj, "truth", None), clock_of(obj))
 
 
 @dataclass
@@ -58,7 +68,7 @@ class EvalOptions:
 
     ks: tuple[int, ...] = (10, 20)
     test_days: int = 7
-    validation_days: int = 7
+    validation_days: int | None = 7  # a window validation's days; None: as long as the test window
     new_pairs_only: bool = False
     tune: bool = True
     tune_metric: str = "ndcg@10"
@@ -74,6 +84,12 @@ class EvalOptions:
     validation_targets: Callable[[pd.DataFrame], np.ndarray] | None = None
     # Also judge each group's list by its members (test orders' buyer_id): member_hr@K, member_recall@K.
     member_metrics: bool = False
+    # How the test was made (training.evaluation_window.TestShape); None: detected from train and test.
+    shape: TestShape | None = None
+    # Feature half-lives tried on validation (a real clock only; None = no decay); empty keeps the configured one.
+    half_lives: tuple[float | None, ...] = (None, 7.0, 14.0, 30.0, 90.0)
+    served: bool = False  # also score the model `quanxuan train` serves (ranker + blend of training.daily)
+    keep_lists: bool = False  # keep every model's top-K lists (EvalResult.lists) for --lists
     baselines: tuple[str, ...] = (
         "random", "popular", "rating_commission", "segment_popular", "own_top",
         "item_knn_cosine", "item_knn_bm25", "als", "ease",
@@ -98,10 +114,13 @@ class EvalResult:
     spearman: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     model_name: str = "blend"
+    served_model: str | None = None  # the model `quanxuan train` would serve, when it was evaluated
+    dropped: dict[str, Any] = field(default_factory=dict)  # test rows left out, by reason
+    lists: pd.DataFrame | None = field(default=None, repr=False)  # model, group_id, rank, product_id, score (keep_lists)
 
     def best_baseline(self, metric: str = "ndcg@10") -> tuple[str, float]:
-        """The strongest baseline on a metric (every model except the one under test)."""
-        others = {m: v[metric] for m, v in self.metrics.items() if m != self.model_name}
+        """The strongest baseline on a metric (every model except the one under test and the served one)."""
+        others = {m: v[metric] for m, v in self.metrics.items() if m not in (self.model_name, self.served_model)}
         name = max(others, key=others.get)
         return name, others[name]
 
@@ -111,8 +130,10 @@ class EvalResult:
         return self.metrics[self.model_name][metric] / best if best > 0 else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dictionary."""
-        return asdict(self)
+        """Plain JSON-ready dictionary (the lists go to their own Parquet file)."""
+        out = asdict(replace(self, lists=None))
+        del out["lists"]
+        return out
 
 
 # ---------------------------------------------------------------------------------------------- splits
@@ -124,6 +145,10 @@ def time_split(frames: Frames, test_days: int = 7, cutoff: pd.Timestamp | str | 
     The default cut-off is midnight `test_days` days before the day after the last order, so the test is the
     last `test_days` whole calendar days. Catalogue, sellers and groups are shared; no event crosses the cut.
     """
+    frames = Frames.of(frames)
+    if frames.clock != "real":
+        raise ValueError(f"no time split on a {frames.clock!r} clock: its timestamps are not times "
+                         "(hold out lines per group instead: training.evaluation_window.carve)")
     ordered = to_local_naive(frames.orders[ORDERED_AT])
     if cutoff is None:
         cutoff = ordered.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=test_days)
@@ -140,10 +165,22 @@ def time_split(frames: Frames, test_days: int = 7, cutoff: pd.Timestamp | str | 
         return frames.pushes.loc[keep.to_numpy()].reset_index(drop=True)
 
     train = Frames(frames.products, frames.sellers, frames.groups, pushes_where(None, cutoff),
-                   frames.orders.loc[in_train].reset_index(drop=True), frames.truth)
+                   frames.orders.loc[in_train].reset_index(drop=True), frames.truth, frames.clock)
     test = Frames(frames.products, frames.sellers, frames.groups, pushes_where(cutoff, end),
-                  frames.orders.loc[in_test].reset_index(drop=True), frames.truth)
+                  frames.orders.loc[in_test].reset_index(drop=True), frames.truth, frames.clock)
     return train, test, cutoff
+
+
+def split_test(frames: Frames, test_days: int = 7, cutoff: pd.Timestamp | str | None = None,
+               seed: int = 7) -> tuple[Frames, Frames, pd.Timestamp | None]:
+    """(train, test, cut-off) of one dataset: the last `test_days` on a real clock, else each group's last line held
+    out (line order is an order within a group, not a time: no window can be cut from it)."""
+    frames = Frames.of(frames)
+    if frames.clock == "real":
+        return time_split(frames, test_days, cutoff)
+    if cutoff is not None:
+        raise ValueError(f"--cutoff needs real timestamps; this data's clock is {frames.clock!r}")
+    return carve(frames, TestShape("holdout_last"), frames.clock, seed)
 
 
 def relevance(test_orders: pd.DataFrame, data: TrainData, new_pairs_only: bool) -> sp.csr_matrix:
@@ -161,6 +198,25 @@ def relevance(test_orders: pd.DataFrame, data: TrainData, new_pairs_only: bool) 
         rel = rel - rel.multiply(data.bought.sign())
         rel.eliminate_zeros()
     return rel.tocsr()
+
+
+def test_accounting(test_orders: pd.DataFrame, data: TrainData, new_pairs_only: bool) -> dict[str, Any]:
+    """How many test rows count and why the others do not (refunded, unknown group or product, seen in training)."""
+    o = test_orders
+    refunded = o["refunded"].fillna(False).astype(bool).to_numpy() if "refunded" in o else np.zeros(len(o), dtype=bool)
+    g = data.groups.index_of(o[GROUP_ID].astype(str).to_numpy(), missing="mark")
+    i = data.items.index_of(o[PRODUCT_ID].astype(str).to_numpy(), missing="mark")
+    unknown_group = ~refunded & (g < 0)
+    unknown_product = ~refunded & (g >= 0) & (i < 0)
+    known = ~refunded & (g >= 0) & (i >= 0)
+    seen = np.zeros(len(o), dtype=bool)
+    if new_pairs_only and known.any():
+        seen[known] = np.asarray(data.bought[g[known], i[known]]).ravel() > 0
+    kept = known & ~seen
+    pairs = np.unique(g[kept].astype(np.int64) * max(data.n_items, 1) + i[kept]).size
+    return {"test_rows": int(len(o)), "refunded": int(refunded.sum()), "unknown_group": int(unknown_group.sum()),
+            "unknown_product": int(unknown_product.sum()), "seen_in_training": int(seen.sum()),
+            "kept_rows": int(kept.sum()), "repeated_pair_rows": int(kept.sum() - pairs), "test_pairs": int(pairs)}
 
 
 def member_relevance(test_orders: pd.DataFrame, data: TrainData, groups: np.ndarray,
@@ -216,9 +272,18 @@ def list_metrics(ids: np.ndarray, rel: sp.csr_matrix, data: TrainData, ks: tuple
     return out
 
 
-def summary_metrics(ids: np.ndarray, per_group: dict[str, np.ndarray], data: TrainData, ks: tuple[int, ...]) -> dict[str, float]:
-    """Means of the per-group metrics plus list-level coverage and diversity."""
+def summary_metrics(ids: np.ndarray, per_group: dict[str, np.ndarray], data: TrainData, ks: tuple[int, ...],
+                    rel: sp.csr_matrix | None = None) -> dict[str, float]:
+    """Means of the per-group metrics, the per-test-pair ones (with `rel`), and list-level coverage and diversity.
+
+    Per test pair (pair_hr@K, pair_ndcg@K): each test (group, product) pair counts once, so a group with three test
+    items weighs three times a group with one; pair_hr@K is the share of test pairs found in their group's top K.
+    """
     out = {name: float(np.nanmean(v)) if v.size else float("nan") for name, v in per_group.items()}
+    if rel is not None:
+        for k in ks:
+            out[f"pair_hr@{k}"] = M.pair_mean(per_group[f"recall@{k}"], rel)
+            out[f"pair_ndcg@{k}"] = M.pair_mean(per_group[f"ndcg@{k}"], rel)
     categories = pd.factorize(data.item_frame["category"])[0]
     for k in ks:
         out[f"coverage@{k}"] = M.catalogue_coverage(ids, data.n_items, k)
@@ -272,7 +337,8 @@ def make_source(name: str, params: Mapping[str, Any] | None = None, cfg: Config 
         "als": lambda: ALSSource(**{"factors": c.als_factors, "regularization": c.als_regularization,
                                     "iterations": c.als_iterations, "algorithm": c.algorithm, "seed": c.seed,
                                     "device": c.device, "threads": c.threads, **p}),
-        "ease": lambda: EASESource(**{"lam": c.ease_lambda, "threads": c.threads, **p}),
+        "ease": lambda: EASESource(**{"lam": c.ease_lambda, "max_items": c.ease_max_items,
+                                      "memory_share": c.ease_memory_share, "threads": c.threads, **p}),
         "content": lambda: ContentSource(**{"dims": c.content_dims, "seed": c.seed, **p}),
         "repurchase": lambda: RepurchaseSource(**p),
         "exposure": lambda: ExposureSource(**p),
@@ -322,19 +388,44 @@ class Validation:
     rel_all: sp.csr_matrix | None = None  # every validation group's relevance (the ranker samples its own groups)
 
 
-def build_validation(train: Frames, cfg: Config, options: EvalOptions, item_vectors: Any = None) -> Validation:
-    """Carve the last `validation_days` of the training data off as a validation window.
+def validation_shape(train: Frames, options: EvalOptions) -> TestShape:
+    """The shape validation is carved in: the test's (options.shape), else the last window on a real clock and
+    each group's last line otherwise; a window lasts `validation_days` when set, else the test's days."""
+    shape = options.shape
+    if shape is None:
+        shape = TestShape("window", days=options.validation_days or options.test_days) if train.clock == "real" \
+            else TestShape("holdout_last")
+    if shape.kind == "window" and options.validation_days:
+        shape = replace(shape, days=options.validation_days)
+    if shape.kind == "window" and train.clock != "real":
+        raise ValueError(f"a time-window test on a {train.clock!r} clock: its timestamps are not times")
+    return shape
 
+
+def split_validation(train: Frames, options: EvalOptions) -> tuple[Frames, Frames, pd.Timestamp | None]:
+    """Training minus validation, the validation orders, and the cut-off (None for holdouts)."""
+    return carve(train, validation_shape(train, options), train.clock, options.seed)
+
+
+def build_validation(train: Frames, cfg: Config, options: EvalOptions, item_vectors: Any = None,
+                     split: tuple[Frames, Frames, pd.Timestamp | None] | None = None) -> Validation:
+    """Carve validation off the training data the way the test was made (`validation_shape`) and score on it.
+
+    Only groups that keep a training history are validation rows (a holdout keeps one by construction; a window
+    drops the groups first seen in it), so tuning asks what the test asks of groups the models know.
     With a 'member_' tuning metric the rows are the validation window's members (buyer_id within a group),
     each holding her group's list, instead of the groups.
     """
-    sub, val, cut = time_split(train, options.validation_days)
+    train = Frames.of(train)
+    sub, val, cut = split if split is not None else split_validation(train, options)
     data = build_train_data(sub.products, sub.sellers, sub.groups, sub.pushes, sub.orders, cfg.features, now=cut,
-                            item_vectors=item_vectors)
+                            item_vectors=item_vectors, clock=train.clock)
     targets = val.orders
     if options.validation_targets is not None:
         targets = targets.loc[np.asarray(options.validation_targets(targets), dtype=bool)]
     rel = relevance(targets, data, options.new_pairs_only)
+    rel = (sp.diags((data.n_orders > 0).astype(np.float32)) @ rel).tocsr()
+    rel.eliminate_zeros()
     if options.tune_metric.startswith("member_"):
         # One row per member, holding her group's list: the tuning asks how many members a list reaches.
         member_rel, member_group = member_relevance(targets, data, np.flatnonzero(np.diff(rel.indptr) > 0),
@@ -344,6 +435,9 @@ def build_validation(train: Frames, cfg: Config, options: EvalOptions, item_vect
         exclude = data.bought[groups] if options.new_pairs_only else None
         return Validation(data, member_rel[rows], groups, exclude, rel)
     groups = eval_groups(rel, options.max_tune_groups, options.seed)
+    if groups.size == 0:
+        raise ValueError("validation holds no group with a training history and something to find: "
+                         "the training data is too thin to tune on (try --no-tune)")
     exclude = data.bought[groups] if options.new_pairs_only else None
     return Validation(data, rel[groups], groups, exclude, rel)
 
@@ -477,15 +571,18 @@ def evaluate_models(
     cfg = cfg or Config()
     options = options or EvalOptions()
     train, test = Frames.of(train), Frames.of(test)
-    if cutoff is None and len(test.orders):
-        cutoff = to_local_naive(test.orders[ORDERED_AT]).min()
+    if cutoff is None:
+        cutoff = window_cutoff(train, test)
     data = build_train_data(train.products, train.sellers, train.groups, train.pushes, train.orders, cfg.features,
-                            now=cutoff, item_vectors=item_vectors)
+                            now=cutoff, item_vectors=item_vectors, clock=train.clock)
+    dropped = test_accounting(test.orders, data, options.new_pairs_only)
     rel_full = relevance(test.orders, data, options.new_pairs_only)
     groups = eval_groups(rel_full, options.max_eval_groups, options.seed)
     if groups.size == 0:
-        raise ValueError("no test group has an order to find: check the split and the new-pairs option")
+        raise ValueError(f"no test group has an order to find: check the split and the new-pairs option ({dropped})")
     rel = rel_full[groups]
+    dropped["evaluated_groups"] = int(groups.size)
+    dropped["evaluated_pairs"] = int(rel.nnz)
     members = member_relevance(test.orders, data, groups, options.new_pairs_only) if options.member_metrics else None
     exclude = data.bought[groups] if options.new_pairs_only else None
     k_max = max(options.ks)
@@ -494,15 +591,16 @@ def evaluate_models(
     per_band: dict[str, dict[str, dict[str, dict[str, float]]]] = {kind: {b: {} for b in masks} for kind, masks in bands.items()}
     fit_seconds: dict[str, float] = {}
     params: dict[str, Any] = {}
-    lists: dict[str, np.ndarray] = {}
+    lists: list[pd.DataFrame] = []
     for name, model in models.items():
         start = time.perf_counter()
         model.fit(data)
         fit_seconds[name] = round(time.perf_counter() - start, 3)
-        ids, _ = model.recommend(groups, k_max, exclude=exclude)
-        lists[name] = ids
+        ids, scores = model.recommend(groups, k_max, exclude=exclude)
+        if options.keep_lists:
+            lists.append(top_lists(name, ids, scores, groups, data))
         per_group = list_metrics(ids, rel, data, options.ks)
-        result_metrics[name] = summary_metrics(ids, per_group, data, options.ks)
+        result_metrics[name] = summary_metrics(ids, per_group, data, options.ks, rel)
         if members is not None:
             member_rel, member_group = members
             for k in options.ks:
@@ -523,13 +621,37 @@ def evaluate_models(
             spearman[name] = category_spearman(model, data, truth)
     return EvalResult(
         dataset=dataset,
-        split={"cutoff": str(cutoff), "test_orders": int(len(test.orders)), "train_orders": int(len(train.orders)),
+        split={"cutoff": str(cutoff), "clock": train.clock, "test_orders": int(len(test.orders)), "train_orders": int(len(train.orders)),
                "eval_groups": int(groups.size), "items": data.n_items, "groups": data.n_groups,
                "new_pairs_only": options.new_pairs_only, "relevant_pairs": int(rel.nnz),
                **({"eval_members": int(members[0].shape[0])} if members is not None else {})},
         metrics=result_metrics, breakdowns=per_band, params=params, fit_seconds=fit_seconds,
         spearman=spearman, config=cfg.model_dump(mode="json", by_alias=True), model_name=model_name,
+        dropped=dropped, lists=pd.concat(lists, ignore_index=True) if lists else None,
     )
+
+
+def window_cutoff(train: Frames, test: Frames) -> pd.Timestamp | None:
+    """The cut-off of a time-window test (its first order, when every test order follows every training order on a
+    real clock); None otherwise, so that every training order counts."""
+    if train.clock != "real" or not len(test.orders):
+        return None
+    first = to_local_naive(test.orders[ORDERED_AT]).min()
+    if len(train.orders) and to_local_naive(train.orders[ORDERED_AT]).max() > first:
+        return None
+    return first
+
+
+def top_lists(name: str, ids: np.ndarray, scores: np.ndarray, groups: np.ndarray, data: TrainData) -> pd.DataFrame:
+    """One model's lists as rows: model, group_id, rank (1 = best), product_id, score; empty slots left out."""
+    rows, cols = np.nonzero(ids >= 0)
+    return pd.DataFrame({
+        "model": pd.Categorical([name] * rows.size),
+        GROUP_ID: np.asarray(data.groups.id_of(groups[rows]), dtype=object).astype(str),
+        "rank": (cols + 1).astype(np.int16),
+        PRODUCT_ID: np.asarray(data.items.id_of(ids[rows, cols]), dtype=object).astype(str),
+        "score": scores[rows, cols].astype(np.float64),
+    })
 
 
 def _jsonable(value: Any) -> Any:
@@ -595,6 +717,71 @@ def category_spearman(model: Recommender, data: TrainData, truth: pd.DataFrame, 
 # ---------------------------------------------------------------------------------------------- the full run
 
 
+# Sources that read ages in days: on a clock that is no clock they have nothing to say.
+TIMED_SOURCES = ("trending", "repurchase")
+# Hyper-parameters that are half-lives in days: fixed at "no decay" without a real clock.
+HALF_LIFE_KEYS = ("half_life_days", "item_half_life_days")
+# Sources whose validation score picks the feature half-life (they read the decayed matrices).
+HALF_LIFE_PROBES = ("item_knn_cosine", "ease", "als")
+# Tuned source parameters that have a home in CandidateConfig, so the served pipeline is built with them.
+CONFIG_OF_PARAM = {
+    ("als", "factors"): "als_factors", ("als", "regularization"): "als_regularization",
+    ("als", "iterations"): "als_iterations", ("ease", "lam"): "ease_lambda", ("ease", "max_items"): "ease_max_items",
+    ("item_knn_cosine", "neighbours"): "knn_neighbours", ("trending", "days"): "trending_days",
+    ("trending", "baseline_days"): "trending_baseline_days",
+}
+SERVED = "served"
+
+
+def for_clock(options: EvalOptions, clock: str) -> EvalOptions:
+    """Options without what needs a real clock: timed sources and half-life grids (a synthetic clock has no days)."""
+    if clock == "real":
+        return options
+    grids = {name: {k: v for k, v in grid_of(name).items() if k not in HALF_LIFE_KEYS} for name in GRIDS}
+    grids.update({name: {k: v for k, v in grid.items() if k not in HALF_LIFE_KEYS} for name, grid in options.grids.items()})
+    return replace(options, grids=grids, half_lives=(),
+                   blend_sources=tuple(n for n in options.blend_sources if n not in TIMED_SOURCES),
+                   baselines=tuple(n for n in options.baselines if n not in TIMED_SOURCES))
+
+
+def with_half_life(cfg: Config, half_life: float | None) -> Config:
+    """The configuration with another feature half-life (None: no decay)."""
+    return cfg.model_copy(update={"features": cfg.features.model_copy(update={"half_life_days": half_life})})
+
+
+def tune_half_life(train: Frames, cfg: Config, options: EvalOptions, item_vectors: Any, split: Any,
+                   log: Callable[[str], None]) -> tuple[float | None, list[dict[str, Any]]]:
+    """The feature half-life (from options.half_lives, None = no decay) whose decayed matrices score best on
+    validation, judged by the mean validation score of the probe sources at their configured parameters."""
+    probes = [n for n in HALF_LIFE_PROBES if n in set(options.baselines) | set(options.blend_sources)] or ["item_knn_cosine"]
+    trials = []
+    for half_life in options.half_lives:
+        val = build_validation(train, with_half_life(cfg, half_life), options, item_vectors, split)
+        scores = {n: validation_score(make_source(n, None, cfg).fit(val.data), val, options.tune_metric) for n in probes}
+        trials.append({"half_life_days": half_life, options.tune_metric: float(np.mean(list(scores.values()))), **scores})
+    best = max(trials, key=lambda t: t[options.tune_metric])
+    tried = ", ".join(f"{t['half_life_days']}: {t[options.tune_metric]:.4f}" for t in trials)
+    log(f"tuned half_life_days: {best['half_life_days']} ({tried})")
+    return best["half_life_days"], trials
+
+
+def tuned_config(cfg: Config, chosen: Mapping[str, Mapping[str, Any]]) -> Config:
+    """The configuration `quanxuan train` would need to build its sources with the tuned parameters (those that
+    CandidateConfig holds; the other sources keep their defaults in the daily job)."""
+    updates = {field_name: chosen[name][key] for (name, key), field_name in CONFIG_OF_PARAM.items()
+               if key in chosen.get(name, {})}
+    return cfg.model_copy(update={"candidates": cfg.candidates.model_copy(update=updates)}) if updates else cfg
+
+
+def served_model(train: Frames, cfg: Config, fitted: Mapping[str, Recommender], log: Callable[[str], None]) -> Recommender:
+    """The model `quanxuan train` serves, as training.daily builds it: the conversion ranker over the candidate union,
+    blended with the ops default weights (the diversity penalty is a list rule of serving, not a score)."""
+    from training.daily import PipelineRecommender
+
+    weights = cfg.weights.default.model_copy(update={"diversity": 0.0})
+    return PipelineRecommender(train, cfg, weights, log=log, fitted=fitted)
+
+
 def run_evaluation(
     train: Any,
     test: Any,
@@ -605,10 +792,19 @@ def run_evaluation(
     cutoff: pd.Timestamp | None = None,
     log: Callable[[str], None] = print,
 ) -> EvalResult:
-    """Tune every baseline and the blend on a validation window of the training data, then evaluate all on test."""
+    """Tune every baseline and the blend on validation carved from training like the test, then evaluate all on test.
+
+    The test's shape (window, one held-out line per group, random holdout) is detected unless options.shape says it;
+    on a clock that is not real there is no decay, trend, repurchase timing or time window. With options.served the
+    model `quanxuan train` serves is built with the tuned configuration and scored beside the others.
+    """
     cfg = cfg or Config()
     options = options or EvalOptions()
     train, test = Frames.of(train), Frames.of(test)
+    options = for_clock(options, train.clock)
+    if options.shape is None:
+        options = replace(options, shape=detect_test_shape(train, test, train.clock))
+    log(f"clock: {train.clock}; test shape: {options.shape.kind} {options.shape.to_dict()}")
     if train.pushes is None or not len(train.pushes):
         # The exposure source models the seller's pushes: without a pushes table it has nothing to learn from.
         options = replace(options, blend_sources=tuple(s for s in options.blend_sources if s != "exposure"))
@@ -617,10 +813,18 @@ def run_evaluation(
     tuning: dict[str, list[dict[str, Any]]] = {}
     blend_weights: dict[str, float] = {name: 1.0 for name in options.blend_sources}
     normalise = "rank"
+    if train.clock != "real":
+        cfg = with_half_life(cfg, None)
+    val = None
     if options.tune:
         start = time.perf_counter()
-        val = build_validation(train, cfg, options, item_vectors)
-        log(f"validation: {val.groups.size} groups, {val.rel.nnz} pairs ({time.perf_counter() - start:.1f}s)")
+        split = split_validation(train, options)
+        if options.half_lives:
+            half_life, tuning["half_life_days"] = tune_half_life(train, cfg, options, item_vectors, split, log)
+            cfg = with_half_life(cfg, half_life)
+        val = build_validation(train, cfg, options, item_vectors, split)
+        log(f"validation ({validation_shape(train, options).kind}): {val.groups.size} groups, {val.rel.nnz} pairs "
+            f"({time.perf_counter() - start:.1f}s)")
         for name in needed:
             grid = options.grids.get(name, grid_of(name))
             if grid:
@@ -635,7 +839,7 @@ def run_evaluation(
     # The model shares fitted baseline instances (same data object), so each source is fitted once.
     sources = {name: models[name] if name in models else make_source(name, chosen[name], cfg) for name in options.blend_sources}
     if options.model == "learned":
-        if not options.tune:
+        if val is None:
             val = build_validation(train, cfg, options, item_vectors)
         start = time.perf_counter()
         models["learned"] = train_learned_blend(sources, val, cfg, options)
@@ -644,11 +848,21 @@ def run_evaluation(
         models["blend"] = BlendRecommender(sources, blend_weights, per_source=cfg.candidates.per_source, normalise=normalise)
     else:
         raise ValueError(f"unknown model {options.model!r}: expected 'blend' or 'learned'")
-    result = evaluate_models(train, test, models, cfg, options, model_name=options.model, dataset=dataset,
-                             item_vectors=item_vectors, cutoff=cutoff)
+    served_cfg = tuned_config(cfg, chosen)
+    if options.served:
+        # Fitted after the baselines (dict order), so it reuses every source they fitted on the same data.
+        models[SERVED] = served_model(train, served_cfg, sources, log)
+    if cutoff is None and options.shape.kind == "window":
+        cutoff = window_cutoff(train, test)
+    result = evaluate_models(train, test, models, cfg, options, model_name=SERVED if options.served else options.model,
+                             dataset=dataset, item_vectors=item_vectors, cutoff=cutoff)
+    result.served_model = SERVED if options.served else None
     if options.model == "learned":
         tuning["learned"] = [{"train": models["learned"].train_stats_, "importance": models["learned"].importances()}]
     result.tuning = _jsonable(tuning)
+    result.split["test_shape"] = options.shape.to_dict()
+    result.split["validation_shape"] = validation_shape(train, options).to_dict()
+    result.config = served_cfg.model_dump(mode="json", by_alias=True)
     result.config["evaluation"] = _jsonable(asdict(options))
     return result
 
@@ -668,7 +882,8 @@ def train_learned_blend(sources: Mapping[str, Recommender], val: Validation, cfg
 def load_frames(spec: str, seed: int = 7, groups: int = 2000, products: int = 2000, days: int = 60) -> tuple[Any, str]:
     """Load a dataset by spec: 'sample', a contract folder, 'tafeng:<csv.zip>[:area_age]' or 'beibei:<folder>'.
 
-    Returns (frames, name); Beibei gives a (train, test) pair because it has no timestamps to split on.
+    Returns (frames, name); Beibei gives a (train, test) pair (tune.txt, test.txt) because it has no timestamps to
+    split on.
     """
     if spec == "sample":
         from features.sample_world import generate
@@ -683,7 +898,12 @@ def load_frames(spec: str, seed: int = 7, groups: int = 2000, products: int = 20
     if spec.startswith("beibei:"):
         from features.adapter import load_beibei
 
-        return load_beibei(spec.split(":", 1)[1]), "Beibei"
+        f = load_beibei(spec.split(":", 1)[1])
+        start = f["test"][ORDERED_AT].min()
+        # The test's own pushes (its lines are shares that converted) stay out of training.
+        pushes = f["pushes"].loc[(f["pushes"][PUSHED_AT] < start).to_numpy()].reset_index(drop=True)
+        train = Frames(f["products"], f["sellers"], f["groups"], pushes, f["tune"])
+        return (train, Frames(f["products"], f["sellers"], f["groups"], None, f["test"])), "Beibei"
     from features.loading import load_dataset
 
     return load_dataset(spec), spec

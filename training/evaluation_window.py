@@ -1,4 +1,13 @@
-"""The last evaluation window as artifact tables, so that the ops preview can replay it with any weights.
+"""How a test was made (and validation carved the same way), and the last evaluation window as artifact tables.
+
+`detect_test_shape(train, test, clock)` tells the three kinds of tests apart: the last time window (a real clock
+and every test order after every training order), one held-out line per group (`holdout_last`: the group's last
+line when the lines have an order, a random one without a clock), or a random holdout of several lines per group
+(`holdout_random`, with the median share of a group's lines held out). `carve(frames, shape, seed)` cuts a split
+of that shape out of any frames (validation out of training, or a test out of data without a real clock), keeping
+at least one training line in every group it holds lines out of.
+
+The ops preview replays the last evaluation window with any weights:
 
 The daily job's evaluation holds out the last `test_days` and fits the full pipeline on the days before.
 `evaluation_tables` turns that fitted pipeline into two tables:
@@ -17,11 +26,18 @@ Wiring in the daily job (the fitted pipeline is the `"ranker"` model of `evaluat
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from features.schema import GROUP_ID, PRODUCT_ID
+from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+
+# A test where at least this share of the test groups hold exactly one test line is "one held-out item per group".
+ONE_PER_GROUP_SHARE = 0.9
+SHAPES = ("window", "holdout_last", "holdout_random")
 
 
 def window_orders(orders: pd.DataFrame) -> pd.DataFrame:
@@ -53,3 +69,107 @@ def evaluation_tables(pipeline: Any, frames: Any, cfg: Any, test_days: int = 7) 
     warm = cands[~cands[GROUP_ID].isin(set(cold[GROUP_ID]))]
     table = pd.concat([warm, cold_rows[warm.columns.intersection(cold_rows.columns)]], ignore_index=True)
     return {"evaluation_candidates": table, "evaluation_window": window_orders(test.orders)}
+
+
+@dataclass(frozen=True)
+class TestShape:
+    """How a test was made: its kind (SHAPES), the window's days, the share of a group's lines held out."""
+
+    kind: str
+    days: int = 7  # window: the test's length in whole days
+    share: float = 0.0  # holdout_random: median share of a test group's lines held out
+    test_groups: int = 0
+    lines_per_group: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dictionary for result.json."""
+        return asdict(self)
+
+
+def _orders(frames: Any) -> pd.DataFrame:
+    """Non-refunded orders (what counts as a purchase)."""
+    o = frames.orders
+    if "refunded" in o.columns:
+        o = o.loc[~o["refunded"].fillna(False).astype(bool).to_numpy()]
+    return o
+
+
+def detect_test_shape(train: Any, test: Any, clock: str) -> TestShape:
+    """The shape of `test` against `train`: a time window, one held-out line per group, or a random holdout."""
+    from features.interactions import to_local_naive
+
+    tr, te = _orders(train), _orders(test)
+    if not len(te):
+        raise ValueError("the test has no (non-refunded) orders: nothing to detect a shape from")
+    per_group = te[GROUP_ID].astype(str).value_counts()
+    stats = {"test_groups": int(per_group.size), "lines_per_group": round(float(per_group.mean()), 3)}
+    if clock == "real" and len(tr):
+        t_train, t_test = to_local_naive(tr[ORDERED_AT]), to_local_naive(te[ORDERED_AT])
+        if t_test.min() >= t_train.max():
+            span = (t_test.max() - t_test.min()) / pd.Timedelta(days=1)
+            return TestShape("window", days=max(1, math.ceil(span)), **stats)
+    if float((per_group == 1).mean()) >= ONE_PER_GROUP_SHARE:
+        return TestShape("holdout_last", **stats)
+    in_train = tr[GROUP_ID].astype(str).value_counts().reindex(per_group.index).fillna(0.0)
+    share = float(np.median(per_group / (per_group + in_train)))
+    return TestShape("holdout_random", share=round(share, 4), **stats)
+
+
+def carve(frames: Any, shape: TestShape, clock: str, seed: int = 7) -> tuple[Any, Any, pd.Timestamp | None]:
+    """(kept, held out, cut-off) cut from `frames` the way `shape` says; the cut-off is None for holdouts.
+
+    Holdouts only take lines from groups with at least two purchase lines, so every group they judge keeps a
+    history; `holdout_last` holds out each group's latest line (by time, then line order), or a random one when
+    the clock is "none". The pushes of a held-out line (same group, product and time) are held out with it.
+    """
+    from training.evaluate import Frames, time_split
+
+    if shape.kind not in SHAPES:
+        raise ValueError(f"unknown test shape {shape.kind!r}: expected one of {', '.join(SHAPES)}")
+    if shape.kind == "window":
+        return time_split(Frames.of(frames), shape.days)
+    f = Frames.of(frames)
+    orders = f.orders.reset_index(drop=True)
+    purchase = np.ones(len(orders), dtype=bool)
+    if "refunded" in orders.columns:
+        purchase = ~orders["refunded"].fillna(False).astype(bool).to_numpy()
+    group = pd.factorize(orders[GROUP_ID].astype(str))[0]
+    rng = np.random.default_rng(seed)
+    # Rank each purchase line within its group: by time then position (holdout_last), or at random.
+    from features.interactions import to_local_naive
+
+    when = to_local_naive(orders[ORDERED_AT]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    random_key = rng.random(len(orders))
+    idx = np.flatnonzero(purchase)
+    if shape.kind == "holdout_last" and clock != "none":
+        order = idx[np.lexsort((idx, when[idx], group[idx]))][::-1]  # latest first within each group
+        order = order[np.argsort(group[order], kind="stable")]
+    else:
+        order = idx[np.lexsort((random_key[idx], group[idx]))]
+    g = group[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    sizes = np.diff(np.r_[starts, len(g)])
+    rank = np.arange(len(g)) - np.repeat(starts, sizes)
+    n = np.repeat(sizes, sizes)
+    if shape.kind == "holdout_last":
+        take = np.ones(len(g), dtype=np.int64)
+    else:
+        take = np.clip(np.rint(shape.share * n), 1, None).astype(np.int64)
+    held_mask = np.zeros(len(orders), dtype=bool)
+    held_mask[order[(n >= 2) & (rank < np.minimum(take, n - 1))]] = True
+    held = orders.loc[held_mask].reset_index(drop=True)
+    kept_orders = orders.loc[~held_mask].reset_index(drop=True)
+    pushes_kept = pushes_held = None
+    if f.pushes is not None:
+        key = [GROUP_ID, PRODUCT_ID]
+        p = f.pushes.reset_index(drop=True)
+        p_key = p[key].astype(str).assign(t=to_local_naive(p[PUSHED_AT]).to_numpy())
+        h_key = held[key].astype(str).assign(t=to_local_naive(held[ORDERED_AT]).to_numpy()).drop_duplicates()
+        leak = p_key.merge(h_key, on=key + ["t"], how="left", indicator=True)["_merge"].eq("both").to_numpy()
+        pushes_kept = p.loc[~leak].reset_index(drop=True)
+        pushes_held = p.loc[leak].reset_index(drop=True)
+    for frame in (held, kept_orders):
+        frame.attrs["clock"] = clock
+    kept = Frames(f.products, f.sellers, f.groups, pushes_kept, kept_orders, f.truth, clock)
+    out = Frames(f.products, f.sellers, f.groups, pushes_held, held, f.truth, clock)
+    return kept, out, None

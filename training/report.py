@@ -11,12 +11,46 @@ from training.evaluate import EvalResult
 PLOT_LABELS = {"宝妈": "mum", "快递员": "courier", "导购": "shop guide", "安装维修": "installer", "微商": "micro-shop",
                "学生": "student", "其他": "other"}
 
-HEADLINE = ("ndcg@10", "hr@10", "recall@10", "map@10", "ndcg@20", "hr@20", "recall@20", "map@20",
+HEADLINE = ("pair_hr@10", "pair_ndcg@10", "ndcg@10", "hr@10", "recall@10", "map@10", "pair_hr@20", "pair_ndcg@20",
+            "ndcg@20", "hr@20", "recall@20", "map@20",
             "coverage@10", "diversity_category@10", "commission_realised@10", "commission_potential@10")
 
 
-TABLE = (("hr@10", "HR@10"), ("ndcg@10", "NDCG@10"), ("recall@10", "Rec@10"), ("recall@20", "Rec@20"),
-         ("map@10", "MAP@10"), ("coverage@10", "cov@10"))
+TABLE = (("pair_hr@10", "pHR@10"), ("pair_ndcg@10", "pNDCG@10"), ("hr@10", "HR@10"), ("ndcg@10", "NDCG@10"),
+         ("recall@10", "Rec@10"), ("recall@20", "Rec@20"), ("map@10", "MAP@10"), ("coverage@10", "cov@10"))
+# The headline: per test pair first (the standard for these benchmarks), then per group.
+HEADLINE_METRICS = ("pair_hr@10", "pair_ndcg@10", "hr@10", "ndcg@10")
+DROP_REASONS = {
+    "refunded": "refunded (not a purchase)",
+    "unknown_group": "group unknown to training",
+    "unknown_product": "product unknown to training",
+    "seen_in_training": "pair seen in training (--new-pairs-only)",
+    "repeated_pair_rows": "repeat of a pair already counted (one pair, one hit)",
+}
+
+
+def headline_lines(result: EvalResult) -> list[str]:
+    """One line per headline metric: the model under test against the best other model, with the lift."""
+    lines = []
+    for metric in HEADLINE_METRICS:
+        if metric not in result.metrics.get(result.model_name, {}):
+            continue
+        best, value = result.best_baseline(metric)
+        lines.append(f"{metric}: {result.model_name} {result.metrics[result.model_name][metric]:.4f}, best other {best} "
+                     f"{value:.4f}, ×{result.lift(metric):.2f}")
+    return lines
+
+
+def dropped_lines(result: EvalResult) -> list[str]:
+    """What happened to the test rows: how many count and why the others do not."""
+    d = result.dropped
+    if not d:
+        return []
+    lines = [f"{d['test_rows']:,} test rows: {d['kept_rows']:,} kept as {d['test_pairs']:,} test pairs"
+             + (f", {d['evaluated_pairs']:,} of them in the {d['evaluated_groups']:,} evaluated groups"
+                if "evaluated_pairs" in d else "") + "; left out:"]
+    lines += [f"- {d.get(key, 0):,} {why}" for key, why in DROP_REASONS.items()]
+    return lines
 
 
 def table(result: EvalResult, metric: str = "hr@10") -> str:
@@ -30,6 +64,7 @@ def table(result: EvalResult, metric: str = "hr@10") -> str:
     for m in dict.fromkeys((metric, "ndcg@10")):
         best, value = result.best_baseline(m)
         lines.append(f"{m} lift of {result.model_name} over the best baseline ({best} {value:.4f}): ×{result.lift(m):.3f}")
+    lines += dropped_lines(result)
     return "\n".join(lines)
 
 
@@ -90,13 +125,24 @@ def markdown(result: EvalResult, images: list[str]) -> str:
     """The readable report: split, headline table, lift over the best baseline, breakdowns, tuned parameters."""
     lines = [f"# Evaluation: {result.dataset}", ""]
     s = result.split
-    lines += [f"Cut-off {s.get('cutoff')}; {s.get('eval_groups')} test groups, {s.get('relevant_pairs')} relevant pairs, "
-              f"{s.get('items')} products; new pairs only: {s.get('new_pairs_only')}.", ""]
-    for metric in ("ndcg@10", "hr@10"):
+    shape = s.get("test_shape") or {}
+    lines += [f"Clock {s.get('clock', 'real')}; test shape {shape.get('kind', 'window')}, validation carved as "
+              f"{(s.get('validation_shape') or {}).get('kind', 'window')}; cut-off {s.get('cutoff')}; {s.get('eval_groups')} "
+              f"test groups, {s.get('relevant_pairs')} test pairs, {s.get('items')} products; new pairs only: "
+              f"{s.get('new_pairs_only')}.", ""]
+    if result.served_model:
+        lines += [f"Served model (what `quanxuan train` serves): **{result.served_model}**.", ""]
+    lines += ["Per test pair (pair_hr@K: share of test pairs whose product is in the group's top K; pair_ndcg@K: each "
+              "pair carries its group's NDCG) and per group (hr@K, ndcg@K: every group counts once).", ""]
+    for metric in HEADLINE_METRICS:
+        if metric not in result.metrics.get(result.model_name, {}):
+            continue
         best, value = result.best_baseline(metric)
-        lines.append(f"- **{metric}**: {result.model_name} {result.metrics[result.model_name][metric]:.4f} vs best baseline "
+        lines.append(f"- **{metric}**: {result.model_name} {result.metrics[result.model_name][metric]:.4f} vs best other "
                      f"{best} {value:.4f} → ×{result.lift(metric):.2f}")
     lines.append("")
+    if result.dropped:
+        lines += ["## Test rows", ""] + dropped_lines(result) + [""]
     cols = [m for m in HEADLINE if any(m in v for v in result.metrics.values())]
     lines.append("| model | " + " | ".join(cols) + " | fit s |")
     lines.append("|---" * (len(cols) + 2) + "|")

@@ -13,7 +13,7 @@ class TrendingSource(SharedRowRecommender):
 
     z = (recent − expected) / √(expected + 1), expected = baseline orders × days / baseline_days: it favours
     items that rise with volume over items with one lucky order. Items not ordered recently or not rising
-    are not proposed.
+    are not proposed, and nothing is on data without a real clock (`TrainData.timed`).
     """
 
     name = "trending"
@@ -23,6 +23,10 @@ class TrendingSource(SharedRowRecommender):
         self.baseline_days = baseline_days
 
     def _fit(self, data: TrainData) -> None:
+        if not data.timed:
+            # Line numbers are no clock: "the last days" would be the last groups of the file, not a trend.
+            self.z_ = np.full(data.n_items, -np.inf, dtype=np.float32)
+            return
         age = data.events["age_days"].to_numpy()
         items = data.events["i"].to_numpy()
         recent = np.bincount(items[age < self.days], minlength=data.n_items).astype(np.float64)

@@ -42,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
     for problem in ds.report.problems:
         print(problem)
     print(ds.report.summary())
+    print(f"clock: {ds.clock} (recorded in {args.out}/clock.json)")
     print(f"wrote {args.out} in {time.perf_counter() - t0:.1f}s")
     return 0
