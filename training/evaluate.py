@@ -279,7 +279,7 @@ def summary_metrics(ids: np.ndarray, per_group: dict[str, np.ndarray], data: Tra
     Per test pair (pair_hr@K, pair_ndcg@K): each test (group, product) pair counts once, so a group with three test
     items weighs three times a group with one; pair_hr@K is the share of test pairs found in their group's top K.
     """
-    out = {name: float(np.nanmean(v)) if v.size else float("nan") for name, v in per_group.items()}
+    out = {name: _nanmean(v) for name, v in per_group.items()}
     if rel is not None:
         for k in ks:
             out[f"pair_hr@{k}"] = M.pair_mean(per_group[f"recall@{k}"], rel)
@@ -287,10 +287,17 @@ def summary_metrics(ids: np.ndarray, per_group: dict[str, np.ndarray], data: Tra
     categories = pd.factorize(data.item_frame["category"])[0]
     for k in ks:
         out[f"coverage@{k}"] = M.catalogue_coverage(ids, data.n_items, k)
-        out[f"diversity_category@{k}"] = float(np.nanmean(M.intra_list_diversity_category(ids, categories, k)))
+        out[f"diversity_category@{k}"] = _nanmean(M.intra_list_diversity_category(ids, categories, k))
         if isinstance(data.item_vectors, np.ndarray):
-            out[f"diversity_embedding@{k}"] = float(np.nanmean(M.intra_list_diversity_embedding(ids, data.item_vectors, k)))
+            out[f"diversity_embedding@{k}"] = _nanmean(M.intra_list_diversity_embedding(ids, data.item_vectors, k))
     return out
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the defined values; NaN without a warning when none is (e.g. empty lists have no diversity)."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = ~np.isnan(v)
+    return float(v[ok].mean()) if ok.any() else float("nan")
 
 
 def group_bands(data: TrainData, groups: np.ndarray) -> dict[str, dict[str, np.ndarray]]:

@@ -75,6 +75,8 @@ def evaluation_tables(pipeline: Any, frames: Any, cfg: Any, test_days: int = 7) 
 class TestShape:
     """How a test was made: its kind (SHAPES), the window's days, the share of a group's lines held out."""
 
+    __test__ = False  # a data class, not a pytest test class
+
     kind: str
     days: int = 7  # window: the test's length in whole days
     share: float = 0.0  # holdout_random: median share of a test group's lines held out

@@ -75,6 +75,11 @@ class EASESource(Recommender):
         if support.size > limit:
             support = support[np.argsort(-counts[support], kind="stable")[:limit]]
         support = np.sort(support)
+        self.items_ = support
+        if not support.size:  # nothing bought yet (an early snapshot): EASE proposes nothing
+            self.weights_ = np.zeros((0, 0), dtype=np.float32)
+            self.history_ = sp.csr_matrix((data.n_groups, 0), dtype=np.float32)
+            return
         xs = x.tocsc()[:, support].tocsr().astype(np.float64)
         gram = np.asarray((xs.T @ xs).toarray())
         gram[np.diag_indices_from(gram)] += self.lam
