@@ -1,77 +1,179 @@
-"""The advertising-law check: find absolute, authority, medical, guarantee, superstition, prize-lure,
-urgency and fake-pricing wording in a text, with spans, categories and suggested rewrites.
+"""The advertising-law check: find wording that China's Advertising Law (广告法) forbids in promo copy, with
+spans, categories, the article each hit breaks, a suggestion and, where one is safe, a mechanical rewrite.
 
-The lexicon is data (`adlaw_lexicon.json`, versioned). Matching is case-insensitive. A hit that lies
-wholly inside an allowed span is dropped: this is how time and sequence words (最近, 最后一次, 第一次,
-第一时间) and factual phrases (好评率100%, 100%纯棉, 唯一的缺点) stay legal while 最好, 第一品牌 and
-100%有效 are caught. Decided on purpose: 最后一天 (a date fact, e.g. 最后一天发货) is allowed, while the
-pressure phrases 最后一波 / 最后机会 are caught; 最多 / 最少 / 最快 describe quantities and delivery and
-are allowed; bare 推荐, 安全, 选用, 试用 are ordinary words and only caught inside authority or
-guarantee phrases (专家推荐, 绝对安全).
+The lexicon is data (`adlaw_lexicon.json`, versioned). Each category names its article: 绝对化用语 第九条第三项,
+国家机关名义与特供 第九条第二项, 封建迷信 第九条第九项, 无出处的荣誉与引证 第十一条第二款, 专利 第十二条,
+功效与安全性保证 第十六条第一款第一项, 疾病治疗与医疗用语 第十七条, 保健功能 第十八条, 教育培训 第二十四条,
+投资回报 第二十五条, 赠送 第八条第二款, 虚假紧迫 第八条第一款, 保证、中奖诱导与虚构价格 第二十八条,
+驰名商标 商标法第十四条第五款 (the Advertising Law has no article of its own for it).
+
+Matching survives the usual disguises: the text is folded character by character (NFKC, so full-width
+ＴＯＰ１ and １００％ read as TOP1 and 100%; lower case; traditional characters to simplified), spaces, symbols,
+emoji and punctuation between characters are skipped (最 好 用, 最·好, 最，好，用, No.1 = NO1; a decimal point
+between digits stays), and a lone digit 1 reads as 一 (第1名, 排名第1, TOP1, 第1次 stays the allowed 第一次).
+Spans are always reported in the original text.
+
+A hit that lies wholly inside an allowed span is dropped, and every occurrence of an allowed phrase counts,
+overlapping ones included: in 高矮胖瘦身型 the allowed 胖瘦身 covers 瘦身, while 高矮胖瘦 (which covers only
+part of it) suppresses nothing. This is how time, order and quantity words (最近, 最后一次, 第一次, 最多) and
+factual phrases (好评率100%, 100%纯棉, 唯一的缺点) stay legal while 最好, 第一品牌 and 100%有效 are caught.
+Decided on purpose: 最后一天 (a date fact) is allowed, the pressure phrases 最后一波 / 最后机会 are caught;
+bare 推荐, 安全, 选用, 试用, 指定, 排序, 热销 are ordinary words, caught only inside an authority or guarantee
+phrase (专家推荐, 绝对安全, 官方指定); 有效 after a duration (优惠券7天有效) is a validity, not an efficacy claim.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 LEXICON_PATH = Path(__file__).with_name("adlaw_lexicon.json")
 
+_DIGITS = frozenset("0123456789")
+# % belongs to claims (100%有效); book-title marks let the allow list keep titles (《王牌特工》) whole.
+_KEPT = frozenset("%《》")
+_LONE_ONE = re.compile(r"(?<![0-9.])1(?![0-9.])")
+_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
 
 @dataclass(frozen=True)
 class Hit:
-    """One flagged span of a text: [start, end) character offsets, the matched term, its category and a rewrite."""
+    """One flagged span of a text: [start, end) offsets in the original text, the matched text, its category,
+    a suggestion, the article it breaks and its safe rewrite ("" drops the span, None: no safe rewrite)."""
 
     start: int
     end: int
     term: str
     category: str
     suggestion: str
+    article: str = ""
+    rewrite: str | None = None
+
+
+@dataclass(frozen=True)
+class _Entry:
+    category: str
+    suggestion: str
+    article: str
+    rewrite: str | None
 
 
 @dataclass(frozen=True)
 class _Lexicon:
     version: str
-    terms: dict[str, tuple[str, str]]  # lower-cased term -> (category, suggestion)
+    terms: dict[str, _Entry]  # folded term -> entry
     term_lengths: tuple[int, ...]
     first_chars: frozenset[str]
-    patterns: tuple[tuple[re.Pattern[str], str, str], ...]  # (regex, category, suggestion)
-    allow_re: re.Pattern[str]
+    patterns: tuple[tuple[re.Pattern[str], _Entry], ...]
+    allow_terms: frozenset[str]
+    allow_lengths: tuple[int, ...]
+    allow_first: frozenset[str]
+    allow_patterns: tuple[re.Pattern[str], ...]  # each wrapped in a lookahead: one match per start position
     labels: dict[str, str]
+    articles: dict[str, str]
+    traditional: dict[str, str]
 
 
-def _alternation(words: list[str]) -> str:
-    # Longest first so that the regex engine prefers 第一品牌 over 第一 at the same position.
-    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+class _Folder:
+    """Folds text for matching and remembers, for each folded character, where it came from."""
+
+    def __init__(self, traditional: dict[str, str]) -> None:
+        self.traditional = traditional
+        self.cache: dict[str, str] = {}
+
+    def char(self, c: str) -> str:
+        """The folded form of one character: '' when skipped, else one or more characters."""
+        folded = self.cache.get(c)
+        if folded is None:
+            out = []
+            for ch in unicodedata.normalize("NFKC", c).lower():
+                ch = self.traditional.get(ch, ch)
+                # Punctuation, spaces, symbols, emoji and control characters between characters are skipped:
+                # 最 好 用, 最·好 and 最，好，用 all read as 最好用. Reading across a sentence break found no
+                # new hit on the 1,070 AdvertiseGen ads.
+                if ch in _KEPT or unicodedata.category(ch)[0] not in "PZSC":
+                    out.append(ch)
+            folded = "".join(out)
+            self.cache[c] = folded
+        return folded
+
+    def fold(self, text: str) -> tuple[str, list[int]]:
+        """The folded text and, per folded character, its offset in `text`."""
+        chars: list[str] = []
+        index: list[int] = []
+        n = len(text)
+        for i, c in enumerate(text):
+            f = self.char(c)
+            if not f:
+                # A decimal point is kept so that 1.5 stays a number and never reads as 15 or 一5.
+                if c in ".．" and chars and chars[-1] in _DIGITS and i + 1 < n and self.char(text[i + 1])[:1] in _DIGITS:
+                    chars.append(".")
+                    index.append(i)
+                continue
+            chars.extend(f)
+            index.extend([i] * len(f))
+        return _LONE_ONE.sub("一", "".join(chars)), index
+
+
+def _lengths(words) -> tuple[int, ...]:
+    return tuple(sorted({len(w) for w in words}, reverse=True))
 
 
 @cache
 def load_lexicon(path: str | None = None) -> _Lexicon:
     """Load and compile the lexicon (cached; pass a path to check against another version)."""
     data = json.loads(Path(path or LEXICON_PATH).read_text("utf-8"))
-    terms: dict[str, tuple[str, str]] = {}
-    patterns: list[tuple[re.Pattern[str], str, str]] = []
+    pairs = data.get("traditional", "")
+    traditional = {pairs[i]: pairs[i + 1] for i in range(0, len(pairs) - 1, 2)}
+    folder = _Folder(traditional)
+    terms: dict[str, _Entry] = {}
+    patterns: list[tuple[re.Pattern[str], _Entry]] = []
     labels: dict[str, str] = {}
+    articles: dict[str, str] = {}
     for category, spec in data["categories"].items():
         labels[category] = spec["label"]
-        for term, suggestion in spec["terms"].items():
-            terms.setdefault(term.lower(), (category, suggestion or spec["suggestion"]))
-        for pattern, suggestion in spec.get("patterns", {}).items():
-            patterns.append((re.compile(pattern, re.IGNORECASE), category, suggestion or spec["suggestion"]))
-    allow = data["allow"]
-    allow_parts = [_alternation([t.lower() for t in allow["terms"]])] + list(allow.get("patterns", []))
+        articles[category] = spec["article"]
+        overrides = spec.get("articles", {})
+        for term, rewrite in spec["terms"].items():
+            entry = _Entry(category, _suggestion(rewrite, spec["suggestion"]), overrides.get(term, spec["article"]), rewrite)
+            terms.setdefault(folder.fold(term)[0], entry)
+        for pattern, rewrite in spec.get("patterns", {}).items():
+            entry = _Entry(category, _suggestion(rewrite, spec["suggestion"]), spec["article"], rewrite)
+            patterns.append((re.compile(pattern), entry))
+    allow_terms = frozenset(folder.fold(t)[0] for t in data["allow"]["terms"])
     return _Lexicon(
         version=data["version"],
         terms=terms,
-        term_lengths=tuple(sorted({len(t) for t in terms}, reverse=True)),
+        term_lengths=_lengths(terms),
         first_chars=frozenset(t[0] for t in terms),
         patterns=tuple(patterns),
-        allow_re=re.compile("|".join(f"(?:{p})" for p in allow_parts if p), re.IGNORECASE),
+        allow_terms=allow_terms,
+        allow_lengths=_lengths(allow_terms),
+        allow_first=frozenset(t[0] for t in allow_terms),
+        allow_patterns=tuple(re.compile(f"(?=({p}))") for p in data["allow"].get("patterns", [])),
         labels=labels,
+        articles=articles,
+        traditional=traditional,
     )
+
+
+def _suggestion(rewrite: str | None, default: str) -> str:
+    # A soft word is itself the suggestion (最好用 -> 好用); a drop or an unsafe term gets the category's advice.
+    return rewrite if rewrite else default
+
+
+@cache
+def _folder() -> _Folder:
+    return _Folder(load_lexicon().traditional)
+
+
+def fold(text: str) -> str:
+    """The text as the matcher reads it (NFKC, lower case, simplified, separators skipped, a lone 1 as 一)."""
+    return _folder().fold(text)[0]
 
 
 def lexicon_version() -> str:
@@ -79,42 +181,58 @@ def lexicon_version() -> str:
     return load_lexicon().version
 
 
-def _term_spans(lowered: str, lex: _Lexicon) -> list[tuple[int, int]]:
-    # Every (possibly overlapping) literal occurrence, by dictionary look-up of each substring length:
-    # much faster than a 300-way regex alternation on short copy.
-    spans = []
-    n = len(lowered)
+def _literal_spans(folded: str, words: frozenset[str] | dict, first: frozenset[str], lengths: tuple[int, ...]):
+    # Every (possibly overlapping) occurrence, by dictionary look-up of each substring length:
+    # much faster than a many-way regex alternation on short copy.
+    n = len(folded)
     for i in range(n):
-        if lowered[i] not in lex.first_chars:
+        if folded[i] not in first:
             continue
-        for length in lex.term_lengths:
-            if i + length <= n and lowered[i : i + length] in lex.terms:
-                spans.append((i, i + length))
+        for length in lengths:
+            j = i + length
+            if j <= n and folded[i:j] in words:
+                yield i, j
+
+
+def _latin_bounded(folded: str, i: int, j: int) -> bool:
+    # TOP1 must not match inside STOP1 or TOP10: a Latin or digit edge needs a non-alphanumeric neighbour.
+    if folded[i] in _ASCII_ALNUM and i > 0 and folded[i - 1] in _ASCII_ALNUM:
+        return False
+    return not (folded[j - 1] in _ASCII_ALNUM and j < len(folded) and folded[j] in _ASCII_ALNUM)
+
+
+def _allowed_spans(folded: str, lex: _Lexicon) -> list[tuple[int, int]]:
+    spans = list(_literal_spans(folded, lex.allow_terms, lex.allow_first, lex.allow_lengths))
+    for regex in lex.allow_patterns:
+        spans.extend(m.span(1) for m in regex.finditer(folded))
     return spans
 
 
 def check(text: str) -> list[Hit]:
     """Every advertising-law hit in `text`, in reading order; overlapping hits are merged into the longest."""
     lex = load_lexicon()
-    allowed = [m.span() for m in lex.allow_re.finditer(text)]
-    raw: list[Hit] = []
-    lowered = text.lower()
-    for start, end in _term_spans(lowered, lex):
-        term = text[start:end]
-        category, suggestion = lex.terms[lowered[start:end]]
-        raw.append(Hit(start, end, term, category, suggestion))
-    for regex, category, suggestion in lex.patterns:
-        for m in regex.finditer(text):
-            raw.append(Hit(m.start(), m.end(), m.group(0), category, suggestion))
-    kept = [h for h in raw if not any(a <= h.start and h.end <= b for a, b in allowed)]
+    folded, index = _folder().fold(text)
+    raw: list[tuple[int, int, _Entry]] = []
+    for i, j in _literal_spans(folded, lex.terms, lex.first_chars, lex.term_lengths):
+        if _latin_bounded(folded, i, j):
+            raw.append((i, j, lex.terms[folded[i:j]]))
+    for regex, entry in lex.patterns:
+        raw.extend((m.start(), m.end(), entry) for m in regex.finditer(folded) if m.end() > m.start())
+    if not raw:
+        return []
+    allowed = _allowed_spans(folded, lex)
+    kept = [r for r in raw if not any(a <= r[0] and r[1] <= b for a, b in allowed)]
     # Longest first, then drop hits inside an already kept one: 第一品牌 absorbs 第一.
-    kept.sort(key=lambda h: (-(h.end - h.start), h.start))
-    merged: list[Hit] = []
-    for hit in kept:
-        if not any(m.start <= hit.start and hit.end <= m.end for m in merged):
-            merged.append(hit)
-    merged.sort(key=lambda h: (h.start, h.end))
-    return merged
+    kept.sort(key=lambda r: (r[0] - r[1], r[0]))
+    merged: list[tuple[int, int, _Entry]] = []
+    for r in kept:
+        if not any(m[0] <= r[0] and r[1] <= m[1] for m in merged):
+            merged.append(r)
+    hits = []
+    for i, j, e in sorted(merged, key=lambda r: (r[0], r[1])):
+        start, end = index[i], index[j - 1] + 1
+        hits.append(Hit(start, end, text[start:end], e.category, e.suggestion, e.article, e.rewrite))
+    return hits
 
 
 def is_clean(text: str) -> bool:
@@ -125,3 +243,39 @@ def is_clean(text: str) -> bool:
 def category_label(category: str) -> str:
     """The Chinese label of a category (绝对化用语 …)."""
     return load_lexicon().labels.get(category, category)
+
+
+def category_article(category: str) -> str:
+    """The article a category's hits break, e.g. 广告法第九条第三项."""
+    return load_lexicon().articles.get(category, "")
+
+
+def safe_rewrite(text: str) -> str | None:
+    """The text made compliant by softening or dropping each hit, or None when a hit has no safe rewrite.
+
+    A clean text comes back unchanged. Only terms whose lexicon entry carries a rewrite are touched
+    (最好用 -> 好用, 极佳 -> 很好, 绝对 and the 最 of 最适合 dropped); medical, efficacy, authority, ranking,
+    prize and pricing claims carry none, because removing them leaves a sentence that still makes the claim
+    or no longer reads. The result is checked again and must be non-empty.
+    """
+    hits = check(text)
+    if not hits:
+        return text
+    out = text
+    # Right to left so that earlier offsets stay valid; hits that overlap cannot be rewritten one by one.
+    for k in range(len(hits) - 1, -1, -1):
+        hit = hits[k]
+        if hit.rewrite is None or (k + 1 < len(hits) and hits[k + 1].start < hit.end):
+            return None
+        if not hit.rewrite and not _word_follows(text, hit.end):
+            # A dropped adverb or prefix needs the word it modified: 就是最！ cannot just lose its 最.
+            return None
+        out = out[: hit.start] + hit.rewrite + out[hit.end :]
+    out = out.strip()
+    if not out or check(out):
+        return None
+    return out
+
+
+def _word_follows(text: str, end: int) -> bool:
+    return end < len(text) and unicodedata.category(text[end])[0] in "LN"
