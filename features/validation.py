@@ -136,10 +136,23 @@ def _coerce_bool(s: pd.Series) -> tuple[pd.Series, np.ndarray, str]:
     return mapped.astype("object"), invalid, "not a boolean (use true/false)"
 
 
+# The years a contract timestamp may fall in: wide for any real log, and inside the nanosecond clock of pandas
+# (1677–2262), which a year such as 1600 or 0001 would overflow.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2199
+
+
+def _within_years(values: pd.Series) -> pd.Series:
+    """NaT for timestamps outside EARLIEST_YEAR–LATEST_YEAR, whatever their resolution or zone."""
+    years = values.dt.year
+    return values.where((years >= EARLIEST_YEAR) & (years <= LATEST_YEAR))
+
+
 def _coerce_datetime(s: pd.Series) -> tuple[pd.Series, np.ndarray, str]:
     """Timestamps in Asia/Shanghai: naive ones are local time there, ones with an offset are converted."""
-    reason = "unparseable timestamp (use ISO 8601 or YYYY-MM-DD HH:MM[:SS])"
+    reason = (f"unparseable timestamp or outside {EARLIEST_YEAR}–{LATEST_YEAR} "
+              "(use ISO 8601 or YYYY-MM-DD HH:MM[:SS])")
     if ptypes.is_datetime64_any_dtype(s):
+        s = _within_years(s)
         out = s.dt.tz_convert(TIMEZONE) if s.dt.tz is not None else s.dt.tz_localize(TIMEZONE, ambiguous="NaT",
                                                                                     nonexistent="NaT")
         return out.astype(DATETIME_DTYPE), (out.isna() & s.notna()).to_numpy(), reason
@@ -150,10 +163,10 @@ def _coerce_datetime(s: pd.Series) -> tuple[pd.Series, np.ndarray, str]:
     if bool(text.str.contains("/", regex=False).any()):
         text = text.str.replace(r"^(\d{4})/(\d{2})/(\d{2})", r"\1-\2-\3", regex=True)
     has_offset = text.str.contains(_OFFSET_RE, regex=True).fillna(False).astype(bool)
-    naive = pd.to_datetime(text.where(~has_offset), format="ISO8601", errors="coerce")
+    naive = _within_years(pd.to_datetime(text.where(~has_offset), format="ISO8601", errors="coerce"))
     naive = naive.dt.tz_localize(TIMEZONE, ambiguous="NaT", nonexistent="NaT").astype(DATETIME_DTYPE)
     if has_offset.any():
-        aware = pd.to_datetime(text.where(has_offset), format="ISO8601", errors="coerce", utc=True)
+        aware = _within_years(pd.to_datetime(text.where(has_offset), format="ISO8601", errors="coerce", utc=True))
         naive = naive.where(~has_offset, aware.dt.tz_convert(TIMEZONE).astype(DATETIME_DTYPE))
     return naive, (naive.isna() & text.notna()).to_numpy(), reason
 

@@ -9,18 +9,22 @@ reached through `get_services`, so tests can override it.
 from __future__ import annotations
 
 import logging
-import math
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+import swagger_ui_bundle
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.staticfiles import StaticFiles
 from fastapi.openapi.utils import get_openapi
 
 from features.schema import TIMEZONE
@@ -32,6 +36,9 @@ from serving.feedback import check_events
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.picking import PicksService, dumps
+from serving.problems import Problem
+from serving.problems import install as install_problems
+from serving.routing import GuardedRoute, authenticate, check_wait, identify, offload, require, requires
 from serving.state import WeightsSource
 from serving.storage.base import Cache, KeyRecord, Store
 from serving.storage.factory import open_cache, open_store
@@ -104,11 +111,6 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def offload(blocking: bool, fn: Callable[..., T], *args: Any) -> T:
-    """Run a call in the thread pool when it waits on I/O, else right here (a thread hop costs more than the call)."""
-    return await run_in_threadpool(fn, *args) if blocking else fn(*args)
-
-
 PICKS_QUERY = [
     {"name": "date", "in": "query", "required": False, "description": "Day of the picks (Asia/Shanghai); default today.",
      "schema": {"type": "string", "format": "date"}, "example": "2024-05-01"},
@@ -117,18 +119,39 @@ PICKS_QUERY = [
 ]
 
 
-def picks_query(request: Request, default_k: int) -> tuple[date, int]:
+# Picks are for the days around today or around the day the artifact was made for: further days would only
+# render uncached copy and fill the copy history with days nobody will see.
+PICK_DAYS_AROUND = 7
+_K_PATTERN = re.compile(r"[0-9]{1,3}")
+
+
+def check_day(day: date, served: Served | None) -> date:
+    """The day if picks may be asked for it, else 422 naming the days that may."""
+    anchors = [_today()]
+    pick_date = served.artifact.manifest.get("pick_date") if served is not None else None
+    if pick_date:
+        anchors.append(date.fromisoformat(str(pick_date)))
+    if any(abs((day - anchor).days) <= PICK_DAYS_AROUND for anchor in anchors):
+        return day
+    spans = " or ".join(f"{a - timedelta(days=PICK_DAYS_AROUND)}…{a + timedelta(days=PICK_DAYS_AROUND)}" for a in anchors)
+    raise Problem(422, f"date: {day.isoformat()} is too far from today and from the artifact's day (use {spans})",
+                  code="invalid_request")
+
+
+def picks_query(request: Request, default_k: int, served: Served | None) -> tuple[date, int]:
     """`date` and `k` of a picks request (documented in PICKS_QUERY); 422 naming the bad one."""
     params = request.query_params
     raw_day, raw_k = params.get("date"), params.get("k")
     try:
         day = date.fromisoformat(raw_day) if raw_day else _today()
     except ValueError:
-        raise HTTPException(422, f"date: {raw_day!r} is not a date (YYYY-MM-DD)") from None
+        raise Problem(422, f"date: {raw_day!r} is not a date (YYYY-MM-DD)") from None
+    day = check_day(day, served)
     if raw_k is None:
         return day, default_k
-    if not raw_k.isdigit() or not 1 <= int(raw_k) <= 200:
-        raise HTTPException(422, f"k: {raw_k!r} is not an integer from 1 to 200")
+    # ASCII digits only: str.isdigit also accepts ² and other scripts' digits, which int() then refuses.
+    if not _K_PATTERN.fullmatch(raw_k) or not 1 <= int(raw_k) <= 200:
+        raise Problem(422, f"k: {raw_k!r} is not an integer from 1 to 200")
     return day, int(raw_k)
 
 
@@ -139,57 +162,15 @@ SECURITY_SCHEMES = {
 }
 
 
-def presented_key(request: Request) -> str:
-    """The key from `X-API-Key` or `Authorization: Bearer`, or ''."""
-    key = request.headers.get("x-api-key")
-    if not key:
-        authorization = request.headers.get("authorization", "")
-        key = authorization[7:] if authorization[:7].lower() == "bearer " else ""
-    return key.strip()
-
-
-async def identify(request: Request) -> auth.Principal:
-    """The caller's principal, 401 without a valid key; no rate limit (see `authenticate`)."""
-    # Reads the headers itself rather than through FastAPI security classes: this runs on every
-    # request, and each extra dependency costs more than the whole cached picks answer.
-    services: Services = request.app.state.services
-    presented = presented_key(request)
-    principal = None
-    if auth.KEY_PATTERN.match(presented):
-        principal = services.keys.cached(presented) or await run_in_threadpool(services.keys.resolve, presented)
-    if principal is None:
-        raise HTTPException(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
-    return principal
-
-
-def check_wait(wait: float) -> None:
-    """429 with Retry-After when a rate-limit wait is due."""
-    if wait > 0:
-        raise HTTPException(429, "rate limit exceeded for this key", headers={"Retry-After": str(max(1, math.ceil(wait)))})
-
-
-async def authenticate(request: Request) -> auth.Principal:
-    """The caller's principal; 401 without a valid key, 429 when its rate limit is spent."""
-    principal = await identify(request)
-    services: Services = request.app.state.services
-    check_wait(await offload(services.cache.blocking, services.limiter.wait_seconds, principal))
-    return principal
-
-
 PrincipalDep = Annotated[auth.Principal, Depends(authenticate)]
 DayQuery = Annotated[date | None, Query(alias="date", description="Day of the picks (Asia/Shanghai); default today.")]
 KQuery = Annotated[int | None, Query(ge=1, le=200, description="Number of picks; default rules.top_k.")]
 
 
-def _require(principal: auth.Principal, action: str) -> None:
-    if not auth.allowed(principal, action):
-        raise HTTPException(403, f"a {principal.role} key may not do {action}")
-
-
 def _served(services: Services) -> Served:
     served = services.holder.current
     if served is None:
-        raise HTTPException(503, "no artifact loaded yet")
+        raise Problem(503, "no artifact loaded yet")
     return served
 
 
@@ -237,7 +218,11 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         version="1",
         summary="What each WeChat group seller should push today, with the promo text to paste.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    # Every route checks its caller before reading the body, and reads bodies as strict JSON.
+    app.router.route_class = GuardedRoute
     app.state.services = build_services(config, store, cache, holder, metrics)
 
     def openapi() -> dict[str, Any]:
@@ -253,13 +238,27 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_problems(app)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+    # Swagger UI from its Python package, so /docs works on a machine with no internet.
+    app.mount("/docs/static", StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        """Swagger UI over /openapi.json, with its scripts served by this service."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} — API",
+                                   swagger_js_url="/docs/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/static/swagger-ui.css",
+                                   swagger_favicon_url="/docs/static/favicon-32x32.png")
+
+    @app.get("/v1/me", response_model=schemas.Me, tags=["health"], responses=ERRORS)
+    def me(principal: PrincipalDep) -> schemas.Me:
+        """The calling key: its id, role and the seller or brand it is bound to (for clients to adapt their screens)."""
+        return schemas.Me(key_id=principal.key_id, role=principal.role, seller_id=principal.seller_id,
+                          brand=principal.brand)
 
     # Health ------------------------------------------------------------------------------------
     @app.get("/healthz", response_model=schemas.Health, tags=["health"])
@@ -296,15 +295,14 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         principal = await identify(request)
         services: Services = request.app.state.services
         try:
-            the_day, the_k = picks_query(request, config.rules.top_k)
-            _require(principal, "picks:read")
+            require(principal, "picks:read")
             served = _served(services)
+            the_day, the_k = picks_query(request, config.rules.top_k, served)
             seller = served.group_seller(group_id)
-            if seller is None:
-                raise HTTPException(404, f"unknown group {group_id!r}: not in artifact {served.version}")
-            if not auth.may_read_seller(principal, seller):
-                raise HTTPException(403, f"group {group_id!r} belongs to another seller")
-        except HTTPException:
+            # A seller hears the same for another seller's group as for no group: ids of others stay unknown.
+            if seller is None or not auth.may_read_seller(principal, seller):
+                raise Problem(404, f"unknown group {group_id!r}", code="unknown_group")
+        except Problem:
             # Refused requests spend a token too (a 429 then takes precedence over the refusal).
             check_wait(await offload(services.cache.blocking, services.limiter.wait_seconds, principal))
             raise
@@ -319,41 +317,40 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
 
     @app.get("/v1/sellers/{seller_id}/picks", response_model=schemas.SellerPicks, tags=["picks"],
              responses={**ERRORS, 404: {"description": "Unknown seller."}, 503: {"description": "No artifact loaded."}})
+    @requires("picks:read")
     def seller_picks(
         seller_id: Annotated[str, Path(max_length=128, examples=["S0"])], principal: PrincipalDep, services: ServicesDep,
         day: DayQuery = None, k: KQuery = None,
     ) -> Response:
         """Picks of every group of a seller in one call."""
-        _require(principal, "picks:read")
         if not auth.may_read_seller(principal, seller_id):
-            raise HTTPException(403, "a seller key reads only its own seller's groups")
+            raise Problem(403, "a seller key reads only its own seller's groups")
         served = _served(services)
         group_ids = served.seller_groups.get(seller_id)
         if not group_ids:
-            raise HTTPException(404, f"unknown seller {seller_id!r}: no groups in artifact {served.version}")
+            raise Problem(404, f"unknown seller {seller_id!r}: no groups in artifact {served.version}")
         weights = services.weights.current()
-        the_day = day or _today()
+        the_day = check_day(day or _today(), served)
         parts = [services.picks.group_json(served, g, the_day, k or config.rules.top_k, weights) for g in group_ids]
         head = dumps({"seller_id": seller_id, "date": the_day.isoformat()})[:-1]
         return Response(head + b',"groups":[' + b",".join(parts) + b"]}", media_type=JSON)
 
     # Feedback ----------------------------------------------------------------------------------
     def _feedback(table: str, batch: schemas.FeedbackBatch, principal: auth.Principal, services: Services) -> Any:
-        _require(principal, "feedback:write")
         if len(batch.events) > settings.max_batch_events:
-            raise HTTPException(413, f"at most {settings.max_batch_events} events per batch")
+            raise Problem(413, f"at most {settings.max_batch_events} events per batch", code="batch_too_large")
         served = _served(services)
         checked = check_events(
             table, batch.events, served.group_seller, served.product_rows.keys(), served.artifact.group_ids(),
             lambda seller: auth.may_write_feedback(principal, seller),
         )
         if checked.foreign:
-            raise HTTPException(403, f"events {checked.foreign[:20]} are for groups of another seller; nothing stored")
+            raise Problem(403, f"events {checked.foreign[:20]} are for groups of another seller; nothing stored")
         if checked.rejected and not batch.partial:
             services.metrics.feedback.labels(table, "batch_refused").inc(len(batch.events))
-            body = schemas.FeedbackError(detail=f"{len(checked.rejected)} invalid event(s); nothing stored "
-                                         "(send partial=true to keep the valid ones)", rejected=checked.rejected)
-            return JSONResponse(body.model_dump(), status_code=422)
+            raise Problem(422, f"{len(checked.rejected)} invalid event(s); nothing stored "
+                          "(send partial=true to keep the valid ones)", code="invalid_events",
+                          rejected=[r.model_dump() for r in checked.rejected])
         for event in checked.valid:
             event["submitted_by"] = principal.key_id
         stored = services.store.add_events(table, checked.valid)  # type: ignore[arg-type]
@@ -371,26 +368,28 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
     }
 
     @app.post("/v1/feedback/pushes", response_model=schemas.FeedbackResult, tags=["feedback"], responses=feedback_responses)
+    @requires("feedback:write")
     def feedback_pushes(batch: schemas.PushBatch, principal: PrincipalDep, services: ServicesDep) -> Any:
         """Store push events from a seller app, idempotent by event_id."""
         return _feedback("pushes", batch, principal, services)
 
     @app.post("/v1/feedback/orders", response_model=schemas.FeedbackResult, tags=["feedback"], responses=feedback_responses)
+    @requires("feedback:write")
     def feedback_orders(batch: schemas.OrderBatch, principal: PrincipalDep, services: ServicesDep) -> Any:
         """Store order events from a seller app, idempotent by event_id (and order_id)."""
         return _feedback("orders", batch, principal, services)
 
     # Ops weights -------------------------------------------------------------------------------
     @app.get("/v1/ops/weights", response_model=schemas.WeightsState, tags=["ops"], responses=ERRORS)
+    @requires("weights:read")
     def get_weights(principal: PrincipalDep, services: ServicesDep) -> schemas.WeightsState:
         """The default weight profile and per-seller-type overrides in force."""
-        _require(principal, "weights:read")
         return _weights_state(services)
 
     @app.put("/v1/ops/weights", response_model=schemas.WeightsState, tags=["ops"], responses=ERRORS)
+    @requires("weights:write")
     def put_weights(update: schemas.WeightsUpdate, principal: PrincipalDep, services: ServicesDep) -> schemas.WeightsState:
         """Replace the ops weights; effective at once on every replica (after state_refresh_seconds), audited."""
-        _require(principal, "weights:write")
         new = OpsWeights.model_validate(update.model_dump()).model_dump(mode="json")
         actor = principal.key_id + (f" ({principal.name})" if principal.name else "")
         services.store.set_weights(new, actor, default=config.weights.model_dump(mode="json"))
@@ -398,19 +397,19 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         return _weights_state(services)
 
     @app.get("/v1/ops/weights/audit", response_model=schemas.AuditLog, tags=["ops"], responses=ERRORS)
+    @requires("weights:read")
     def weights_audit(principal: PrincipalDep, services: ServicesDep,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> schemas.AuditLog:
         """Every weight change, newest first: who, when, old and new."""
-        _require(principal, "weights:read")
         entries = services.store.audit(limit)
         return schemas.AuditLog(entries=[schemas.AuditRecord(id=e.id, at=e.at, actor=e.actor, version=e.version,
                                                              old=e.old, new=e.new) for e in entries])
 
     # Copy check --------------------------------------------------------------------------------
     @app.post("/v1/copy/check", response_model=schemas.CopyCheckResult, tags=["copy"], responses=ERRORS)
+    @requires("copy:check")
     def copy_check(request: schemas.CopyCheckRequest, principal: PrincipalDep) -> schemas.CopyCheckResult:
         """Check any text against the advertising law: flagged spans with categories and suggested rewrites."""
-        _require(principal, "copy:check")
         hits = adlaw.check(request.text)
         return schemas.CopyCheckResult(clean=not hits, hits=[
             schemas.AdlawHit(start=h.start, end=h.end, term=h.term, category=h.category,
@@ -420,36 +419,36 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
 
     # Admin -------------------------------------------------------------------------------------
     @app.post("/v1/admin/keys", response_model=schemas.KeyCreated, status_code=201, tags=["admin"], responses=ERRORS)
+    @requires("keys:manage")
     def create_key(body: schemas.KeyCreate, principal: PrincipalDep, services: ServicesDep) -> schemas.KeyCreated:
         """Create an API key; the key itself is in this answer only."""
-        _require(principal, "keys:manage")
         try:
             key, record = auth.create_key(services.store, settings.key_pepper.get_secret_value(), body.role, body.seller_id, body.brand,
                                           body.name, body.rate_per_minute)
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise Problem(422, str(exc)) from None
         return schemas.KeyCreated(key=key, **_key_info(record).model_dump())
 
     @app.get("/v1/admin/keys", response_model=schemas.KeyList, tags=["admin"], responses=ERRORS)
+    @requires("keys:manage")
     def list_keys(principal: PrincipalDep, services: ServicesDep) -> schemas.KeyList:
         """Every key, revoked ones included; never the secrets."""
-        _require(principal, "keys:manage")
         return schemas.KeyList(keys=[_key_info(r) for r in services.store.keys()])
 
     @app.delete("/v1/admin/keys/{key_id}", status_code=204, tags=["admin"],
                 responses={**ERRORS, 404: {"description": "No active key with this id."}})
+    @requires("keys:manage")
     def revoke_key(key_id: Annotated[str, Path(max_length=64)], principal: PrincipalDep, services: ServicesDep) -> Response:
         """Revoke a key (at once on this replica, within state_refresh_seconds on the others)."""
-        _require(principal, "keys:manage")
         if not services.store.revoke_key(key_id):
-            raise HTTPException(404, f"no active key {key_id!r}")
+            raise Problem(404, f"no active key {key_id!r}")
         services.keys.forget(key_id)
         return Response(status_code=204)
 
     @app.post("/v1/admin/reload", response_model=schemas.ReloadResult, tags=["admin"], responses=ERRORS)
+    @requires("artifact:reload")
     def reload(principal: PrincipalDep, services: ServicesDep) -> schemas.ReloadResult:
         """Swap to the newest complete artifact; a corrupt one is refused and the current one keeps serving."""
-        _require(principal, "artifact:reload")
         outcome = services.holder.reload(force=True)
         return schemas.ReloadResult(swapped=outcome.swapped, version=outcome.version,
                                     previous_version=outcome.previous_version, reason=outcome.reason)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
-from starlette.exceptions import HTTPException
-
 from serving.metrics import ASGIApp, Message, Scope
+from serving.problems import MEDIA_TYPE, Problem, problem_body
 
 
-class BodyTooLarge(HTTPException):
+class BodyTooLarge(Problem):
     """Raised inside `receive` once a streamed body passes the limit.
 
     An HTTPException, because FastAPI turns any other error while reading a body into a 400.
     """
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"request body larger than {max_bytes} bytes")
+        super().__init__(413, f"request body larger than {max_bytes} bytes", code="body_too_large")
 
 
 class BodyLimitMiddleware:
@@ -28,9 +27,10 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Callable[[Message], Awaitable[None]]) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
+        body = json.dumps(problem_body(413, "body_too_large", f"request body larger than {self.max_bytes} bytes"),
+                          ensure_ascii=False).encode("utf-8")
         await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                    "headers": [(b"content-type", MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],

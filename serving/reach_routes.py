@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Callable
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,13 +29,15 @@ from recsys.reach import (
     brand_products,
 )
 from serving import auth
-from serving.app import ERRORS, PrincipalDep, ServicesDep, Services, _require, _served
+from serving.app import ERRORS, PrincipalDep, ServicesDep, Services, _served
+from serving.problems import Problem
+from serving.routing import GuardedRoute, requires
 
 CONSOLE = FilePath(__file__).parent / "console"
 PAGES = {"ops": "ops.html", "brand": "brand.html"}
 STATIC = {"console.css": "text/css", "console.js": "text/javascript", "charts.js": "text/javascript"}
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 
 
 class WhatIf(BaseModel):
@@ -130,16 +132,15 @@ def _forecaster(services: Services) -> tuple[ReachForecaster, str]:
 
 
 def _brand_ids(principal: auth.Principal, services: Services, brand: str, wanted: list[str]) -> list[str]:
-    _require(principal, "brand:read")
     if not auth.may_read_brand(principal, brand):
-        raise HTTPException(403, "a brand key reads only its own brand")
+        raise Problem(403, "a brand key reads only its own brand")
     ids = brand_products(_served(services).artifact.products, brand)
     if not ids:
-        raise HTTPException(404, f"no product of brand {brand!r} in the artifact")
+        raise Problem(404, f"no product of brand {brand!r} in the artifact")
     if wanted:
         foreign = sorted(set(wanted) - set(ids))
         if foreign:
-            raise HTTPException(422, f"products {foreign[:10]} are not of brand {brand!r}")
+            raise Problem(422, f"products {foreign[:10]} are not of brand {brand!r}")
         return list(dict.fromkeys(wanted))
     return ids
 
@@ -156,6 +157,7 @@ BRAND_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"description": 
 
 
 @router.get("/v1/brands/{brand}/reach", tags=["brands"], responses=BRAND_ERRORS)
+@requires("brand:read")
 def brand_reach(brand: BrandPath, principal: PrincipalDep, services: ServicesDep,
                 product_id: Annotated[list[str], Query(max_length=500)] = []) -> dict[str, Any]:  # noqa: B006 - FastAPI reads it
     """Groups, members, orders, GMV and commission the brand's products get from the programme (day and week,
@@ -167,24 +169,25 @@ def brand_reach(brand: BrandPath, principal: PrincipalDep, services: ServicesDep
 
 
 @router.post("/v1/brands/{brand}/reach/what-if", tags=["brands"], responses=BRAND_ERRORS)
+@requires("brand:read")
 def brand_what_if(brand: BrandPath, body: WhatIf, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
     """The reach forecast before and after a new price, commission rate or coupon, re-scored and re-picked."""
     ids = _brand_ids(principal, services, brand, body.product_ids)
     change = Change(price=body.price, commission_rate=body.commission_rate, coupon=body.coupon)
     if change.is_empty():
-        raise HTTPException(422, "give at least one of price, commission_rate, coupon")
+        raise Problem(422, "give at least one of price, commission_rate, coupon")
     forecaster, tag = _forecaster(services)
     result = _answers.get_or(f"whatif:{tag}:{brand}:{ids}:{change}", lambda: forecaster.what_if(ids, change))
     return {"brand": brand, "artifact_version": _served(services).version, "titles": _titles(services, ids), **result}
 
 
 @router.post("/v1/brands/{brand}/reach/new-product", tags=["brands"], responses=BRAND_ERRORS)
+@requires("brand:read")
 def brand_new_product(brand: BrandPath, body: NewProductRequest, principal: PrincipalDep,
                       services: ServicesDep) -> dict[str, Any]:
     """Forecast for a product nobody has bought yet, placed where its nearest products by title embedding sit."""
-    _require(principal, "brand:read")
     if not auth.may_read_brand(principal, brand):
-        raise HTTPException(403, "a brand key reads only its own brand")
+        raise Problem(403, "a brand key reads only its own brand")
     from features.embeddings import get_embedder
 
     forecaster, tag = _forecaster(services)
@@ -196,12 +199,12 @@ def brand_new_product(brand: BrandPath, body: NewProductRequest, principal: Prin
 
 @router.post("/v1/ops/preview", tags=["ops"], responses={**ERRORS, 422: {"description": "Unknown curve weight."},
                                                           503: {"description": "No artifact loaded."}})
+@requires("weights:read")
 def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
     """Replay the artifact's candidates with proposed weights beside the current ones, plus a conversion–earnings curve;
     `window` replays the last evaluation window with realised orders and commission (null when the artifact lacks it)."""
-    _require(principal, "weights:read")
     if body.curve_weight not in CURVE_WEIGHTS:
-        raise HTTPException(422, f"curve_weight must be one of {', '.join(CURVE_WEIGHTS)}")
+        raise Problem(422, f"curve_weight must be one of {', '.join(CURVE_WEIGHTS)}")
     served = _served(services)
     current = _weights_in_force(services)
     key = json.dumps([served.version, current.model_dump(mode="json"), body.model_dump(mode="json")], sort_keys=True)
@@ -227,7 +230,7 @@ def console_root() -> RedirectResponse:
 def console_page(page: str) -> FileResponse:
     """The ops or brand page (static HTML; the page calls the API with the key typed into it)."""
     if page not in PAGES:
-        raise HTTPException(404, "no such page")
+        raise Problem(404, "no such page")
     return FileResponse(CONSOLE / PAGES[page], media_type="text/html; charset=utf-8")
 
 
@@ -235,5 +238,5 @@ def console_page(page: str) -> FileResponse:
 def console_static(name: str) -> FileResponse:
     """The console's own CSS and JavaScript (nothing is loaded from elsewhere)."""
     if name not in STATIC:
-        raise HTTPException(404, "no such file")
+        raise Problem(404, "no such file")
     return FileResponse(CONSOLE / name, media_type=STATIC[name] + "; charset=utf-8")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.schema import SELLER_TYPES
 from recsys.config import BlendWeights, OpsWeights
@@ -149,6 +149,14 @@ def _check_seller_types(overrides: dict[str, BlendWeights]) -> dict[str, BlendWe
 class WeightsUpdate(OpsWeights):
     """New ops weights: the default profile and any per-seller-type overrides (each a full profile)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_profile(cls, value: Any) -> Any:
+        # A missing default would silently reset every weight to the configured one.
+        if isinstance(value, dict) and "default" not in value:
+            raise ValueError("default: required — send the whole profile (GET /v1/ops/weights gives the one in force)")
+        return value
+
     @field_validator("overrides")
     @classmethod
     def _known_seller_types(cls, value: dict[str, BlendWeights]) -> dict[str, BlendWeights]:
@@ -185,6 +193,15 @@ class AuditLog(BaseModel):
     """Weight changes, newest first."""
 
     entries: list[AuditRecord]
+
+
+class Me(BaseModel):
+    """The calling key as the service sees it."""
+
+    key_id: str
+    role: Literal["seller", "brand", "ops", "admin"]
+    seller_id: str | None = Field(None, description="The seller a seller key is bound to.")
+    brand: str | None = Field(None, description="The brand a brand key is bound to.")
 
 
 class CopyCheckRequest(BaseModel):

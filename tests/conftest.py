@@ -29,9 +29,12 @@ def shared_data():
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory):
-    """One small artifact folder shared by the service tests (they never change it)."""
+    """One small artifact folder shared by the service tests (they never change it), made for 2024-05-01, the day
+    the tests ask picks and send feedback for."""
+    from datetime import datetime, timezone
+
     from serving.testing import write_small_artifact
 
     root = tmp_path_factory.mktemp("artifacts")
-    write_small_artifact(root)
+    write_small_artifact(root, when=datetime(2024, 5, 1, 0, 30, tzinfo=timezone.utc))
     return root

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,7 +16,7 @@ from serving.testing import PEPPER, require_postgres, require_redis, service_con
 @pytest.fixture
 def replicas(tmp_path):
     """Two apps sharing PostgreSQL (unique schema) and Redis (unique prefix), as production replicas do."""
-    write_small_artifact(tmp_path / "artifacts")
+    write_small_artifact(tmp_path / "artifacts", when=datetime(2024, 5, 1, 0, 30, tzinfo=timezone.utc))
     db_url = f"{require_postgres()}?schema={unique_name()}"
     cache_url = f"{require_redis()}?prefix={unique_name()}:"
     config = service_config(tmp_path, db_url=db_url, cache_url=cache_url)

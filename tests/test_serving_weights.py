@@ -82,9 +82,10 @@ def test_every_change_is_in_the_audit_log(replicas):
     ({"default": {"conversion": -0.5}}, "greater than or equal to 0"),
     ({"default": {"earnings": 3.5}}, "less than or equal to 3"),
     ({"default": {"diversity": "lots"}}, "valid number"),
-    ({"overrides": {"大老板": {}}}, "unknown seller types ['大老板']"),
+    ({"default": {}, "overrides": {"大老板": {}}}, "unknown seller types ['大老板']"),
     ({"default": {"sparkle": 1}}, "Extra inputs are not permitted"),
-    ({"defaults": {}}, "Extra inputs are not permitted"),
+    ({"defaults": {}}, "default: required"),
+    ({}, "default: required"),
 ])
 def test_out_of_range_weights_are_refused_and_not_audited(replicas, body, problem):
     a, _, keys, store = replicas
