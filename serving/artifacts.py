@@ -131,29 +131,42 @@ class ArtifactHolder:
             return SwapOutcome(False, None, None, self.last_error or "every artifact was refused")
 
     def reload(self, force: bool = True) -> SwapOutcome:
-        """Swap to the newest complete artifact if it is newer than the one serving and loads cleanly.
+        """Swap to the newest complete artifact newer than the one serving that loads cleanly.
 
-        `force=False` (the file watch) skips an artifact already refused unless its manifest changed.
+        A refused newest artifact does not hide a valid one between it and the one serving (a restart would pick
+        that one too). `force=False` (the file watch) skips artifacts already refused unless their manifest changed.
         """
         with self._lock:
-            path = latest_artifact(self.root)
             current = self.current
-            if path is None:
-                return SwapOutcome(False, self.version, self.version, f"no complete artifact under {self.root}")
-            if current is not None and path.resolve() == current.artifact.path.resolve():
-                return SwapOutcome(False, self.version, self.version, "already serving the newest artifact")
-            if not force and path in self._refused:
+            serving = current.artifact.path.resolve() if current is not None else None
+            newer: list[Path] = []
+            for path in reversed(list_artifacts(self.root)):
+                if serving is not None and path.resolve() == serving:
+                    break
+                newer.append(path)
+            if not newer:
+                reason = "already serving the newest artifact" if current is not None else f"no complete artifact under {self.root}"
+                return SwapOutcome(False, self.version, self.version, reason)
+            refusals: list[str] = []
+            for path in newer:
+                if not force and self._refused_unchanged(path):
+                    refusals.append(f"{path.name} refused earlier")
+                    continue
                 try:
-                    if (path / "manifest.json").stat().st_mtime == self._refused[path]:
-                        return SwapOutcome(False, self.version, self.version, f"refused earlier: {self.last_error}")
-                except OSError:
-                    pass
-            try:
-                artifact = load_artifact(path)
-            except ArtifactError as exc:
-                self._refuse(path, exc.reason)
-                return SwapOutcome(False, self.version, self.version, f"refused {path.name}: {exc.reason}")
-            return self._swap(artifact)
+                    return self._swap(load_artifact(path))
+                except ArtifactError as exc:
+                    self._refuse(path, exc.reason)
+                    refusals.append(f"refused {path.name}: {exc.reason}")
+            return SwapOutcome(False, self.version, self.version, "; ".join(refusals))
+
+    def _refused_unchanged(self, path: Path) -> bool:
+        """Whether this artifact was refused before and its manifest has not changed since."""
+        if path not in self._refused:
+            return False
+        try:
+            return (path / "manifest.json").stat().st_mtime == self._refused[path]
+        except OSError:
+            return True
 
     def start_watch(self, interval_seconds: float) -> None:
         """Poll the artifact folder every interval in a daemon thread (no-op when interval is 0)."""

@@ -82,6 +82,37 @@ def test_an_incomplete_artifact_is_ignored(served):
     assert (result["swapped"], result["version"]) == (False, v1.name)
 
 
+def test_a_corrupt_newest_artifact_does_not_hide_a_valid_newer_one(served):
+    client, admin, root, v1 = served
+    v2 = write_small_artifact(root, T1 + timedelta(days=1), seed=1)
+    corrupt(write_small_artifact(root, T1 + timedelta(days=2)))
+    result = client.post("/v1/admin/reload", headers=admin).json()
+    assert (result["swapped"], result["version"], result["previous_version"]) == (True, v2.name, v1.name)
+    # The watch then keeps v2 and does not retry the refused one.
+    again = client.post("/v1/admin/reload", headers=admin).json()
+    assert again["swapped"] is False and again["version"] == v2.name
+
+
+def test_a_manifest_naming_files_outside_its_folder_is_refused(served):
+    import json
+    import os
+
+    from training.artifact import sha256_file
+
+    client, admin, root, v1 = served
+    secret = root.parent / "key_pepper"
+    secret.write_text("not for the artifact")
+    for escape in ("../../key_pepper", "/etc/hostname", "models/../../../key_pepper"):
+        bad = write_small_artifact(root, T1 + timedelta(days=1, minutes=len(escape)))
+        manifest = json.loads((bad / "manifest.json").read_text("utf-8"))
+        # The true sha256 of the file named: only the confinement can refuse it.
+        manifest["files"][escape] = sha256_file(Path(os.path.normpath(bad / escape)))
+        (bad / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+        result = client.post("/v1/admin/reload", headers=admin).json()
+        assert result["swapped"] is False and "not a file of the artifact folder" in result["reason"], escape
+        assert client.get("/readyz").json()["artifact_version"] == v1.name
+
+
 def test_a_missing_file_is_refused_with_its_name(served):
     client, admin, root, v1 = served
     bad = write_small_artifact(root, T1 + timedelta(days=1))

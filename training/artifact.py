@@ -548,8 +548,14 @@ def load_artifact(path: str | Path) -> Artifact:
     for name in REQUIRED_TABLES:
         if f"{name}.parquet" not in files:
             raise ArtifactError(f"table {name!r} is not listed in the manifest")
+    root = path.resolve()
     for name, digest in files.items():
         file = path / name
+        # A manifest is data: it may only name files inside its own folder (no ../../key_pepper, no absolute path).
+        parts = name.split("/")
+        if (not isinstance(name, str) or len(parts) > 2 or any(not p or p.startswith(".") for p in parts)
+                or "\\" in name or name.startswith("/") or not file.resolve().is_relative_to(root)):
+            raise ArtifactError(f"the manifest lists {name!r}, which is not a file of the artifact folder")
         if not file.is_file():
             raise ArtifactError(f"{name} is listed in the manifest but missing")
         if sha256_file(file) != digest:
