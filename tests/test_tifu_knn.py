@@ -162,3 +162,17 @@ def test_without_a_real_clock_every_order_is_a_basket():
     data.clock = "line"
     source = TIFUKNNSource(groups=2, within_decay=0.5, group_decay=0.8, alpha=1.0).fit(data)
     np.testing.assert_allclose(source.vectors_.toarray()[0][:2], [0.8 / 2, 1 / 2])
+
+
+def test_item_similarity_chunked_equals_whole():
+    from recsys.candidates.tifu_knn import cosine_item_similarity
+
+    data = random_world(seed=5)
+    whole = cosine_item_similarity(data.bought, 6)
+    chunked = cosine_item_similarity(data.bought, 6, chunk_cells=1)
+    assert (whole != chunked).nnz == 0
+    assert np.diff(whole.indptr).max() <= 6 and whole.diagonal().sum() == 0
+    # Cosine of two item columns, by hand for the first stored pair.
+    x = data.bought.toarray()
+    i, j = 0, whole.indices[whole.indptr[0]]
+    np.testing.assert_allclose(whole[i, j], x[:, i] @ x[:, j] / np.sqrt(x[:, i].sum() * x[:, j].sum()))

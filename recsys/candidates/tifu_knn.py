@@ -85,22 +85,33 @@ def tifu_vectors(g: np.ndarray, day: np.ndarray, i: np.ndarray, shape: tuple[int
     return vectors
 
 
-def cosine_item_similarity(baskets: sp.csr_matrix, neighbours: int) -> sp.csr_matrix:
-    """Cosine similarity of item columns of a binary (basket or group) × item matrix, top `neighbours` per item,
-    no self-similarity (items × items, row = the bought item, column = the proposed one)."""
-    x = baskets.tocsc().astype(np.float64)
+def cosine_item_similarity(baskets: sp.csr_matrix, neighbours: int, chunk_cells: int = BLOCK_CELLS) -> sp.csr_matrix:
+    """Cosine similarity of the item columns of a binary (group or basket) × item matrix, the top `neighbours` per
+    item (ties to the lower item), no self-similarity; items × items, row = the bought item, column = the proposed
+    one. Computed for blocks of items (at most `chunk_cells` dense cells at once)."""
+    x = sp.csc_matrix(baskets, dtype=np.float64)
+    n_items = x.shape[1]
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
     inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-    gram = (x.T @ x).tocsr()
-    gram.setdiag(0)
-    gram.eliminate_zeros()
-    gram = sp.diags(inv) @ gram @ sp.diags(inv)
-    gram = gram.tocsr()
-    rows = np.repeat(np.arange(gram.shape[0]), np.diff(gram.indptr))
-    order = np.lexsort((gram.indices, -gram.data, rows))
-    rank = np.arange(len(order)) - gram.indptr[rows[order]]
-    keep = order[rank < neighbours]
-    return sp.csr_matrix((gram.data[keep], (rows[keep], gram.indices[keep])), shape=gram.shape, dtype=np.float64)
+    xt = x.T.tocsr()
+    k = min(neighbours, n_items)
+    step = max(1, int(chunk_cells) // max(n_items, 1))
+    rows, cols, vals = [], [], []
+    for lo in range(0, n_items, step):
+        hi = min(n_items, lo + step)
+        sim = np.asarray((xt[lo:hi] @ x).toarray(), dtype=np.float64)
+        sim *= inv[lo:hi, None]
+        sim *= inv[None, :]
+        sim[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+        sim[sim <= 0] = -np.inf
+        ids, best = top_k(sim.astype(np.float32), k)
+        r, c = np.nonzero(np.isfinite(best))
+        rows.append(r + lo)
+        cols.append(ids[r, c])
+        vals.append(sim[r, ids[r, c]])
+    if not rows:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float64)
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_items, n_items))
 
 
 class TIFUKNNSource(Recommender):
@@ -143,7 +154,7 @@ class TIFUKNNSource(Recommender):
         self.seen_ = (self.vectors_ > 0).astype(np.float32).tocsr()
         self.item_similarity_ = None
         if self.new_item_weight > 0:
-            self.item_similarity_ = cosine_item_similarity(data.bought, self.item_neighbours)
+            self.item_similarity_ = cosine_item_similarity(data.bought, self.item_neighbours, self.chunk_cells)
 
     def neighbour_matrix(self, group_idx: np.ndarray) -> sp.csr_matrix:
         """Rows of the neighbour-mean operator for these groups: 1/|N(g)| at each of g's (at most k) neighbours."""
