@@ -66,61 +66,83 @@ class _Entry:
 class _Lexicon:
     version: str
     terms: dict[str, _Entry]  # folded term -> entry
-    term_lengths: tuple[int, ...]
-    first_chars: frozenset[str]
+    term_lengths: dict[str, tuple[int, ...]]
+    term_first: re.Pattern[str]
     patterns: tuple[tuple[re.Pattern[str], _Entry], ...]
     allow_terms: frozenset[str]
-    allow_lengths: tuple[int, ...]
-    allow_first: frozenset[str]
-    allow_patterns: tuple[re.Pattern[str], ...]  # each wrapped in a lookahead: one match per start position
+    allow_lengths: dict[str, tuple[int, ...]]
+    allow_first: re.Pattern[str]
+    allow_patterns: tuple[re.Pattern[str], ...]
     labels: dict[str, str]
     articles: dict[str, str]
     traditional: dict[str, str]
 
 
-class _Folder:
-    """Folds text for matching and remembers, for each folded character, where it came from."""
+class _FoldTable(dict):
+    """str.translate table that folds a character the first time it is seen (NFKC, lower case, simplified)."""
 
     def __init__(self, traditional: dict[str, str]) -> None:
+        super().__init__()
         self.traditional = traditional
-        self.cache: dict[str, str] = {}
 
-    def char(self, c: str) -> str:
-        """The folded form of one character: '' when skipped, else one or more characters."""
-        folded = self.cache.get(c)
-        if folded is None:
-            out = []
-            for ch in unicodedata.normalize("NFKC", c).lower():
-                ch = self.traditional.get(ch, ch)
-                # Punctuation, spaces, symbols, emoji and control characters between characters are skipped:
-                # 最 好 用, 最·好 and 最，好，用 all read as 最好用. Reading across a sentence break found no
-                # new hit on the 1,070 AdvertiseGen ads.
-                if ch in _KEPT or unicodedata.category(ch)[0] not in "PZSC":
-                    out.append(ch)
-            folded = "".join(out)
-            self.cache[c] = folded
+    def __missing__(self, code: int) -> str:
+        out = []
+        for ch in unicodedata.normalize("NFKC", chr(code)).lower():
+            ch = self.traditional.get(ch, ch)
+            # Punctuation, spaces, symbols, emoji and control characters between characters are skipped:
+            # 最 好 用, 最·好 and 最，好，用 all read as 最好用. Reading across sentence breaks found no new hit
+            # on the 1,070 AdvertiseGen ads. A full stop is kept for now: between digits it is a decimal point.
+            if ch in _KEPT or ch == "." or unicodedata.category(ch)[0] not in "PZSC":
+                out.append(ch)
+        folded = "".join(out)
+        self[code] = folded
         return folded
 
+
+# A point not between two digits is punctuation (No.1); between digits it keeps 1.5 from reading as 15.
+_STRAY_POINT = re.compile(r"(?<![0-9])\.|\.(?![0-9])")
+
+
+class _Folder:
+    """Folds text for matching and, when asked, says where each folded character came from."""
+
+    def __init__(self, traditional: dict[str, str]) -> None:
+        self.table = _FoldTable(traditional)
+
+    def text(self, text: str) -> str:
+        """The folded text alone: one C-level translate on the hot path, where most copy has no hit."""
+        folded = text.translate(self.table)
+        if "." in folded:
+            folded = _STRAY_POINT.sub("", folded)
+        return _LONE_ONE.sub("一", folded) if "1" in folded else folded
+
     def fold(self, text: str) -> tuple[str, list[int]]:
-        """The folded text and, per folded character, its offset in `text`."""
+        """The folded text (as `text` gives it) and, per folded character, its offset in `text`."""
         chars: list[str] = []
         index: list[int] = []
-        n = len(text)
+        table = self.table
         for i, c in enumerate(text):
-            f = self.char(c)
-            if not f:
-                # A decimal point is kept so that 1.5 stays a number and never reads as 15 or 一5.
-                if c in ".．" and chars and chars[-1] in _DIGITS and i + 1 < n and self.char(text[i + 1])[:1] in _DIGITS:
-                    chars.append(".")
-                    index.append(i)
-                continue
-            chars.extend(f)
-            index.extend([i] * len(f))
-        return _LONE_ONE.sub("一", "".join(chars)), index
+            f = table[ord(c)]
+            if len(f) == 1:
+                chars.append(f)
+                index.append(i)
+            elif f:
+                chars.extend(f)
+                index.extend([i] * len(f))
+        folded = "".join(chars)
+        if "." in folded:
+            keep = [k for k in range(len(chars)) if not (chars[k] == "." and _STRAY_POINT.match(folded, k))]
+            folded = "".join(chars[k] for k in keep)
+            index = [index[k] for k in keep]
+        return _LONE_ONE.sub("一", folded), index
 
 
-def _lengths(words) -> tuple[int, ...]:
-    return tuple(sorted({len(w) for w in words}, reverse=True))
+def _lengths(words) -> dict[str, tuple[int, ...]]:
+    # Per first character, the lengths of the words that start with it, longest first.
+    by_first: dict[str, set[int]] = {}
+    for w in words:
+        by_first.setdefault(w[0], set()).add(len(w))
+    return {c: tuple(sorted(ls, reverse=True)) for c, ls in by_first.items()}
 
 
 @cache
@@ -149,12 +171,12 @@ def load_lexicon(path: str | None = None) -> _Lexicon:
         version=data["version"],
         terms=terms,
         term_lengths=_lengths(terms),
-        first_chars=frozenset(t[0] for t in terms),
+        term_first=_first_chars(_lengths(terms)),
         patterns=tuple(patterns),
         allow_terms=allow_terms,
         allow_lengths=_lengths(allow_terms),
-        allow_first=frozenset(t[0] for t in allow_terms),
-        allow_patterns=tuple(re.compile(f"(?=({p}))") for p in data["allow"].get("patterns", [])),
+        allow_first=_first_chars(_lengths(allow_terms)),
+        allow_patterns=tuple(re.compile(p) for p in data["allow"].get("patterns", [])),
         labels=labels,
         articles=articles,
         traditional=traditional,
@@ -173,7 +195,7 @@ def _folder() -> _Folder:
 
 def fold(text: str) -> str:
     """The text as the matcher reads it (NFKC, lower case, simplified, separators skipped, a lone 1 as 一)."""
-    return _folder().fold(text)[0]
+    return _folder().text(text)
 
 
 def lexicon_version() -> str:
@@ -181,17 +203,23 @@ def lexicon_version() -> str:
     return load_lexicon().version
 
 
-def _literal_spans(folded: str, words: frozenset[str] | dict, first: frozenset[str], lengths: tuple[int, ...]):
-    # Every (possibly overlapping) occurrence, by dictionary look-up of each substring length:
-    # much faster than a many-way regex alternation on short copy.
+def _first_chars(lengths: dict[str, tuple[int, ...]]) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(c) for c in sorted(lengths)) + "]")
+
+
+def _literal_spans(folded: str, words: frozenset[str] | dict, lengths: dict[str, tuple[int, ...]],
+                   first: re.Pattern[str]) -> list[tuple[int, int]]:
+    # Every (possibly overlapping) occurrence: a character-class scan in C finds where a word can start, then
+    # a dictionary look-up per word length; much faster than a many-way regex alternation on short copy.
     n = len(folded)
-    for i in range(n):
-        if folded[i] not in first:
-            continue
-        for length in lengths:
+    spans = []
+    for m in first.finditer(folded):
+        i = m.start()
+        for length in lengths[folded[i]]:
             j = i + length
             if j <= n and folded[i:j] in words:
-                yield i, j
+                spans.append((i, j))
+    return spans
 
 
 def _latin_bounded(folded: str, i: int, j: int) -> bool:
@@ -202,24 +230,33 @@ def _latin_bounded(folded: str, i: int, j: int) -> bool:
 
 
 def _allowed_spans(folded: str, lex: _Lexicon) -> list[tuple[int, int]]:
-    spans = list(_literal_spans(folded, lex.allow_terms, lex.allow_first, lex.allow_lengths))
+    spans = list(_literal_spans(folded, lex.allow_terms, lex.allow_lengths, lex.allow_first))
     for regex in lex.allow_patterns:
-        spans.extend(m.span(1) for m in regex.finditer(folded))
+        # Every start position, not finditer's non-overlapping matches: an allowed span hidden inside another
+        # one must still count.
+        m = regex.search(folded)
+        while m:
+            spans.append(m.span())
+            m = regex.search(folded, m.start() + 1)
     return spans
 
 
 def check(text: str) -> list[Hit]:
     """Every advertising-law hit in `text`, in reading order; overlapping hits are merged into the longest."""
     lex = load_lexicon()
-    folded, index = _folder().fold(text)
+    folder = _folder()
+    folded = folder.text(text)
     raw: list[tuple[int, int, _Entry]] = []
-    for i, j in _literal_spans(folded, lex.terms, lex.first_chars, lex.term_lengths):
+    for i, j in _literal_spans(folded, lex.terms, lex.term_lengths, lex.term_first):
         if _latin_bounded(folded, i, j):
             raw.append((i, j, lex.terms[folded[i:j]]))
     for regex, entry in lex.patterns:
-        raw.extend((m.start(), m.end(), entry) for m in regex.finditer(folded) if m.end() > m.start())
+        for m in regex.finditer(folded):
+            if m.end() > m.start():  # a pattern that can match empty must not make an empty hit
+                raw.append((m.start(), m.end(), entry))
     if not raw:
         return []
+    index = folder.fold(text)[1]
     allowed = _allowed_spans(folded, lex)
     kept = [r for r in raw if not any(a <= r[0] and r[1] <= b for a, b in allowed)]
     # Longest first, then drop hits inside an already kept one: 第一品牌 absorbs 第一.
