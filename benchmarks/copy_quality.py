@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -31,12 +33,6 @@ SHARED = ROOT.parent / "shared" / "data"
 CARRIERS = ("这款{}的好物今天到了，需要的私我。", "大家看看，{}，家里用着挺方便。", "{}", "商品详情写着{}，我先收藏了。")
 _MONEY = re.compile(r"(\d+(?:\.\d+)?)元")
 _RATE = re.compile(r"好评率(\d+(?:\.\d+)?)%")
-
-
-
-
-
-
 
 
 def numbers_exact(copy, product) -> bool:
@@ -277,6 +273,369 @@ def speed_run(catalogue, n: int = 20000) -> tuple[float, float]:
     return cold, warm
 
 
+# ---------------------------------------------------------------------------------------------------
+# Paste-blocking defects: what stops a seller pasting the copy, judged by rules written here, apart
+# from the renderer's own product facts (so that the renderer cannot pass by agreeing with itself).
+# The word lists below are the reader's: what a person checking the copy would look for.
+
+_ALCOHOL_WORDS = ("白酒", "啤酒", "红酒", "葡萄酒", "黄酒", "米酒", "清酒", "果酒", "洋酒", "威士忌", "伏特加", "白兰地",
+                  "朗姆", "鸡尾酒", "香槟", "干红", "干白", "酱香型", "浓香型", "茅台", "五粮液", "二锅头", "汾酒",
+                  "泸州老窖", "梅酒", "烧酒", "高粱酒", "药酒", "起泡酒", "精酿", "洋河", "郎酒", "劲酒")
+_NOT_ALCOHOL = ("酒杯", "酒柜", "酒架", "酒具", "醒酒", "开瓶", "酒精", "酒店", "酒红", "酒窝", "酒瓶", "酒壶", "红酒杯",
+                "酒袋", "酒盒", "酒吧", "酒水单", "冰酒器", "酒塞", "酒标", "啤酒杯", "啤酒肚", "啤酒开")
+_ADULT_WORDS = ("成人用品", "情趣", "避孕套", "安全套", "延时", "飞机杯", "跳蛋", "香烟", "电子烟", "烟弹", "烟油", "性感内衣")
+_CHILD_GOODS = ("儿童", "宝宝", "婴儿", "婴幼儿", "幼儿", "童装", "童鞋", "童车", "孩子", "小学生", "绘本", "玩具", "奶瓶",
+                "纸尿裤", "尿不湿", "拉拉裤", "辅食", "母婴", "亲子", "新生儿", "早教", "积木", "学步", "奶嘴", "婴童",
+                "男童", "女童", "中大童", "小童", "宝贝", "童", "少儿", "幼儿园", "小孩", "学生", "吸奶器", "孕妇", "产妇",
+                "哺乳", "月子", "拼图", "益智", "点读", "识字", "拼音")
+_HEALTH_FOOD = ("保健食品", "保健品", "维生素", "钙片", "鱼油", "蛋白粉", "益生菌", "胶原蛋白", "玛咖", "褪黑素", "氨糖",
+                "葡萄籽", "螺旋藻", "辅酶", "叶酸", "软胶囊", "咀嚼片", "牡蛎", "蓝帽", "膳食营养", "营养补充", "磷脂",
+                "蜂胶", "灵芝孢子", "复合维生素", "钙尔奇", "汤臣倍健", "善存", "健力多", "斯利安", "swisse")
+# What the copy claims about the product's user (beyond addressing the group).
+_CHILD_CLAIMS = ("给娃", "给宝宝", "宝宝用", "有娃的", "孩子住校", "给孩子", "陪娃", "宝宝用品", "小零件", "月龄", "适读年龄",
+                 "适用年龄", "带娃", "娃用", "小朋友")
+_STUDENT_CLAIMS = ("宿舍", "同学", "学生党", "室友", "上课", "校园", "住校", "开学")
+_DRINKING = ("饮酒", "喝酒", "不喝酒")
+_EATING = ("食用", "保质期", "嘴馋", "吃完", "不能代替药物", "零食柜")
+_SHOP_WORDS = ("当天发货", "包邮", "现货", "囤货装", "以旧换新", "正品", "旗舰店", "官方", "特价", "促销", "清仓", "顺丰",
+               "秒杀", "热卖", "爆款", "批发", "厂家", "直销", "代发", "一件代发", "新款", "实惠装", "全国", "专柜")
+_FRAGMENT_START = tuple("的了和与及之款个只件买送赠这那等或很超更是在为")
+_FRAGMENT_END = tuple("的和与及之或是在为送赠")
+_COMPATIBLE = re.compile(r"(通用|适用|专用|兼容|配件|适配)")
+_EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B50\u2B06\u2934\u2935\u3030\u303D\u3297\u3299]\ufe0f?")
+_CHILD_EMOJI = ("👶", "🍼", "🧸")
+_CJK3 = re.compile(r"[\u4e00-\u9fff]{3}")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_NEW_WORDS = ("上新", "上架", "新品", "新到")
+_PLACES = ("北京", "上海", "天津", "重庆", "广东", "广州", "深圳", "浙江", "杭州", "江苏", "苏州", "福建", "山东", "河北",
+           "河南", "湖南", "湖北", "四川", "云南", "贵州", "广西", "海南", "陕西", "山西", "甘肃", "宁夏", "新疆", "西藏",
+           "青海", "内蒙", "辽宁", "吉林", "黑龙江", "东北", "安徽", "江西", "台湾", "香港", "澳门", "日本", "韩国", "美国",
+           "英国", "法国", "德国", "意大利", "泰国", "澳洲", "澳大利亚", "新西兰", "进口", "义乌", "景德镇", "云南")
+_HEALTH_CLAIMS = ("免疫", "速效", "防身", "壮阳", "美白", "祛斑", "减肥", "瘦身", "降压", "降糖", "降脂", "抗癌",
+                  "抗衰", "防脱", "生发", "祛痘", "助眠", "安神", "补肾", "养胃", "护肝", "排毒", "养颜", "治疗", "消炎",
+                  "抗过敏", "增高", "丰胸", "延时", "壮腰", "补气", "补血", "明目", "降火")
+_NEGATORS = ("非", "不", "无", "没有", "免", "不带", "不含")
+
+
+@dataclass
+class Truth:
+    """What a reader knows about a product: its title's tagged words, audience and kind, launch date."""
+
+    title: str
+    brands: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    category: str = ""
+    launched_at: date | None = None
+
+    @property
+    def alcohol(self) -> bool:
+        words = self.products or (self.title,)
+        if self.category.startswith("酒水") and not any(w in self.title for w in ("凉茶", "矿泉水", "苏打水", "气泡水")):
+            return True
+        return any((any(a in w for a in _ALCOHOL_WORDS) or w.endswith("酒")) and not any(n in w for n in _NOT_ALCOHOL)
+                   for w in words) or (
+            any(a in self.title for a in _ALCOHOL_WORDS) and not any(n in self.title for n in _NOT_ALCOHOL))
+
+    @property
+    def adult(self) -> bool:
+        return any(w in self.title for w in _ADULT_WORDS)
+
+    @property
+    def child(self) -> bool:
+        return self.category.split("/")[0] in {"母婴", "玩具"} or self.category == "图书/童书" or any(
+            w in self.title for w in _CHILD_GOODS)
+
+    @property
+    def health_food(self) -> bool:
+        return (self.category.startswith("保健") and "器械" not in self.category) if self.category else any(
+            w in self.title.lower() for w in _HEALTH_FOOD)
+
+
+def _without(text: str, *spans: str) -> str:
+    for span in sorted((s for s in spans if s), key=len, reverse=True):
+        text = text.replace(span, "□")
+    return text
+
+
+def possible_rate(pct: float, n: int) -> bool:
+    """True when some k ≤ n good reviews give a rate that floors to `pct` (one decimal)."""
+    if n <= 0:
+        return False
+    lo = math.ceil(pct / 100 * n - 1e-9)
+    return lo <= n and lo / n < (pct + 0.1) / 100 - 1e-12
+
+
+def short_title_defects(short: str, truth: Truth) -> list[str]:
+    """Why a short title is broken: no product word, the wrong head, a compatible-with brand, shop words, a fragment."""
+    out = []
+    s = normalised(short)
+    title = truth.title.lower()
+    if len(s) < 2:
+        return ["short: empty"]
+    heads = [normalised(p) for p in truth.products if len(normalised(p)) >= 2]
+    if heads and not any(h in s or s.endswith(h[-2:]) for h in heads):
+        out.append("short: no product word")
+    elif heads and not any(s.endswith(h[-2:]) or s.endswith(h) for h in heads):
+        out.append("short: head is not what is sold")
+    for b in truth.brands:
+        nb = normalised(b)
+        if nb and nb in s:
+            at = title.find(b.lower())
+            after = title[at + len(b): at + len(b) + 6] if at >= 0 else ""
+            before = title[max(0, at - 3): at] if at >= 0 else ""
+            if _COMPATIBLE.search(after) or _COMPATIBLE.search(before) or "for" in before:
+                out.append("short: compatible-with brand")
+    if any(w in short for w in _SHOP_WORDS):
+        out.append("short: shop words")
+    if short[:1] in _FRAGMENT_START or short[-1:] in _FRAGMENT_END:
+        out.append("short: fragment")
+    return out
+
+
+def copy_defects(copy, product, ctx, truth: Truth) -> list[str]:
+    """Every paste-blocking defect of one copy, by class ('class: detail')."""
+    from recsys.promo.adlaw import check
+    from recsys.promo.occasions import occasions_for
+    from recsys.promo.render import punctuation_problems
+
+    text = copy.text
+    out: list[str] = []
+    if check(text):
+        out.append("law: " + ",".join(h.term for h in check(text)))
+    out += [f"punctuation: {p}" for p in punctuation_problems(text)]
+    if not numbers_exact(copy, product):
+        out.append("numbers: not the product's")
+    out += short_title_defects(copy.short_title, truth)
+    # The copy's own words, without the short title and selling points that come from the title itself.
+    own = _without(text, copy.short_title, *copy.selling_points)
+    adult = truth.alcohol or truth.adult
+    if adult and any(w in own for w in _CHILD_CLAIMS + ("宝宝", "娃", "孩子", "宝妈", "儿童")):
+        out.append("audience: child wording on alcohol or adult goods")
+    if adult and any(w in own for w in _STUDENT_CLAIMS):
+        out.append("audience: student wording on alcohol or adult goods")
+    if not truth.child and not adult and any(w in own for w in _CHILD_CLAIMS):
+        out.append("audience: child claim on goods not for children")
+    if not truth.alcohol and any(w in own for w in _DRINKING):
+        out.append("category: drinking notice on a non-alcoholic product")
+    if not truth.health_food and any(w in own for w in ("不能代替药物", "按说明食用")):
+        out.append("category: health-food notice on other goods")
+    if truth.health_food and "本品不能代替药物" not in text:
+        out.append("notice: health food without 本品不能代替药物")
+    if truth.alcohol and not any(w in text for w in ("理性饮酒", "适量饮酒", "未成年人请勿饮酒")):
+        out.append("notice: alcohol without a drinking notice")
+    if "囤" in own and product.price > 300:
+        out.append("category: stock-up wording on a ¥300+ product")
+    if "到店自提" in text:
+        out.append("coherence: in-store pickup for an online link")
+    if any(w in own for w in _NEW_WORDS) or f"{copy.short_title}来啦" in text:
+        launched = truth.launched_at
+        if launched is None or not 0 <= (ctx.day - launched).days <= 30:
+            out.append("coherence: 上新 without a recent launch")
+    rates = _RATE.findall(text)
+    if rates:
+        pct = float(rates[0])
+        if product.review_count < 20:
+            out.append("rating: quoted on fewer than 20 reviews")
+        elif not possible_rate(pct, product.review_count):
+            out.append("rating: impossible for the review count")
+    numbers = [n for n in _NUMBER.findall(_without(text, copy.short_title)) ]
+    if len(numbers) != len(set(numbers)):
+        out.append("repetition: a number twice")
+    seen: dict[str, int] = {}
+    for m in re.finditer(r"(?=([\u4e00-\u9fff]{3}))", text):
+        g = m.group(1)
+        if g in seen and m.start() >= seen[g] + 3:
+            out.append(f"repetition: {g} twice")
+            break
+        seen.setdefault(g, m.start())
+    if ("预订" in text or "预售中" in text) and "（预售）" in text:
+        out.append("repetition: presale twice")
+    emoji = _EMOJI.findall(text)
+    if len(emoji) > 1:
+        out.append("emoji: more than one")
+    if any(e in text for e in _CHILD_EMOJI) and not truth.child:
+        out.append("emoji: child emoji on other goods")
+    if "🧧" in text and "春节" not in occasions_for(ctx.day):
+        out.append("emoji: red packet outside the Spring Festival")
+    for point in copy.selling_points:
+        at = truth.title.find(point)
+        before = truth.title[max(0, at - 2): at] if at >= 0 else ""
+        if at >= 0 and any(before.endswith(n) for n in _NEGATORS):
+            out.append(f"point: negated ({before}{point})")
+        if any(normalised(point) == normalised(b) for b in truth.brands) or point.lower() in (product.brand or "").lower():
+            out.append(f"point: a brand ({point})")
+        if _NUMBER.search(point) or re.search(r"[一二三四五六七八九十两]+[装片包袋瓶支盒罐粒只双件套条]", point):
+            out.append(f"point: a pack size ({point})")
+        if any(w in point for w in _PLACES):
+            out.append(f"point: a place ({point})")
+        if any(w in point for w in _HEALTH_CLAIMS) or ("持久" in point and (truth.health_food or truth.adult)):
+            out.append(f"point: a health claim ({point})")
+    return out
+
+
+def has_point(copy) -> bool:
+    """A selling point is in the text (not only in the list)."""
+    return any(p and p in copy.text for p in copy.selling_points)
+
+
+PASTE_BLOCKING = ("law", "punctuation", "numbers", "short", "audience", "category", "notice", "coherence", "rating",
+                  "repetition", "emoji", "point")
+
+
+def defect_figures(rows: list[tuple[object, object, object, Truth]]) -> tuple[dict[str, float], Counter]:
+    """Share of copies with any paste-blocking defect, per class, with a selling point, and adult-goods child wording."""
+    by_class: Counter = Counter()
+    detail: Counter = Counter()
+    blocked = pointed = adult_child = 0
+    for copy, product, ctx, truth in rows:
+        found = copy_defects(copy, product, ctx, truth)
+        classes = {d.split(":")[0] for d in found}
+        by_class.update(classes)
+        detail.update(d if d.startswith(("audience", "category", "notice", "coherence", "emoji", "short", "rating", "numbers"))
+                      else d.split(":")[0] + ": " + d.split(":")[1].split("(")[0].strip() if ":" in d else d for d in found)
+        blocked += bool(classes & set(PASTE_BLOCKING))
+        pointed += has_point(copy)
+        adult_child += any(d.startswith(("audience: child wording", "audience: student wording")) for d in found)
+    n = max(1, len(rows))
+    figures = {"copies": len(rows), "paste_blocking": blocked / n, "with_selling_point": pointed / n,
+               "child_or_student_wording_on_adult_goods": adult_child}
+    figures |= {f"class {k}": by_class[k] / n for k in PASTE_BLOCKING}
+    return figures, detail
+
+
+TAOBAO_DAYS = (date(2025, 11, 19), date(2025, 11, 22), date(2026, 2, 10))  # weekday, weekend, 春节
+
+
+def _product(pid, title, category, brand, price, coupon, rating, reviews, presale, launched):
+    from recsys.promo import ProductInfo
+
+    product = ProductInfo(pid, title, category, brand, price, coupon, rating, reviews, presale)
+    if hasattr(product, "launched_at"):
+        product.launched_at = launched
+    return product
+
+
+def taobao_copy_rows(folder: Path, seed: int, n_titles: int = 350):
+    """Copies of `n_titles` random Taobao titles × every seller type × a weekday, a weekend day and 春节."""
+    from features.schema import GROUP_THEMES, SELLER_TYPES
+    from recsys.promo import CopyContext, render_copy
+
+    tagged = read_tagged_titles(folder)
+    rng = random.Random(seed)
+    chosen = rng.sample(tagged, n_titles)
+    rows = []
+    for i, t in enumerate(chosen):
+        price = round(math.exp(rng.uniform(math.log(5), math.log(2500))), rng.choice([0, 1, 2]))
+        coupon = float(rng.choice([0, 0, 0, 3, 5, 10, 20]))
+        reviews = rng.choice([0, 3, 12, 19, 20, 57, 97, 240, 1288, 35000])
+        rating = round(rng.uniform(0.85, 1.0), 3)
+        launched = TAOBAO_DAYS[0] - timedelta(days=rng.choice([3, 12, 25, 60, 200, 700]))
+        product = _product(f"t{i}", t.title, "", t.brands[0] if t.brands else "", price, coupon if coupon < price else 0.0,
+                           rating, reviews, rng.random() < 0.05, launched)
+        truth = Truth(t.title, t.brands, t.products, "", launched)
+        for seller in SELLER_TYPES:
+            for day in TAOBAO_DAYS:
+                ctx = CopyContext(f"g{i % 97}", seller, rng.choice(GROUP_THEMES + ("",)), day, rng.sample(REASON_CODES, 2))
+                rows.append((render_copy(product, ctx), product, ctx, truth))
+    return rows
+
+
+def _sample_truth(row) -> Truth:
+    from features.lexicon import CATEGORIES
+
+    main, _, sub = str(row["category"]).partition("/")
+    spec = CATEGORIES.get(main)
+    words = spec.subcategories.get(sub, ()) if spec else ()
+    found = tuple(w for w in words if w in str(row["title"]))
+    launched = row.get("launched_at")
+    day = None if launched is None or launched != launched else date.fromisoformat(str(launched)[:10])
+    return Truth(str(row["title"]), (str(row["brand"]),) if row.get("brand") else (), found, str(row["category"]), day)
+
+
+def demo_rows(artifact_dir: Path, days: list[date], k: int = 10):
+    """Every pick of the artifact's groups on `days`, rendered through the service's picks path (seller history included)."""
+    import tempfile
+
+    from recsys.config import CopyConfig, OpsWeights, RuleConfig
+    from recsys.promo import CopyContext
+    from serving.artifacts import Served
+    from serving.picking import PicksService, product_info
+    from serving.storage.memory_cache import MemoryCache
+    from serving.storage.factory import open_store
+    from training.artifact import load_latest
+
+    served = Served.of(load_latest(artifact_dir))
+    tmp = tempfile.mkdtemp()
+    service = PicksService(open_store(f"sqlite:///{tmp}/store.sqlite3"), MemoryCache(), RuleConfig(), CopyConfig(), 0)
+    rows, per_seller_day = [], []
+    for day in days:
+        for seller, gids in served.seller_groups.items():
+            texts = []
+            for gid in gids:
+                body = service.render(served, gid, day, k, OpsWeights())
+                group = served.groups[gid]
+                for pick in body["picks"]:
+                    prod = served.product(pick["product_id"]) or {}
+                    info = product_info(pick["product_id"], pick, prod)
+                    c = pick["copy"]
+                    copy = _Copy(c["text"], c["template_id"], c["short_title"], c["selling_points"],
+                                 _shown_numbers(c["text"], info))
+                    ctx = CopyContext(gid, body["seller_type"], str(group.get("theme") or ""), day, pick["reasons"])
+                    rows.append((copy, info, ctx, _sample_truth(prod)))
+                    texts.append(c["text"])
+            if len(texts) > 1:
+                per_seller_day.append(distinct_2(texts))
+    return rows, per_seller_day
+
+
+@dataclass
+class _Copy:
+    """A rendered copy as the service answers it."""
+
+    text: str
+    template_id: str
+    short_title: str
+    selling_points: list[str]
+    numbers: dict[str, float]
+
+
+def _shown_numbers(text: str, product) -> dict[str, float]:
+    # The service's answer does not list the numbers; numbers_exact then checks the amounts in the text only.
+    return {}
+
+
+def defects_section(args, emit) -> None:
+    """Paste-blocking defects on the Taobao titles and the artifact's picks; distinct-2 of a seller's day."""
+    reading = []
+    if (SHARED / "taobao_title_ner").exists():
+        rows = taobao_copy_rows(SHARED / "taobao_title_ner", args.seed)
+        figures, detail = defect_figures(rows)
+        emit(f"## Paste-blocking defects, Taobao titles (350 titles × 7 seller types × 3 days)")
+        for key, value in figures.items():
+            emit(f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}")
+        emit("- most frequent: " + "; ".join(f"{d} {c}" for d, c in detail.most_common(25)))
+        reading += random.Random(args.seed).sample(rows, 70)
+    if args.artifact:
+        days = [date(2025, 11, 19), date(2025, 11, 22)]
+        rows, d2 = demo_rows(Path(args.artifact), days)
+        figures, detail = defect_figures(rows)
+        emit(f"\n## Paste-blocking defects, every pick of {args.artifact} on {days[0]} and {days[1]} (service path)")
+        for key, value in figures.items():
+            emit(f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}")
+        emit("- most frequent: " + "; ".join(f"{d} {c}" for d, c in detail.most_common(25)))
+        emit(f"- distinct-2 of a seller's day: mean {sum(d2) / len(d2):.4f}, 10th percentile "
+             f"{sorted(d2)[len(d2) // 10]:.4f}, min {min(d2):.4f} over {len(d2)} seller-days with 2+ copies")
+        reading += random.Random(args.seed + 1).sample(rows, 30)
+    if args.read and reading:
+        out = []
+        for copy, product, ctx, truth in reading:
+            found = copy_defects(copy, product, ctx, truth)
+            out.append(f"[{ctx.seller_type}/{ctx.theme or '无主题'}/{ctx.day}] {truth.title} | ¥{product.price} "
+                       f"{product.review_count}评 | short={copy.short_title} | points={list(copy.selling_points)}\n"
+                       f"    {copy.text}\n    detected: {found}")
+        Path(args.read).write_text("\n".join(out) + "\n", "utf-8")
+
+
 def main() -> None:
     """Run every measurement, print the figures and write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -285,6 +644,9 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=300)
     parser.add_argument("--products", type=int, default=2000)
     parser.add_argument("--days", type=int, default=14, help="Days rendered (the no-repeat window is 7).")
+    parser.add_argument("--defects-only", action="store_true", help="Only the paste-blocking defect figures.")
+    parser.add_argument("--artifact", default=None, help="Artifact root whose picks are audited (e.g. runs/demo/artifacts).")
+    parser.add_argument("--read", default=None, help="Write 100 random copies with their detected defects here, to read.")
     args = parser.parse_args()
     from recsys.promo.adlaw import lexicon_version
 
@@ -294,6 +656,11 @@ def main() -> None:
         print(text)
         lines.append(text)
 
+    defects_section(args, emit)
+    if args.defects_only:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text("\n".join(lines) + "\n", "utf-8")
+        return
     figures, samples, catalogue = sample_world_run(args.seed, args.groups, args.products, args.days)
     emit(f"## Sample world (seed {args.seed}, {args.groups} groups, {args.products} products, {args.days} days, "
          "10–20 picks per seller per day; Distinct-2 per seller-day)")

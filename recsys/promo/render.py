@@ -29,11 +29,13 @@ from itertools import chain
 import numpy as np
 
 from recsys.config import CopyConfig
+from recsys.promo import adlaw
 from recsys.promo.adlaw import check
+from recsys.promo.facts import ProductFacts, product_facts
 from recsys.promo.occasions import occasions_for
 from recsys.promo.selling_points import selling_points
-from recsys.promo.shorten import short_title
-from recsys.promo.templates import Part, Template, fill, load_parts, notes, reason_phrases, used_slots
+from recsys.promo.shorten import head_word, short_title
+from recsys.promo.templates import Part, Template, benefits, fill, load_parts, notes, notices, reason_phrases, used_slots
 
 OTHER_SELLER = "其他"
 _SLOT_OF = {"price": "price", "final_price": "final", "coupon": "coupon", "rating_pct": "rate", "review_count": "reviews"}
@@ -53,6 +55,7 @@ class ProductInfo:
     rating: float | None = None
     review_count: int = 0
     presale: bool = False
+    launched_at: date | None = None  # 上新 wording only within facts.NEW_DAYS of it
 
 
 @dataclass
@@ -87,6 +90,17 @@ def format_yuan(amount: float) -> str:
 def rating_percent(rating: float) -> float:
     """Good-review rate as a percentage floored to one decimal (never rounded up: 0.9996 -> 99.9)."""
     return math.floor(rating * 1000 + 1e-6) / 10
+
+
+MIN_REVIEWS_FOR_RATE = 20
+
+
+def rate_is_possible(pct: float, reviews: int) -> bool:
+    """True when some whole number k ≤ reviews of good reviews gives a rate shown as `pct` (floored to 0.1 %)."""
+    if reviews <= 0:
+        return False
+    k = math.ceil(pct / 100 * reviews - 1e-9)
+    return k <= reviews and k / reviews < (pct + 0.1) / 100 - 1e-12
 
 
 def format_count(count: int) -> str:
@@ -185,10 +199,12 @@ class _Parts:
     weights: np.ndarray  # float64
 
 
-@lru_cache(maxsize=4096)
-def _eligible(role: str, seller_type: str, theme: str, occasions: frozenset[str], category: str,
+@lru_cache(maxsize=16384)
+def _eligible(role: str, seller_type: str, theme: str, occasions: frozenset[str], tags: frozenset[str],
               slots: frozenset[str]) -> _Parts:
-    parts = tuple(p for p in load_parts()[role] if p.slots <= slots and p.fits(seller_type, theme, set(occasions), category))
+    # A body must say the selling point when there is one (one or two in every copy).
+    parts = tuple(p for p in load_parts()[role] if p.slots <= slots and p.fits(seller_type, theme, set(occasions), tags)
+                  and (role != "body" or "points" not in slots or "points" in p.all_slots))
     keys = np.array([_part_key(p.id) for p in parts], dtype=np.uint64)
     return _Parts(parts, keys, np.array([p.weight for p in parts], dtype=np.float64))
 
@@ -213,8 +229,35 @@ def _title_parts(title: str, brand: str, short_chars: int, max_points: int) -> t
     return short, selling_points(title, brand or None, short, max_points)
 
 
+def benefit_line(title: str, brand: str, facts: ProductFacts, product_id: str) -> str:
+    """The category benefit line said when the title has no selling point ('' when none fits)."""
+    table = benefits()
+    options: tuple[str, ...] = ()
+    for tag in table:
+        if not tag.startswith("~") and tag in facts.tags:
+            options = table[tag]
+            break
+    if not options:
+        head = head_word(title, brand or None)
+        options = table.get(f"~{head[-1:]}", ()) if head else ()
+    if not options:
+        return ""
+    pick = int.from_bytes(hashlib.blake2b(product_id.encode(), digest_size=4).digest(), "big")
+    return options[pick % len(options)]
+
+
+def facts_of(product: ProductInfo, day: date) -> ProductFacts:
+    """The product's typed facts on a day (category, title, price and launch)."""
+    launched = _as_date(product.launched_at) if product.launched_at else None
+    return product_facts(product.title, product.category or "", product.brand or "", product.price, launched, day)
+
+
 def _values(product: ProductInfo, ctx: CopyContext, cfg: CopyConfig) -> tuple[dict[str, str], dict[str, float], list[str]]:
     short, points = _title_parts(product.title, product.brand or "", cfg.short_title_chars, cfg.max_selling_points)
+    facts = facts_of(product, ctx.day)
+    if not points and cfg.max_selling_points > 0:
+        line = benefit_line(product.title, product.brand or "", facts, product.product_id)
+        points = (line,) if line else ()
     values = {"title": short, "price": f"{format_yuan(product.price)}元"}
     numbers = {"price": round(product.price, 2)}
     has_coupon = 0 < product.coupon < product.price
@@ -224,8 +267,10 @@ def _values(product: ProductInfo, ctx: CopyContext, cfg: CopyConfig) -> tuple[di
         values["coupon"] = f"{format_yuan(product.coupon)}元"
         numbers["final_price"] = final
         numbers["coupon"] = round(product.coupon, 2)
-    if product.rating is not None and product.rating >= cfg.min_rating_to_show:
-        pct = rating_percent(product.rating)
+    # A rate is only quoted on enough reviews, and only when it can be k/n for the review count.
+    pct = rating_percent(product.rating) if product.rating is not None else 0.0
+    if (product.rating is not None and product.rating >= cfg.min_rating_to_show
+            and product.review_count >= MIN_REVIEWS_FOR_RATE and rate_is_possible(pct, product.review_count)):
         values["rate"] = f"{format_yuan(pct)}%"
         numbers["rating_pct"] = pct
     if product.review_count > 0:
@@ -239,6 +284,8 @@ def _values(product: ProductInfo, ctx: CopyContext, cfg: CopyConfig) -> tuple[di
         unsupported.add("presale")
     if "rate" not in values:
         unsupported.add("high_rating")
+    if "new" not in facts.tags:
+        unsupported.add("new_product")
     phrases = reason_phrases()
     reason = next((phrases[r] for r in ctx.reasons if r in phrases and r not in unsupported), None)
     if reason:
@@ -253,8 +300,7 @@ def _fitting_parts(product: ProductInfo, ctx: CopyContext, slots: frozenset[str]
         occasions.add("presale")
     if {"final", "coupon"} <= slots:
         occasions.add("coupon")
-    category = (product.category or "").split("/")[0]
-    key = (seller, ctx.theme or "", frozenset(occasions), category, slots)
+    key = (seller, ctx.theme or "", frozenset(occasions), facts_of(product, ctx.day).tags, slots)
     return {role: _eligible(role, *key) for role in ("open", "body", "close")}
 
 
@@ -288,8 +334,63 @@ def candidate_templates(
         yield Template(combo)
 
 
-def _acceptable(text: str, cfg: CopyConfig) -> bool:
-    return len(text) <= cfg.max_chars and not punctuation_problems(text) and not check(text)
+_CJK3 = re.compile(r"(?=([\u4e00-\u9fff]{3}))")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def repetition_problems(text: str, title: str = "") -> list[str]:
+    """Phrases (three Chinese characters or more) or numbers said twice, outside the short title itself."""
+    own = text.replace(title, "□") if title else text
+    problems = []
+    numbers = _NUMBER.findall(own)
+    if len(numbers) != len(set(numbers)):
+        problems.append("a number twice")
+    seen: dict[str, int] = {}
+    for m in _CJK3.finditer(text):
+        gram = m.group(1)
+        if gram in seen and m.start() >= seen[gram] + 3:
+            problems.append(f"{gram} twice")
+            break
+        seen.setdefault(gram, m.start())
+    if ("预订" in text or "预售中" in text) and "（预售）" in text:
+        problems.append("presale twice")
+    return problems
+
+
+def _acceptable(text: str, cfg: CopyConfig, title: str = "") -> bool:
+    return (len(text) <= cfg.max_chars and not punctuation_problems(text) and not repetition_problems(text, title)
+            and not check(text))
+
+
+_CHILD_EMOJI = frozenset({"👶", "🍼", "🧸"})
+
+
+def _emoji_fits(emoji: str, facts: ProductFacts, occasions: list[str]) -> bool:
+    # Baby emoji only on goods for children, the red packet only at the Spring Festival.
+    if emoji in _CHILD_EMOJI:
+        return "kid" in facts.tags
+    if emoji == "🧧":
+        return "春节" in occasions
+    return True
+
+
+def _notice(facts: ProductFacts) -> str:
+    # Mandatory by product fact, said once at the end whatever the template.
+    table = notices()
+    said = [table[tag] for tag in ("health_food", "medical_device", "alcohol") if tag in facts.tags and tag in table]
+    return "".join(f"。{n}" for n in said)
+
+
+def _safe(text: str) -> str:
+    # The law check's own rewrite (when it offers one) before giving the template up.
+    rewrite = getattr(adlaw, "safe_rewrite", None)
+    if rewrite is None or not check(text):
+        return text
+    try:
+        fixed = rewrite(text)
+    except Exception:  # a rewrite that fails must not fail the copy; the next template is tried
+        return text
+    return fixed if isinstance(fixed, str) else text
 
 
 def render_copy(
@@ -303,15 +404,28 @@ def render_copy(
     values, numbers, points = _values(product, ctx, cfg)
     seller = ctx.seller_type if ctx.seller_type else OTHER_SELLER
     emoji = seller in cfg.emoji_seller_types
+    facts = facts_of(product, ctx.day)
+    occasions = occasions_for(ctx.day)
     recent = _recent(history, ctx.group_id, ctx.day, cfg.no_repeat_template_days)
     seed = _seed(ctx.group_id, product.product_id, ctx.day)
     suffix = notes()["presale_suffix"] if product.presale else ""
-    filled: dict[str, str] = {}
+    notice = _notice(facts)
+    filled: dict[tuple[str, bool], str] = {}
 
-    def text_of(part: Part) -> str:
-        if part.id not in filled:
-            filled[part.id] = fill(part, values, emoji)
-        return filled[part.id]
+    def text_of(part: Part, allow_emoji: bool) -> str:
+        key = (part.id, allow_emoji)
+        if key not in filled:
+            filled[key] = fill(part, values, (lambda e: _emoji_fits(e, facts, occasions)) if allow_emoji else False)
+        return filled[key]
+
+    def join(combo: tuple[Part, ...]) -> str:
+        # At most one emoji: the first part that shows a fitting one keeps it, later parts show none.
+        out, shown = [], False
+        for part in combo:
+            piece = text_of(part, emoji and not shown)
+            shown = shown or piece != text_of(part, False)
+            out.append(piece)
+        return "".join(out).strip()
 
     fresh_seen = False
     for combo in _combinations(_fitting_parts(product, ctx, frozenset(values)), seed, recent):
@@ -319,18 +433,24 @@ def render_copy(
         if template_id in recent.ids:
             continue
         fresh_seen = True
-        text = "".join(text_of(p) for p in combo).strip()
+        text = join(combo)
         if suffix and "预售" not in text:
             text += suffix
-        if _acceptable(text, cfg):
+        text += notice
+        text = _safe(text)
+        if _acceptable(text, cfg, values["title"]):
             template = Template(combo)
             slots = used_slots(template, values)
             shown = {k: v for k, v in numbers.items() if _SLOT_OF[k] in slots}
             return RenderedCopy(text, template.id, values["title"], points, shown)
     # No template left: the bare fact line, under no template id, so that no template is ever reused.
     price = values["price"]
-    title = values["title"][: max(1, cfg.max_chars - len(price) - 1 - len(suffix))]
-    text = f"{title}，{price}{suffix}"[: cfg.max_chars]
+    title = values["title"][: max(1, cfg.max_chars - len(price) - 1 - len(suffix) - len(notice))]
+    point = values.get("points", "")
+    text = f"{title}，{price}{suffix}{notice}"
+    if point and len(text) + len(point) + 1 <= cfg.max_chars:
+        text = f"{title}，{point}，{price}{suffix}{notice}"
+    text = text[: cfg.max_chars]
     reason = "no_template_fits" if fresh_seen else "no_fresh_template"
     return RenderedCopy(text, "", values["title"], points, {"price": numbers["price"]}, exhausted=reason)
 

@@ -170,6 +170,9 @@ def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
             and len(tok.key) == 2
             and tok.kind == "other"
             and tok.flag == "n"
+            # Only a noun that is itself a head (棉/拖鞋 style) continues the product: 内衣 圆领 or
+            # 护理液 女性 are a product and a modifier after it, not one word.
+            and (tok.key.endswith(vocab.product_suffixes) or tok.key[-1] in "子儿")
             and tok.key not in vocab.not_product_words
             and len(prev.key) + 2 <= _COMPOUND_MAX
         ):
@@ -361,7 +364,22 @@ def short_title(title: str, brand: str | None = None, max_chars: int = 16) -> st
     return text.strip() or (brand or "")[:max_chars]
 
 
+def title_token_spans(title: str, brand: str | None = None) -> list[tuple[str, str, int, int, str]]:
+    """(word, kind, start, end, part of speech) of a title's tokens, offsets into the lower-cased title."""
+    brand = (brand or "").strip() or None
+    return [(t.text, t.kind, t.start, t.end, t.flag) for t in _tokens(title, brand)]
+
+
 def title_tokens(title: str, brand: str | None = None) -> list[tuple[str, str]]:
     """(word, kind) pairs of a title; kinds: brand, product, attr, latin, unknown, other, noise."""
     brand = (brand or "").strip() or None
     return [(t.text, t.kind) for t in _tokens(title, brand)]
+
+
+@lru_cache(maxsize=100_000)
+def head_word(title: str, brand: str | None = None) -> str:
+    """The title's head product word (what is sold), lower-cased; '' when the title names none."""
+    brand = (brand or "").strip() or None
+    tokens = _tokens(title, brand)
+    anchor = _anchor(tokens) or _head_noun(tokens)
+    return anchor.key if anchor is not None else ""

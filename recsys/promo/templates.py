@@ -2,7 +2,10 @@
 
 Parts are data in `templates/openings.toml`, `bodies.toml` and `closings.toml`. Each file holds
 families (`[[family]]`): a name, where its texts fit (`seller_types`, `themes`, `occasions`,
-`categories`; "*" or absent = anywhere) and a list of `texts`. A part's id is
+`categories`; "*" or absent = anywhere), the product facts it needs (`needs`: every tag present)
+or avoids (`avoid`: none present; tags from recsys/promo/facts.py), and a list of `texts`. A text
+may be a table `{ text = "…", needs = […], avoid = […] }` to add its own conditions to its
+family's, or carry `retired = true`: a retired text keeps its id and is never used. A part's id is
 `<role>.<family>.<position>` (`open.baoma.03`), so texts are only ever appended to a family, never
 reordered. A template is a combination of parts and its id joins theirs with "+"
 (`open.baoma.03+body.plain.07+close.coupon.02`); the no-repeat rule applies to that id.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -48,6 +52,9 @@ class Part:
     themes: tuple[str, ...] = (ANY,)
     occasions: tuple[str, ...] = (ANY,)
     categories: tuple[str, ...] = (ANY,)
+    needs: frozenset[str] = frozenset()
+    avoid: frozenset[str] = frozenset()
+    retired: bool = False
 
     @cached_property
     def slots(self) -> frozenset[str]:
@@ -59,13 +66,20 @@ class Part:
         """Names of every data slot in the text, optional ones included (emoji excluded)."""
         return frozenset(m.group(1) for m in SLOT.finditer(self.text)) - {"e"}
 
-    def fits(self, seller_type: str, theme: str, occasions: set[str], category: str) -> bool:
-        """True when seller type, theme, one of the occasions and the main category all match."""
+    def fits(self, seller_type: str, theme: str, occasions: set[str], tags: str | frozenset[str] | set[str]) -> bool:
+        """True when seller type, theme, one of the occasions, the main category and the product's facts all match.
+
+        `tags` are the product's fact tags (the main category among them); a bare string is a main category.
+        """
+        facts = {tags} if isinstance(tags, str) else tags
         return (
-            (ANY in self.seller_types or seller_type in self.seller_types)
+            not self.retired
+            and (ANY in self.seller_types or seller_type in self.seller_types)
             and (ANY in self.themes or theme in self.themes)
             and (ANY in self.occasions or bool(occasions & set(self.occasions)))
-            and (ANY in self.categories or category in self.categories)
+            and (ANY in self.categories or bool(facts & set(self.categories)))
+            and self.needs <= facts
+            and not self.avoid & facts
         )
 
     @cached_property
@@ -75,6 +89,8 @@ class Part:
         for name, extra in _FIT_WEIGHTS.items():
             if ANY not in getattr(self, name):
                 weight += extra
+        if self.needs:
+            weight += 1.5
         if ANY not in self.occasions:
             weight += 1.0 if set(self.occasions) <= {"weekday", "weekend", "coupon"} else 2.0
         return weight
@@ -142,15 +158,19 @@ def load_parts(folder: str | None = None) -> dict[str, tuple[Part, ...]]:
             if name in families or not re.fullmatch(r"[a-z0-9_]+", name):
                 raise ValueError(f"{filename}: family {name!r} is duplicated or not [a-z0-9_]")
             families.add(name)
-            for i, text in enumerate(family["texts"], start=1):
+            for i, entry in enumerate(family["texts"], start=1):
+                own = entry if isinstance(entry, dict) else {"text": entry}
                 part = Part(
                     id=f"{role}.{name}.{i:02d}",
                     role=role,
-                    text=text,
+                    text=own["text"],
                     seller_types=_tuple(family.get("seller_types")),
                     themes=_tuple(family.get("themes")),
                     occasions=_tuple(family.get("occasions")),
                     categories=_tuple(family.get("categories")),
+                    needs=frozenset(family.get("needs", ())) | frozenset(own.get("needs", ())),
+                    avoid=frozenset(family.get("avoid", ())) | frozenset(own.get("avoid", ())),
+                    retired=bool(own.get("retired", False)),
                 )
                 _validate(part, filename)
                 parts.append(part)
@@ -184,6 +204,21 @@ def reason_phrases(folder: str | None = None) -> dict[str, str]:
 
 
 @cache
+def notices(folder: str | None = None) -> dict[str, str]:
+    """Product fact -> the notice every copy of such a product ends with, from templates/reasons.toml."""
+    root = Path(folder) if folder else TEMPLATE_DIR
+    return dict(tomllib.loads((root / "reasons.toml").read_text("utf-8")).get("notices", {}))
+
+
+@cache
+def benefits(folder: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Fact tag (or head-word ending) -> category benefit lines, for titles without a selling point (templates/benefits.toml)."""
+    root = Path(folder) if folder else TEMPLATE_DIR
+    data = tomllib.loads((root / "benefits.toml").read_text("utf-8"))
+    return {k: tuple(v) for k, v in data["benefits"].items()} | {f"~{k}": tuple(v) for k, v in data["heads"].items()}
+
+
+@cache
 def notes(folder: str | None = None) -> dict[str, str]:
     """Fixed phrases the renderer appends (the presale suffix), from templates/reasons.toml."""
     root = Path(folder) if folder else TEMPLATE_DIR
@@ -200,13 +235,14 @@ def resolve(template: Part | Template, values: dict[str, str]) -> str:
     return OPTIONAL.sub(keep, template.text)
 
 
-def fill(template: Part | Template, values: dict[str, str], emoji: bool) -> str:
-    """The text with optional parts resolved and every slot replaced; emoji vanish when `emoji` is False."""
+def fill(template: Part | Template, values: dict[str, str], emoji: bool | Callable[[str], bool]) -> str:
+    """The text with optional parts resolved and every slot replaced; an emoji stays when `emoji` is True or says yes to it."""
 
     def replace(m: re.Match[str]) -> str:
         name, arg = m.group(1), m.group(2)
         if name == "e":
-            return (arg or "") if emoji else ""
+            keep = emoji(arg or "") if callable(emoji) else emoji
+            return (arg or "") if keep and arg else ""
         return values[name]
 
     return SLOT.sub(replace, resolve(template, values))
