@@ -155,7 +155,9 @@ def source_ranks(union: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     i = products.get_indexer(pairs[PRODUCT_ID].astype(str).to_numpy(dtype=object))
     row = np.where((g >= 0) & (i >= 0), table.get_indexer(_keys(g, i, n)), -1)
     values = union[cols].to_numpy(dtype=np.float64)
-    out = np.where(row[:, None] >= 0, values[np.maximum(row, 0)] if len(values) else np.nan, np.nan)
+    # An empty union (an early snapshot with nothing bought yet) proposes nothing: every rank is NaN.
+    out = np.where(row[:, None] >= 0, values[np.maximum(row, 0)], np.nan) if len(values) \
+        else np.full((len(pairs), len(cols)), np.nan)
     frame = pd.DataFrame(out, columns=cols)
     frame["n_sources"] = frame.notna().sum(axis=1).astype(float)
     return frame

@@ -573,8 +573,13 @@ def evaluate_models(
     dataset: str = "",
     item_vectors: Any = None,
     cutoff: pd.Timestamp | None = None,
+    optional: frozenset[str] = frozenset(),
 ) -> EvalResult:
-    """Fit every model on `train` and score its top-K lists against the orders of `test`, with breakdowns."""
+    """Fit every model on `train` and score its top-K lists against the orders of `test`, with breakdowns.
+
+    A model named in `optional` whose fit raises ValueError (data it cannot learn from) is left out and its reason
+    recorded under split["not_evaluated"]; any other model's error stops the run.
+    """
     cfg = cfg or Config()
     options = options or EvalOptions()
     train, test = Frames.of(train), Frames.of(test)
@@ -599,9 +604,16 @@ def evaluate_models(
     fit_seconds: dict[str, float] = {}
     params: dict[str, Any] = {}
     lists: list[pd.DataFrame] = []
+    not_evaluated: dict[str, str] = {}
     for name, model in models.items():
         start = time.perf_counter()
-        model.fit(data)
+        try:
+            model.fit(data)
+        except ValueError as err:
+            if name not in optional:
+                raise
+            not_evaluated[name] = f"{type(err).__name__}: {err}"
+            continue
         fit_seconds[name] = round(time.perf_counter() - start, 3)
         ids, scores = model.recommend(groups, k_max, exclude=exclude)
         if options.keep_lists:
@@ -625,13 +637,16 @@ def evaluate_models(
     truth = category_truth(test.truth, data)
     if truth is not None:
         for name, model in models.items():
+            if name in not_evaluated:
+                continue
             spearman[name] = category_spearman(model, data, truth)
     return EvalResult(
         dataset=dataset,
         split={"cutoff": str(cutoff), "clock": train.clock, "test_orders": int(len(test.orders)), "train_orders": int(len(train.orders)),
                "eval_groups": int(groups.size), "items": data.n_items, "groups": data.n_groups,
                "new_pairs_only": options.new_pairs_only, "relevant_pairs": int(rel.nnz),
-               **({"eval_members": int(members[0].shape[0])} if members is not None else {})},
+               **({"eval_members": int(members[0].shape[0])} if members is not None else {}),
+               **({"not_evaluated": not_evaluated} if not_evaluated else {})},
         metrics=result_metrics, breakdowns=per_band, params=params, fit_seconds=fit_seconds,
         spearman=spearman, config=cfg.model_dump(mode="json", by_alias=True), model_name=model_name,
         dropped=dropped, lists=pd.concat(lists, ignore_index=True) if lists else None,
@@ -861,9 +876,14 @@ def run_evaluation(
         models[SERVED] = served_model(train, served_cfg, sources, log)
     if cutoff is None and options.shape.kind == "window":
         cutoff = window_cutoff(train, test)
+    # The served model cannot always learn (e.g. a ranker needs a span of time): then the union is the headline.
     result = evaluate_models(train, test, models, cfg, options, model_name=SERVED if options.served else options.model,
-                             dataset=dataset, item_vectors=item_vectors, cutoff=cutoff)
-    result.served_model = SERVED if options.served else None
+                             dataset=dataset, item_vectors=item_vectors, cutoff=cutoff, optional=frozenset({SERVED}))
+    served = options.served and SERVED in result.metrics
+    if options.served and not served:
+        log(f"served model not evaluated: {result.split['not_evaluated'][SERVED]}")
+        result.model_name = options.model
+    result.served_model = SERVED if served else None
     if options.model == "learned":
         tuning["learned"] = [{"train": models["learned"].train_stats_, "importance": models["learned"].importances()}]
     result.tuning = _jsonable(tuning)

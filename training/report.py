@@ -132,6 +132,8 @@ def markdown(result: EvalResult, images: list[str]) -> str:
               f"{s.get('new_pairs_only')}.", ""]
     if result.served_model:
         lines += [f"Served model (what `quanxuan train` serves): **{result.served_model}**.", ""]
+    for name, why in (s.get("not_evaluated") or {}).items():
+        lines += [f"Not evaluated: **{name}** ({why}).", ""]
     lines += ["Per test pair (pair_hr@K: share of test pairs whose product is in the group's top K; pair_ndcg@K: each "
               "pair carries its group's NDCG) and per group (hr@K, ndcg@K: every group counts once).", ""]
     for metric in HEADLINE_METRICS:
