@@ -16,7 +16,7 @@ the ratio served / tuned EASE per test pair.
 The default run subsamples customers / initiators with a seed (said in the output) to stay within ~10 minutes on two
 cores, and searches smaller grids than the defaults for the slow sources (every baseline is still tuned).
 
-Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/real_data.py [--tafeng-groups 3000] [--beibei-groups 3000]
+Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/real_data.py [--tafeng-groups 1500] [--beibei-groups 1500]
      [--sample] [--skip-beibei] [--out reports/real_data]
 """
 
@@ -133,8 +133,8 @@ def summary(result: EvalResult, note: str, seconds: float) -> str:
 def main() -> None:
     """Adapt and evaluate each dataset, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tafeng-groups", type=int, default=3000, help="customers sampled (0 = all)")
-    parser.add_argument("--beibei-groups", type=int, default=3000, help="test initiators sampled (0 = all)")
+    parser.add_argument("--tafeng-groups", type=int, default=1500, help="customers sampled (0 = all)")
+    parser.add_argument("--beibei-groups", type=int, default=1500, help="test initiators sampled (0 = all)")
     parser.add_argument("--skip-beibei", action="store_true")
     parser.add_argument("--sample", action="store_true", help="also the sample world (real clock)")
     parser.add_argument("--seed", type=int, default=7)
