@@ -142,7 +142,10 @@ def test_variants_are_caught_with_the_original_span(text: str, term: str) -> Non
 
 def test_folding_reads_width_case_traditional_separators_and_a_lone_one() -> None:
     assert fold("ＴＯＰ１ 國家級·最 好") == "top一国家级最好"
-    assert fold("第1次，TOP10，1.5米，99.5%") == "第一次top101.5米99.5%"
+    # A gap between two digits stays a boundary (the mark |), a point between digits a decimal point.
+    assert fold("第1次，TOP10，1.5米，99.5%") == "第一次top10|1.5米99.5%"
+    assert fold("1 0 0 %有效") == "100%有效"
+    assert _terms("热卖TOP1，7天见效") == ["TOP1", "7天见效"]
 
 
 @pytest.mark.parametrize(

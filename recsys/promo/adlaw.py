@@ -33,17 +33,18 @@ from pathlib import Path
 
 LEXICON_PATH = Path(__file__).with_name("adlaw_lexicon.json")
 
-_DIGITS = frozenset("0123456789")
 # % belongs to claims (100%有效); book-title marks let the allow list keep titles (《王牌特工》) whole.
 _KEPT = frozenset("%《》")
+_DIGITS = frozenset("0123456789")
 _LONE_ONE = re.compile(r"(?<![0-9.])1(?![0-9.])")
 _ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One flagged span of a text: [start, end) offsets in the original text, the matched text, its category,
-    a suggestion, the article it breaks and its safe rewrite ("" drops the span, None: no safe rewrite)."""
+    """One flagged span: [start, end) in the original text, its text, category, suggestion, article and rewrite."""
+
+    # rewrite: the safe replacement of the span, "" to drop it, None when no mechanical rewrite is safe.
 
     start: int
     end: int
@@ -91,16 +92,37 @@ class _FoldTable(dict):
             ch = self.traditional.get(ch, ch)
             # Punctuation, spaces, symbols, emoji and control characters between characters are skipped:
             # 最 好 用, 最·好 and 最，好，用 all read as 最好用. Reading across sentence breaks found no new hit
-            # on the 1,070 AdvertiseGen ads. A full stop is kept for now: between digits it is a decimal point.
-            if ch in _KEPT or ch == "." or unicodedata.category(ch)[0] not in "PZSC":
+            # on the 1,070 AdvertiseGen ads. They become a gap mark first, because a gap between two digits
+            # must stay a boundary (TOP1，7天 is not 17天) and a point between digits is a decimal point.
+            if ch in _KEPT or unicodedata.category(ch)[0] not in "PZSC":
                 out.append(ch)
+            elif ch == "." or not out or out[-1] != _GAP_MARK:
+                out.append("." if ch == "." else _GAP_MARK)
         folded = "".join(out)
         self[code] = folded
         return folded
 
 
-# A point not between two digits is punctuation (No.1); between digits it keeps 1.5 from reading as 15.
-_STRAY_POINT = re.compile(r"(?<![0-9])\.|\.(?![0-9])")
+_GAP_MARK = "\x00"
+_GAPS = re.compile("[\x00.]+")
+_GAP_CHARS = frozenset("\x00.")
+# What a gap between two digits leaves: a mark that no term or pattern contains.
+_DIGIT_BOUNDARY = "|"
+
+
+def _gap(m: re.Match[str]) -> str:
+    # Between two digits a lone point is a decimal point (1.5) and any other gap a boundary (TOP1，7天), except
+    # inside spaced-out single digits (1 0 0 %: a one-digit number with a gap on its other side too);
+    # elsewhere a gap is nothing.
+    s, i, j = m.string, m.start(), m.end()
+    if i == 0 or s[i - 1] not in _DIGITS or s[j : j + 1] not in _DIGITS:
+        return ""
+    if m.group() == ".":
+        return "."
+    if i >= 2 and s[i - 2] in _DIGITS:
+        return _DIGIT_BOUNDARY
+    spaced = i == 1 or s[i - 2] in _GAP_CHARS or (s[j + 1 : j + 2] != "" and s[j + 1] in _GAP_CHARS)
+    return "" if spaced else _DIGIT_BOUNDARY
 
 
 class _Folder:
@@ -112,8 +134,8 @@ class _Folder:
     def text(self, text: str) -> str:
         """The folded text alone: one C-level translate on the hot path, where most copy has no hit."""
         folded = text.translate(self.table)
-        if "." in folded:
-            folded = _STRAY_POINT.sub("", folded)
+        if _GAP_MARK in folded or "." in folded:
+            folded = _GAPS.sub(_gap, folded)
         return _LONE_ONE.sub("一", folded) if "1" in folded else folded
 
     def fold(self, text: str) -> tuple[str, list[int]]:
@@ -129,12 +151,20 @@ class _Folder:
             elif f:
                 chars.extend(f)
                 index.extend([i] * len(f))
-        folded = "".join(chars)
-        if "." in folded:
-            keep = [k for k in range(len(chars)) if not (chars[k] == "." and _STRAY_POINT.match(folded, k))]
-            folded = "".join(chars[k] for k in keep)
-            index = [index[k] for k in keep]
-        return _LONE_ONE.sub("一", folded), index
+        joined = "".join(chars)
+        pieces: list[str] = []
+        kept: list[int] = []
+        last = 0
+        for m in _GAPS.finditer(joined):
+            pieces.append(joined[last : m.start()])
+            kept.extend(index[last : m.start()])
+            gap = _gap(m)
+            pieces.append(gap)
+            kept.extend([index[m.start()]] * len(gap))
+            last = m.end()
+        pieces.append(joined[last:])
+        kept.extend(index[last:])
+        return _LONE_ONE.sub("一", "".join(pieces)), kept
 
 
 def _lengths(words) -> dict[str, tuple[int, ...]]:
