@@ -40,7 +40,7 @@ from serving.problems import Problem
 from serving.problems import install as install_problems
 from serving.routing import GuardedRoute, authenticate, check_wait, identify, offload, require, requires
 from serving.state import WeightsSource
-from serving.storage.base import Cache, KeyRecord, Store
+from serving.storage.base import Cache, KeyRecord, Store, VersionConflict
 from serving.storage.factory import open_cache, open_store
 
 log = logging.getLogger("quanxuan.serving")
@@ -210,6 +210,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
             yield
         finally:
             services.holder.stop_watch()
+            services.metrics.process_exiting()
             for backend in services.owned:
                 backend.close()
 
@@ -386,13 +387,28 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         """The default weight profile and per-seller-type overrides in force."""
         return _weights_state(services)
 
-    @app.put("/v1/ops/weights", response_model=schemas.WeightsState, tags=["ops"], responses=ERRORS)
+    @app.put("/v1/ops/weights", response_model=schemas.WeightsState, tags=["ops"],
+             responses={**ERRORS, 409: {"description": "The weights moved since `version` (code conflict)."}})
     @requires("weights:write")
     def put_weights(update: schemas.WeightsUpdate, principal: PrincipalDep, services: ServicesDep) -> schemas.WeightsState:
-        """Replace the ops weights; effective at once on every replica (after state_refresh_seconds), audited."""
-        new = OpsWeights.model_validate(update.model_dump()).model_dump(mode="json")
+        """Replace the ops weights; effective at once on every replica (after state_refresh_seconds), audited with
+        the reason. With `version`, a change made meanwhile is refused (409); a change to the weights in force is a
+        no-op (no new version, no audit entry)."""
+        new = OpsWeights.model_validate(update.model_dump(exclude={"version", "reason"})).model_dump(mode="json")
         actor = principal.key_id + (f" ({principal.name})" if principal.name else "")
-        services.store.set_weights(new, actor, default=config.weights.model_dump(mode="json"))
+        services.weights.invalidate()
+        state = _weights_state(services)
+        if update.version is not None and update.version != state.version:
+            raise Problem(409, f"the weights are at version {state.version}, not {update.version}; reload and retry",
+                          code="conflict", current_version=state.version)
+        if new == state.weights.model_dump(mode="json"):
+            return state
+        try:
+            services.store.set_weights(new, actor, default=config.weights.model_dump(mode="json"),
+                                       reason=update.reason.strip(), expected_version=update.version)
+        except VersionConflict as exc:
+            raise Problem(409, f"the weights are at version {exc.current}, not {exc.expected}; reload and retry",
+                          code="conflict", current_version=exc.current) from None
         services.weights.invalidate()
         return _weights_state(services)
 
@@ -400,10 +416,11 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
     @requires("weights:read")
     def weights_audit(principal: PrincipalDep, services: ServicesDep,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> schemas.AuditLog:
-        """Every weight change, newest first: who, when, old and new."""
+        """Every weight change, newest first: who, when, why, old and new."""
         entries = services.store.audit(limit)
         return schemas.AuditLog(entries=[schemas.AuditRecord(id=e.id, at=e.at, actor=e.actor, version=e.version,
-                                                             old=e.old, new=e.new) for e in entries])
+                                                             old=e.old, new=e.new, reason=e.reason, reverts=e.reverts)
+                                         for e in entries])
 
     # Copy check --------------------------------------------------------------------------------
     @app.post("/v1/copy/check", response_model=schemas.CopyCheckResult, tags=["copy"], responses=ERRORS)
@@ -456,6 +473,9 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
     from serving.reach_routes import router as reach_router  # imported here: it imports this module
 
     app.include_router(reach_router)
+    from serving.console_routes import router as console_router  # the console's pages and the data they read
+
+    app.include_router(console_router)
     return app
 
 

@@ -5,11 +5,12 @@ Each app gets its own registry, so tests can build many apps in one process.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,15 +26,19 @@ class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
+        # With several worker processes (PROMETHEUS_MULTIPROC_DIR set before start), each writes its values to
+        # files there and a scrape adds them up, so no counter seems to go backwards between workers.
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         self.requests = Counter("quanxuan_http_requests", "HTTP requests by route template and status.",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("quanxuan_http_request_duration_seconds", "Time to answer, by route template.",
                                  ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.artifact = Gauge("quanxuan_artifact_info", "1 for the artifact version now serving.", ["version"],
-                              registry=self.registry)
+                              registry=self.registry, multiprocess_mode="livemax")
         self.artifact_loaded = Gauge("quanxuan_artifact_loaded_timestamp_seconds", "When the serving artifact was loaded.",
-                                     registry=self.registry)
+                                     registry=self.registry, multiprocess_mode="livemax")
+        self._version: str | None = None
         self.reloads = Counter("quanxuan_artifact_reloads", "Artifact load attempts by outcome.", ["outcome"],
                                registry=self.registry)
         self.picks_cache = Counter("quanxuan_picks_cache", "Rendered-picks cache look-ups.", ["result"], registry=self.registry)
@@ -45,14 +50,26 @@ class Metrics:
 
     def artifact_swapped(self, version: str) -> None:
         """Mark the new version as the one serving."""
+        if self.multiprocess and self._version is not None:
+            self.artifact.labels(self._version).set(0)  # clear() cannot reach values already in the files
         self.artifact.clear()
         self.artifact.labels(version).set(1)
+        self._version = version
         self.artifact_loaded.set(time.time())
         self.reloads.labels("loaded").inc()
 
     def render(self) -> bytes:
-        """The text exposition format."""
-        return generate_latest(self.registry)
+        """The text exposition format (summed over worker processes in multiprocess mode)."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+    def process_exiting(self) -> None:
+        """Drop this process's live gauges from the shared files (multiprocess mode)."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())
 
 
 class MetricsMiddleware:

@@ -1,5 +1,5 @@
 """One contract suite for every storage backend, over real connections: SQLite and PostgreSQL stores,
-in-process and Redis caches. PostgreSQL and Redis tests skip when no server answers (fail under CI=true)."""
+in-process, SQLite and Redis caches. PostgreSQL and Redis tests skip when no server answers (fail under CI=true)."""
 
 from __future__ import annotations
 
@@ -38,14 +38,15 @@ def store(store_url):
     s.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
-def cache(request):
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def cache(request, tmp_path):
     """A cache under a unique key prefix; emptied after the test."""
     if request.param == "memory":
         c = MemoryCache()
         yield c
         return
-    c = open_cache(f"{require_redis()}?prefix={unique_name()}:")
+    base = f"sqlite:///{tmp_path / 'cache.sqlite3'}" if request.param == "sqlite" else require_redis()
+    c = open_cache(f"{base}?prefix={unique_name()}:")
     yield c
     c.clear()
     c.close()
@@ -252,3 +253,22 @@ def test_feedback_tables_of_the_unscoped_version_are_rekeyed_per_seller(store_ur
     assert migrated.add_events("orders", [order("e1", "O1", seller="S1"), order("e2", "O1", seller="S2")]) == ["e1", "e2"]
     migrated.close()
     assert open_store(store_url).events("orders")[0]["order_id"] == "O1"  # a second init leaves the new tables alone
+
+
+def test_a_sqlite_cache_is_one_rate_limit_for_every_process(tmp_path):
+    """Worker processes of one machine open the same file: a bucket of two tokens serves two requests in all."""
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        waits = pool.starmap(_take_tokens, [(url, 4)] * 3)
+    granted = sum(w == 0.0 for batch in waits for w in batch)
+    assert granted == 2
+
+
+def _take_tokens(url: str, n: int) -> list[float]:
+    cache = open_cache(url)
+    try:
+        return [cache.take_token("key", 2, 0.0001) for _ in range(n)]
+    finally:
+        cache.close()

@@ -51,13 +51,22 @@ def open_store(url: str | SecretStr, init: bool = True) -> Store:
 
 
 def open_cache(url: str | SecretStr) -> Cache:
-    """Redis for redis:// URLs (`?prefix=NAME:` sets the key prefix), else an in-process cache."""
+    """Redis for redis:// URLs, a shared SQLite file for sqlite:/// ones (`?prefix=NAME:` sets the key prefix of
+    either), else an in-process cache."""
     url = _plain(url)
     if not url:
         return MemoryCache()
     parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        from serving.storage.sqlite_cache import SqliteCache
+
+        path = url[len("sqlite:///"):].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ValueError(f"cannot read a SQLite path from {redact(url)!r}; write sqlite:///cache.sqlite3")
+        return SqliteCache(path, prefix=dict(parse_qsl(parts.query)).get("prefix", ""))
     if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"unknown cache URL scheme {parts.scheme!r} in {redact(url)!r}: use redis:// or leave it empty")
+        raise ValueError(f"unknown cache URL scheme {parts.scheme!r} in {redact(url)!r}: "
+                         "use redis://, sqlite:/// (worker processes of one machine) or leave it empty")
     from serving.storage.redis_cache import RedisCache
 
     query = dict(parse_qsl(parts.query))

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +19,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--artifact-dir", help="Folder of versioned artifacts (QUANXUAN_ARTIFACT_DIR).")
     parser.add_argument("--db-url", help="sqlite:///file or postgresql://… (QUANXUAN_DB_URL).")
     parser.add_argument("--cache-url", help="redis://… or empty for in-process (QUANXUAN_CACHE_URL).")
+
+
+def _share_between_workers(settings: Any, port: int) -> None:
+    """Worker processes share what would otherwise be per process: rate limits and rendered picks (a SQLite cache file
+    unless a Redis URL is set) and metrics (Prometheus multiprocess mode, so counters add up across workers)."""
+    state = Path(tempfile.gettempdir()) / f"quanxuan-{port}"
+    if not settings.cache_url.get_secret_value():
+        os.environ["QUANXUAN_CACHE_URL"] = f"sqlite:///{state / 'cache.sqlite3'}"
+    metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or state / "metrics")
+    # Files of an earlier run would add its counts to this one's.
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,12 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if not settings.key_pepper.get_secret_value():
         print("error: QUANXUAN_KEY_PEPPER is empty; set the same secret for the service and `quanxuan keys`")
         return 2
+    workers = args.workers or settings.workers
+    if False:
+        _share_between_workers(settings, args.port or settings.port)
     uvicorn.run(
         "serving.app:create_app_from_env",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        workers=args.workers or settings.workers,
+        workers=workers,
         log_level="info",
         access_log=False,
     )
