@@ -430,7 +430,8 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         hits = adlaw.check(request.text)
         return schemas.CopyCheckResult(clean=not hits, hits=[
             schemas.AdlawHit(start=h.start, end=h.end, term=h.term, category=h.category,
-                             category_label=adlaw.category_label(h.category), suggestion=h.suggestion)
+                             category_label=adlaw.category_label(h.category), article=h.article,
+                             suggestion=h.suggestion)
             for h in hits
         ])
 

@@ -139,6 +139,9 @@ class SellerPicks(BaseModel):
     groups: list[GroupPicks]
 
 
+REASON_MAX = 200
+
+
 def _check_seller_types(overrides: dict[str, BlendWeights]) -> dict[str, BlendWeights]:
     unknown = sorted(set(overrides) - set(SELLER_TYPES))
     if unknown:
@@ -147,7 +150,12 @@ def _check_seller_types(overrides: dict[str, BlendWeights]) -> dict[str, BlendWe
 
 
 class WeightsUpdate(OpsWeights):
-    """New ops weights: the default profile and any per-seller-type overrides (each a full profile)."""
+    """New ops weights: the default profile and any per-seller-type overrides (each a full profile), with the
+    version they were edited from (refused with 409 `conflict` when the weights have moved since) and why."""
+
+    version: int | None = Field(None, ge=0, description="The version the client edited (GET /v1/ops/weights); "
+                                "when given, a change made meanwhile by someone else is refused with 409 conflict.")
+    reason: str = Field("", max_length=REASON_MAX, description="Why the weights change, for the audit log.")
 
     @model_validator(mode="before")
     @classmethod
@@ -165,6 +173,7 @@ class WeightsUpdate(OpsWeights):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "default": {"conversion": 1.0, "earnings": 1.0, "rating": 2.0, "order_value": 0.0, "diversity": 1.0, "adoption": 1.0},
         "overrides": {"学生": {"conversion": 1.0, "earnings": 0.5, "rating": 2.0, "order_value": 0.0, "diversity": 1.5, "adoption": 1.0}},
+        "version": 3, "reason": "学生群佣金敏感，降低收益权重",
     }]})
 
 
@@ -187,6 +196,8 @@ class AuditRecord(BaseModel):
     version: int
     old: dict[str, Any]
     new: dict[str, Any]
+    reason: str = Field("", description="Why the change was made, as typed by its author.")
+    reverts: int | None = Field(None, description="Id of the audit entry this change undid, when it was a revert.")
 
 
 class AuditLog(BaseModel):
@@ -213,13 +224,14 @@ class CopyCheckRequest(BaseModel):
 
 
 class AdlawHit(BaseModel):
-    """One flagged span: [start, end) character offsets, the term, its category and a suggested rewrite."""
+    """One flagged span: [start, end) character offsets, the term, its category, the article it breaks and a rewrite."""
 
     start: int
     end: int
     term: str
     category: str
     category_label: str
+    article: str = Field(description="The article of the law the term breaks, e.g. 广告法第九条第三项.")
     suggestion: str
 
 

@@ -166,3 +166,9 @@ def test_me_tells_a_client_its_role_and_tenant(world):
         {"role": "seller", "seller_id": "S0", "brand": None, "key_id": client.get(
             "/v1/me", headers={"X-API-Key": keys["seller0"]}).json()["key_id"]}
     assert client.get("/v1/me", headers={"X-API-Key": keys["brand"]}).json()["brand"] == "好孩子"
+
+
+def test_copy_check_names_the_article_each_hit_breaks(world):
+    client, keys, _ = world
+    body = client.post("/v1/copy/check", json={"text": "全网第1名，最 好 用"}, headers={"X-API-Key": keys["brand"]}).json()
+    assert not body["clean"] and all(hit["article"].startswith("广告法第") for hit in body["hits"])

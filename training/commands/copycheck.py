@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print hits as 'line:start-end [category] term -> suggestion'; exit 1 when any text has a hit."""
+    """Print hits as 'line:start-end [category, article] term -> suggestion'; exit 1 when any text has a hit."""
     from recsys.promo.adlaw import category_label, check, lexicon_version
 
     if args.text is None and args.file is None:
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         hits = check(text)
         flagged += bool(hits)
         for hit in hits:
-            print(f"{number}:{hit.start}-{hit.end} [{category_label(hit.category)}] {hit.term} -> {hit.suggestion}")
+            print(f"{number}:{hit.start}-{hit.end} [{category_label(hit.category)}, {hit.article}] {hit.term} "
+                  f"-> {hit.suggestion}")
     print(f"lexicon {lexicon_version()}: {flagged} of {len(texts)} texts with hits")
     return 1 if flagged else 0
