@@ -589,6 +589,10 @@ class ReachForecaster:
 
     def forecast(self, product_ids: Sequence[str], overlay: Overlay | None = None) -> dict[str, Any]:
         """Day and week figures, per product and broken down by seller type and city tier."""
+        return self._forecast_placed(product_ids, overlay)[0]
+
+    def _forecast_placed(self, product_ids: Sequence[str], overlay: Overlay | None) -> tuple[dict[str, Any], pd.DataFrame]:
+        """`forecast` and the placements of the asked products it was summed from."""
         product_ids = [str(p) for p in product_ids]
         group_ids, scale = self._groups(product_ids, overlay)
         days = self.cfg.week_days
@@ -604,7 +608,7 @@ class ReachForecaster:
                 "by_product": [{"product_id": pid, **summarise(part[part["product_id"] == pid], self.cfg, scale)}
                                for pid in product_ids],
             }
-        return out
+        return out, mine
 
     def what_if(self, product_ids: Sequence[str], change: Change) -> dict[str, Any]:
         """The forecast before and after a change of price, commission rate or coupon on these products."""
@@ -616,6 +620,18 @@ class ReachForecaster:
         return {"change": {k: v for k, v in vars(change).items() if v is not None}, "rescored": rescored,
                 "base": base, "what_if": after}
 
+    def what_if_explained(self, product_ids: Sequence[str], change: Change) -> dict[str, Any]:
+        """`what_if` plus, per product, what moved its orders (`explain_change`)."""
+        product_ids = [str(p) for p in product_ids]
+        base, base_placed = self._forecast_placed(product_ids, None)
+        group_ids, scale = self._groups(product_ids, None)
+        overlay, rescored = change_overlay(self.source, product_ids, change, self.rescorer, group_ids)
+        after, after_placed = self._forecast_placed(product_ids, overlay)
+        explain = explain_change(self.source, product_ids, change, overlay, base_placed, after_placed, group_ids,
+                                 self.weights, self.rules, self.products, scale)
+        return {"change": {k: v for k, v in vars(change).items() if v is not None}, "rescored": rescored,
+                "base": base, "what_if": after, "explain": explain}
+
     def new_product(self, new: NewProduct, embedder: Any) -> dict[str, Any]:
         """Forecast for a product without history, through its title embedding and category."""
         if self.products is None:
@@ -624,6 +640,96 @@ class ReachForecaster:
         result = self.forecast([new.product_id], overlay)
         result["neighbours"] = near
         return result
+
+
+def _ratio(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    return np.maximum(np.asarray(new, dtype=float), 1e-12) / np.maximum(np.asarray(old, dtype=float), 1e-12)
+
+
+def explain_change(source: CandidateSource, product_ids: Sequence[str], change: Change, overlay: Overlay,
+                   base: pd.DataFrame, after: pd.DataFrame, group_ids: Sequence[str], weights: OpsWeights,
+                   rules: RuleConfig, products: pd.DataFrame | None = None, scale: float = 1.0) -> list[dict[str, Any]]:
+    """Per product, what a what-if moved and by how much, over the week of the forecast.
+
+    The change of expected orders splits exactly into two parts:
+
+        from_p_conv      Σ over the product's placements before the change of (new p_conv − old p_conv):
+                         the ranker's re-estimate, with the picks held fixed
+        from_placements  the rest: placements gained or lost when the blend and the rules re-make the picks
+
+    `p_conv` is the mean over every group holding the product (before → after), `blend_factor` the
+    geometric mean over those groups of the score ratio after/before under each group's weights (its
+    p_conv, commission-in-yuan and order-value factors; the rating does not change) and `parts` that
+    ratio's factors. `price_rule` is set when the new price moves more than `rules.max_price_change`
+    from the current one: the rules then keep the product out of the picks for `rules.price_window_days`
+    days after the change, which the week figures (the programme once the change has settled) leave out.
+    """
+    groups = source.groups.assign(group_id=source.groups["group_id"].astype(str)).set_index("group_id")
+    seller_type = groups["seller_type"].astype(str).to_dict() if "seller_type" in groups else {}
+    catalogue: dict[str, dict[str, Any]] = {}
+    if products is not None:
+        frame = products.assign(product_id=products["product_id"].astype(str)).drop_duplicates("product_id")
+        catalogue = frame.set_index("product_id").to_dict("index")
+    # Old and new p_conv and blend ratio of every (group, product) candidate the change touches.
+    pairs: dict[str, list[tuple[float, float, float, float, float]]] = {str(p): [] for p in product_ids}
+    for gid in group_ids:
+        cols = source.rows(gid)
+        pids = cols["product_id"].astype(str)
+        w = weights.for_seller_type(seller_type.get(gid, ""))
+        for j in np.flatnonzero(np.isin(pids, list(pairs))):
+            pid = pids[j]
+            new = overlay.changed.get(pid)
+            if new is None:
+                continue
+            p_old = float(cols["p_conv"][j])
+            p_new = overlay.rescored.get((gid, pid), p_old)
+            cy_old = float(cols["commission_yuan"][j]) if "commission_yuan" in cols else float(cols["price"][j]) * float(cols["commission_rate"][j])
+            ov_old = float(cols["order_value"][j]) if "order_value" in cols else float(cols["price"][j])
+            f_p = float(_ratio(p_new, p_old)) ** w.conversion
+            f_c = float(_ratio(new["commission_yuan"], cy_old)) ** w.earnings
+            f_v = float(_ratio(new["order_value"], ov_old)) ** w.order_value
+            pairs[pid].append((p_old, p_new, f_p, f_c, f_v))
+    out: list[dict[str, Any]] = []
+    for pid in map(str, product_ids):
+        b = base[base["product_id"] == pid] if len(base) else base
+        a = after[after["product_id"] == pid] if len(after) else after
+        orders_before = float(b["p_conv"].sum()) * scale if len(b) else 0.0
+        orders_after = float(a["p_conv"].sum()) * scale if len(a) else 0.0
+        from_p = 0.0
+        if len(b):
+            new_p = [overlay.rescored.get((str(g), pid), float(p)) for g, p in zip(b["group_id"], b["p_conv"])]
+            from_p = float(np.sum(np.asarray(new_p) - b["p_conv"].to_numpy(float))) * scale
+        rows = np.asarray(pairs.get(pid) or [], dtype=float).reshape(-1, 5)
+        geo = (lambda col: float(np.exp(np.mean(np.log(rows[:, col]))))) if len(rows) else (lambda col: 1.0)
+        item = catalogue.get(pid, {})
+        now = {"price": item.get("price"), "commission_rate": item.get("commission_rate"),
+               "coupon": float(item.get("coupon", 0.0) or 0.0) if item else None}
+        new = overlay.changed.get(pid) or {}
+        entry: dict[str, Any] = {
+            "product_id": pid,
+            "before": {k: (None if v is None else float(v)) for k, v in now.items()},
+            "after": {k: float(new[k]) for k in ("price", "commission_rate", "coupon") if k in new},
+            "orders": {"before": round(orders_before, 4), "after": round(orders_after, 4)},
+            "placements": {"before": int(round(len(b) * scale)), "after": int(round(len(a) * scale))},
+            "groups": {"before": int(round(b["group_id"].nunique() * scale)) if len(b) else 0,
+                       "after": int(round(a["group_id"].nunique() * scale)) if len(a) else 0},
+            "from_p_conv": round(from_p, 4),
+            "from_placements": round(orders_after - orders_before - from_p, 4),
+            "p_conv": {"before": round(float(rows[:, 0].mean()), 6) if len(rows) else None,
+                       "after": round(float(rows[:, 1].mean()), 6) if len(rows) else None},
+            "blend_factor": round(geo(2) * geo(3) * geo(4), 4),
+            "parts": {"p_conv": round(geo(2), 4), "commission_yuan": round(geo(3), 4), "order_value": round(geo(4), 4)},
+            "candidate_groups": int(len(rows)),
+            "price_rule": None,
+        }
+        old_price = now["price"]
+        if change.price is not None and old_price:
+            move = float(change.price) / float(old_price) - 1.0
+            if abs(move) > rules.max_price_change:
+                entry["price_rule"] = {"move": round(move, 4), "limit": rules.max_price_change,
+                                       "days": rules.price_window_days}
+        out.append(entry)
+    return out
 
 
 def brand_products(products: pd.DataFrame, brand: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Brand reach, what-if and ops preview endpoints, and the web console pages (included by `serving.app`).
+"""Brand reach, what-if and ops preview endpoints (included by `serving.app`; the console pages are in
+`serving.console_routes`).
 
 The reach answers come from `recsys.reach` on the artifact serving now and the ops weights in force;
 they are cached per (artifact version, weights, request) because a week of pick lists costs seconds.
@@ -10,12 +11,10 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from pathlib import Path as FilePath
 from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import FileResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recsys.config import BlendWeights, OpsWeights
 from recsys.preview import CURVE_WEIGHTS, EvaluationWindow, preview
@@ -33,9 +32,6 @@ from serving.app import ERRORS, PrincipalDep, ServicesDep, Services, _served
 from serving.problems import Problem
 from serving.routing import GuardedRoute, requires
 
-CONSOLE = FilePath(__file__).parent / "console"
-PAGES = {"ops": "ops.html", "brand": "brand.html"}
-STATIC = {"console.css": "text/css", "console.js": "text/javascript", "charts.js": "text/javascript"}
 
 router = APIRouter(route_class=GuardedRoute)
 
@@ -47,7 +43,13 @@ class WhatIf(BaseModel):
     product_ids: list[Annotated[str, Field(max_length=128)]] = Field(default_factory=list, max_length=500)
     price: float | None = Field(None, gt=0, le=1e6, description="New list price in yuan.")
     commission_rate: float | None = Field(None, ge=0, le=1, description="New commission rate (0–1).")
-    coupon: float | None = Field(None, ge=0, le=1e6, description="New coupon amount in yuan.")
+    coupon: float | None = Field(None, ge=0, le=1e6, description="New coupon amount in yuan (below the price).")
+
+    @model_validator(mode="after")
+    def _coupon_below_price(self) -> "WhatIf":
+        if self.price is not None and self.coupon is not None and self.coupon >= self.price:
+            raise ValueError("coupon must be below the price")
+        return self
 
 
 class NewProductRequest(BaseModel):
@@ -59,7 +61,13 @@ class NewProductRequest(BaseModel):
     category: str = Field(min_length=1, max_length=100)
     price: float = Field(gt=0, le=1e6)
     commission_rate: float = Field(ge=0, le=1)
-    coupon: float = Field(0.0, ge=0, le=1e6)
+    coupon: float = Field(0.0, ge=0, le=1e6, description="Coupon in yuan (below the price).")
+
+    @model_validator(mode="after")
+    def _coupon_below_price(self) -> "NewProductRequest":
+        if self.coupon >= self.price:
+            raise ValueError("coupon must be below the price")
+        return self
 
 
 class PreviewRequest(BaseModel):
@@ -150,6 +158,21 @@ def _titles(services: Services, ids: list[str]) -> dict[str, str]:
     return {pid: str((served.product(pid) or {}).get("title", "")) for pid in ids}
 
 
+def _check_coupon_below_price(services: Services, ids: list[str], change: Change) -> None:
+    """422 when the coupon would reach the price of a product (a coupon at or over the price gives it away)."""
+    if change.price is None and change.coupon is None:
+        return
+    served = _served(services)
+    for pid in ids:
+        row = served.product(pid) or {}
+        price = float(change.price if change.price is not None else row.get("price") or 0.0)
+        coupon = float(change.coupon if change.coupon is not None else row.get("coupon") or 0.0)
+        if price > 0 and coupon >= price:
+            field = "coupon" if change.coupon is not None else "price"
+            reason = f"coupon {coupon:g} must be below the price {price:g} of product {pid}"
+            raise Problem(422, f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
+
+
 BrandPath = Annotated[str, Path(min_length=1, max_length=128)]
 BRAND_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"description": "The brand has no product in the artifact."},
                                                  422: {"description": "A product is not of this brand."},
@@ -175,9 +198,11 @@ def brand_what_if(brand: BrandPath, body: WhatIf, principal: PrincipalDep, servi
     ids = _brand_ids(principal, services, brand, body.product_ids)
     change = Change(price=body.price, commission_rate=body.commission_rate, coupon=body.coupon)
     if change.is_empty():
-        raise Problem(422, "give at least one of price, commission_rate, coupon")
+        raise Problem(422, "give at least one of price, commission_rate, coupon",
+                      errors=[{"field": "body", "reason": "give at least one of price, commission_rate, coupon"}])
+    _check_coupon_below_price(services, ids, change)
     forecaster, tag = _forecaster(services)
-    result = _answers.get_or(f"whatif:{tag}:{brand}:{ids}:{change}", lambda: forecaster.what_if(ids, change))
+    result = _answers.get_or(f"whatif:{tag}:{brand}:{ids}:{change}", lambda: forecaster.what_if_explained(ids, change))
     return {"brand": brand, "artifact_version": _served(services).version, "titles": _titles(services, ids), **result}
 
 
@@ -215,28 +240,3 @@ def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: Service
 
     result = _answers.get_or("preview:" + key, compute)
     return {"artifact_version": served.version, "weights_fields": list(BlendWeights.model_fields), **result}
-
-
-# Console pages ---------------------------------------------------------------------------------
-
-
-@router.get("/console", include_in_schema=False)
-def console_root() -> RedirectResponse:
-    """The console starts on the ops page."""
-    return RedirectResponse("/console/ops")
-
-
-@router.get("/console/{page}", include_in_schema=False)
-def console_page(page: str) -> FileResponse:
-    """The ops or brand page (static HTML; the page calls the API with the key typed into it)."""
-    if page not in PAGES:
-        raise Problem(404, "no such page")
-    return FileResponse(CONSOLE / PAGES[page], media_type="text/html; charset=utf-8")
-
-
-@router.get("/console/static/{name}", include_in_schema=False)
-def console_static(name: str) -> FileResponse:
-    """The console's own CSS and JavaScript (nothing is loaded from elsewhere)."""
-    if name not in STATIC:
-        raise Problem(404, "no such file")
-    return FileResponse(CONSOLE / name, media_type=STATIC[name] + "; charset=utf-8")

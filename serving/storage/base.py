@@ -58,6 +58,17 @@ class AuditEntry:
     old: dict[str, Any]
     new: dict[str, Any]
     version: int
+    reason: str = ""
+    reverts: int | None = None  # the audit entry id this change undid, if it was a revert
+
+
+class VersionConflict(Exception):
+    """The weights moved since the client read them: it edited `expected`, the store holds `current`."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(f"the weights are at version {current}, not {expected}")
+        self.expected = expected
+        self.current = current
 
 
 @dataclass(frozen=True)
@@ -97,15 +108,26 @@ class Store(ABC):
         """The current weights, or None while nobody has changed the configured defaults."""
 
     @abstractmethod
-    def set_weights(self, new: dict[str, Any], actor: str, default: dict[str, Any]) -> AuditEntry:
+    def set_weights(self, new: dict[str, Any], actor: str, default: dict[str, Any], reason: str = "",
+                    expected_version: int | None = None, reverts: int | None = None) -> AuditEntry:
         """Replace the weights and append the change to the audit log in one transaction.
 
-        `default` is recorded as the old value when nothing was stored before.
+        `default` is recorded as the old value when nothing was stored before. With `expected_version`
+        (0 = nothing stored yet) the change is made only if the stored version is still that one, else
+        `VersionConflict` is raised and nothing is written (optimistic concurrency).
         """
 
     @abstractmethod
     def audit(self, limit: int = 100) -> list[AuditEntry]:
         """The latest weight changes, newest first."""
+
+    @abstractmethod
+    def audit_entry(self, entry_id: int) -> AuditEntry | None:
+        """One audit entry by its id, or None."""
+
+    @abstractmethod
+    def event_counts(self, table: EventTable, since: datetime) -> dict[date, int]:
+        """Events received at or after `since`, counted per day of receipt in Asia/Shanghai (UTC+8)."""
 
     # API keys --------------------------------------------------------------------------------
     @abstractmethod

@@ -100,6 +100,9 @@ class PostgresStore(SqlStore):
         with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
 
+    def _local_day_sql(self, column: str) -> str:
+        return f"to_char({column} AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD')"
+
     def _ts_param(self, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: timestamps must carry a timezone")

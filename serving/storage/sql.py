@@ -22,6 +22,7 @@ from serving.storage.base import (
     KeyRecord,
     StoredWeights,
     Store,
+    VersionConflict,
 )
 
 # Column -> abstract type; a backend maps abstract types to its own.
@@ -92,7 +93,8 @@ class SqlStore(Store):
             f"CREATE TABLE IF NOT EXISTS ops_weights (id INTEGER PRIMARY KEY, body {t['text']} NOT NULL, "
             f"version INTEGER NOT NULL, updated_at {t['ts']}, updated_by {t['text']} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS ops_weights_audit (id {t['serial']}, at {t['ts']} NOT NULL, "
-            f"actor {t['text']} NOT NULL, old {t['text']} NOT NULL, new {t['text']} NOT NULL, version INTEGER NOT NULL)",
+            f"actor {t['text']} NOT NULL, old {t['text']} NOT NULL, new {t['text']} NOT NULL, version INTEGER NOT NULL, "
+            f"reason {t['text']} NOT NULL DEFAULT '', reverts INTEGER)",
             f"CREATE TABLE IF NOT EXISTS api_keys (key_id {t['text']} PRIMARY KEY, key_hash {t['text']} NOT NULL UNIQUE, "
             f"role {t['text']} NOT NULL, seller_id {t['text']}, brand {t['text']}, name {t['text']} NOT NULL, "
             f"rate_per_minute INTEGER, created_at {t['ts']} NOT NULL, revoked_at {t['ts']})",
@@ -141,11 +143,20 @@ class SqlStore(Store):
             )
             cur.execute(f"DROP TABLE {name}_unscoped")
 
+    def _migrate_audit(self, cur: Cursor) -> None:
+        """Give an audit table of older versions its reason and reverts columns (old entries: no reason)."""
+        columns = self._columns(cur, "ops_weights_audit")
+        if "reason" not in columns:
+            cur.execute(f"ALTER TABLE ops_weights_audit ADD COLUMN reason {self.types['text']} NOT NULL DEFAULT ''")
+        if "reverts" not in columns:
+            cur.execute("ALTER TABLE ops_weights_audit ADD COLUMN reverts INTEGER")
+
     def init(self) -> None:
-        """Create the tables if they are missing, and re-key feedback tables of older versions (one transaction)."""
+        """Create the tables if they are missing, and bring tables of older versions up to date (one transaction)."""
         with self._transaction() as cur:
             for stmt in self._state_ddl():
                 cur.execute(stmt)
+            self._migrate_audit(cur)
             self._migrate_feedback(cur)
             for stmt in self._feedback_ddl():
                 cur.execute(stmt)
@@ -217,15 +228,19 @@ class SqlStore(Store):
             return None
         return StoredWeights(json.loads(row[0]), int(row[1]), self._ts_value(row[2]), row[3])
 
-    def set_weights(self, new: dict[str, Any], actor: str, default: dict[str, Any]) -> AuditEntry:
-        """Replace the weights and append an audit entry atomically."""
+    def set_weights(self, new: dict[str, Any], actor: str, default: dict[str, Any], reason: str = "",
+                    expected_version: int | None = None, reverts: int | None = None) -> AuditEntry:
+        """Replace the weights and append an audit entry atomically; VersionConflict if `expected_version` is stale."""
         now = utcnow()
         body = json.dumps(new, sort_keys=True, ensure_ascii=False)
         with self._transaction() as cur:
             self._lock_weights(cur)
             cur.execute(self._sql("SELECT body, version FROM ops_weights WHERE id = 1"))
             row = cur.fetchone()
-            old, version = (json.loads(row[0]), int(row[1]) + 1) if row else (default, 1)
+            current = int(row[1]) if row else 0
+            if expected_version is not None and expected_version != current:
+                raise VersionConflict(expected_version, current)
+            old, version = (json.loads(row[0]), current + 1) if row else (default, 1)
             cur.execute(
                 self._sql(
                     "INSERT INTO ops_weights (id, body, version, updated_at, updated_by) VALUES (1, ?, ?, ?, ?) "
@@ -235,21 +250,49 @@ class SqlStore(Store):
                 [body, version, self._ts_param(now), actor],
             )
             cur.execute(
-                self._sql("INSERT INTO ops_weights_audit (at, actor, old, new, version) VALUES (?, ?, ?, ?, ?) RETURNING id"),
-                [self._ts_param(now), actor, json.dumps(old, sort_keys=True, ensure_ascii=False), body, version],
+                self._sql("INSERT INTO ops_weights_audit (at, actor, old, new, version, reason, reverts) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                [self._ts_param(now), actor, json.dumps(old, sort_keys=True, ensure_ascii=False), body, version,
+                 reason, reverts],
             )
             entry_id = int(cur.fetchone()[0])
-        return AuditEntry(entry_id, now, actor, old, new, version)
+        return AuditEntry(entry_id, now, actor, old, new, version, reason, reverts)
+
+    _AUDIT_COLUMNS = "id, at, actor, old, new, version, reason, reverts"
+
+    def _audit_entry(self, r: Sequence[Any]) -> AuditEntry:
+        return AuditEntry(int(r[0]), self._ts_value(r[1]), r[2], json.loads(r[3]), json.loads(r[4]), int(r[5]),
+                          r[6] or "", None if r[7] is None else int(r[7]))
 
     def audit(self, limit: int = 100) -> list[AuditEntry]:
         """The latest weight changes, newest first."""
         with self._transaction() as cur:
-            cur.execute(
-                self._sql("SELECT id, at, actor, old, new, version FROM ops_weights_audit ORDER BY id DESC LIMIT ?"),
-                [int(limit)],
-            )
+            cur.execute(self._sql(f"SELECT {self._AUDIT_COLUMNS} FROM ops_weights_audit ORDER BY id DESC LIMIT ?"),
+                        [int(limit)])
             rows = cur.fetchall()
-        return [AuditEntry(int(r[0]), self._ts_value(r[1]), r[2], json.loads(r[3]), json.loads(r[4]), int(r[5])) for r in rows]
+        return [self._audit_entry(r) for r in rows]
+
+    def audit_entry(self, entry_id: int) -> AuditEntry | None:
+        """One audit entry by id, or None."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {self._AUDIT_COLUMNS} FROM ops_weights_audit WHERE id = ?"), [int(entry_id)])
+            row = cur.fetchone()
+        return None if row is None else self._audit_entry(row)
+
+    @abstractmethod
+    def _local_day_sql(self, column: str) -> str:
+        """SQL text of a timestamp column's day in UTC+8 as 'YYYY-MM-DD'."""
+
+    def event_counts(self, table: EventTable, since: datetime) -> dict[date, int]:
+        """Events received since `since`, counted per Asia/Shanghai day (the database groups them)."""
+        if table not in EVENT_COLUMNS:
+            raise ValueError(f"unknown feedback table {table!r}")
+        day = self._local_day_sql("received_at")
+        with self._transaction() as cur:
+            cur.execute(self._sql(f"SELECT {day} AS d, COUNT(*) FROM feedback_{table} WHERE received_at >= ? "
+                                  "GROUP BY d ORDER BY d"), [self._ts_param(since)])
+            rows = cur.fetchall()
+        return {date.fromisoformat(str(d)[:10]): int(n) for d, n in rows}
 
     # Keys ---------------------------------------------------------------------------------------
     def _key_record(self, row: Sequence[Any]) -> KeyRecord:

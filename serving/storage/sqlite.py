@@ -49,6 +49,10 @@ class SqliteStore(SqlStore):
         cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
         return cur.fetchone() is not None
 
+    def _local_day_sql(self, column: str) -> str:
+        # Asia/Shanghai has kept UTC+8 all year since 1991.
+        return f"substr(datetime({column}, '+8 hours'), 1, 10)"
+
     def _ts_param(self, value: datetime) -> str:
         # Fixed-width UTC text keeps lexicographic order equal to time order.
         if value.tzinfo is None:
