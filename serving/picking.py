@@ -44,12 +44,25 @@ def product_info(product_id: str, pick: dict[str, Any], catalogue: dict[str, Any
         return default
 
     rating = first("rating", None)
+    launched = first("launched_at", None)
+    # The pick carries the main category only (for diversity); the copy's product facts need the full path.
+    category = _text(catalogue.get("category")) or _text(pick.get("category"))
     return ProductInfo(
-        product_id=product_id, title=_text(first("title", product_id)), category=_text(first("category", "")),
+        product_id=product_id, title=_text(first("title", product_id)), category=category,
         brand=_text(first("brand", "")), price=float(first("price", 0.0)), coupon=float(first("coupon", 0.0)),
         rating=None if rating is None else float(rating), review_count=int(first("review_count", 0)),
-        presale=bool(first("presale", False)),
+        presale=bool(first("presale", False)), launched_at=_day(launched),
     )
+
+
+def _day(value: Any) -> date | None:
+    """A launch timestamp as a date (None when absent or unreadable)."""
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
 
 
 def dumps(payload: Any) -> bytes:
@@ -102,6 +115,16 @@ class PicksService:
         body = self.cached(key)
         return body if body is not None else self.build(served, group_id, day, k, weights, key)
 
+    def seller_day_history(self, served: Served, group_id: str, day: date) -> list[tuple[str, str, date]]:
+        """The copies the seller's other groups received on `day`, so that her day reads varied across groups.
+
+        They count towards the day's variety only; the no-repeat rule stays per group (render.py).
+        """
+        seller = served.group_seller(group_id)
+        others = [g for g in served.seller_groups.get(seller or "", []) if g != group_id]
+        end = day + timedelta(days=1)
+        return [(other, template_id, when) for other in others for template_id, when in self.store.copy_history(other, day, end)]
+
     def render(self, served: Served, group_id: str, day: date, k: int, weights: OpsWeights) -> dict[str, Any]:
         """Blend, rank and write copy for one group (no cache); records the templates used in the copy history."""
         artifact = served.artifact
@@ -111,6 +134,7 @@ class PicksService:
         picks, cold = pick_for_group(artifact, group_id, weights, self.rules, k)
         start = day - timedelta(days=self.copy_cfg.no_repeat_template_days)
         history = [(group_id, template_id, when) for template_id, when in self.store.copy_history(group_id, start, day)]
+        history += self.seller_day_history(served, group_id, day)
         out: list[dict[str, Any]] = []
         used: list[str] = []
         for row in picks.to_dict("records"):

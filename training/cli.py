@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "keys": "training.commands.keys",
     "feedback": "training.commands.feedback",
     "copy-check": "training.commands.copycheck",
+    "copy": "training.commands.copy",
     "train": "training.commands.train",
 }
 

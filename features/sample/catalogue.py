@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.lexicon import CATEGORIES
+from features.lexicon import BRAND_WORDS, CATEGORIES, SUB_PRICE_RANGES
 
 # Dimensions of the latent taste space shared by groups (u) and products (v).
 FACTORS = 8
@@ -104,11 +104,18 @@ def build_catalogue(rng: np.random.Generator, n: int, days: int) -> Catalogue:
             w_i = np.minimum((u_word[idx] * len(words)).astype(np.int64), len(words) - 1)
             word[idx] = words[w_i]
             if len(words) > 1:
+                # The stuffed-in word is the same word's synonym or nothing: a sibling product word
+                # (空调 … 洗衣机, 钢化膜 … 老人机) would make the title name two products.
                 x_i = (w_i + 1 + (u_word2[idx] * (len(words) - 1)).astype(np.int64)) % len(words)
-                extra[idx] = np.where(second_word[idx], words[x_i], "")
+                extra[idx] = np.where(second_word[idx] & (words[x_i] == words[w_i]), words[x_i], "")
             weights = np.array([brand_pop[b] for b in part.brands])
             b_i = np.minimum(np.searchsorted(np.cumsum(weights) / weights.sum(), u_brand[idx]), len(weights) - 1)
             brand[idx] = np.where(unbranded[idx], "", np.array(part.brands, dtype=object)[b_i])
+            # A brand that makes only some of the words sells one of those (格力 makes no washing machine).
+            for j in idx:
+                allowed = [w for w in BRAND_WORDS.get(brand[j], ()) if w in part.words]
+                if allowed and word[j] not in allowed:
+                    word[j] = allowed[min(int(u_word[j] * len(allowed)), len(allowed) - 1)]
             sizes = np.array(part.specs, dtype=object)
             size[idx] = sizes[np.minimum((u_spec[idx] * len(sizes)).astype(np.int64), len(sizes) - 1)]
             order = np.argsort(attr_keys[idx, : len(part.attributes)], axis=1)[:, :4]
@@ -137,8 +144,10 @@ def build_catalogue(rng: np.random.Generator, n: int, days: int) -> Catalogue:
     bvec = np.array([brand_vec.get(b, np.zeros(FACTORS)) for b in brands]).reshape(n, FACTORS)
     bpop = np.array([brand_pop.get(b, 0.3) for b in brands])
 
-    lo = np.array([s.price_range[0] for s in specs])[cat]
-    hi = np.array([s.price_range[1] for s in specs])[cat]
+    # A subcategory with its own range (a phone film is not a phone) is priced within it.
+    sub_range = [SUB_PRICE_RANGES.get(p) for p in path.tolist()]
+    lo = np.array([r[0] if r else specs[c].price_range[0] for r, c in zip(sub_range, cat)])
+    hi = np.array([r[1] if r else specs[c].price_range[1] for r, c in zip(sub_range, cat)])
     spread = (np.log(hi) - np.log(lo)) / 6
     log_mid = (np.log(lo) + np.log(hi)) / 2
     log_price = np.clip(log_mid + spread * (levels + rng.normal(0.0, 0.8, n)), np.log(lo), np.log(hi))
