@@ -219,6 +219,12 @@ class ServiceSettings(_Section):
     artifact_poll_seconds: float = Field(30.0, ge=0, le=86400, description="Look for a newer artifact this often; 0 turns the file watch off.")
     picks_cache_seconds: int = Field(86400, ge=0, le=30 * 86400, description="Lifetime of cached rendered picks; 0 disables the cache.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `quanxuan serve`.")
+    heavy_workers: int = Field(1, ge=0, le=64, description="Processes (per serving worker) computing brand reach, "
+                               "what-if, new-product and ops preview answers off the picks path; 0 computes them in the "
+                               "serving process's thread pool.")
+    heavy_per_key: int = Field(1, ge=1, le=64, description="Heavy requests one key may have in flight; more get 429 busy.")
+    heavy_queue: int = Field(4, ge=0, le=1000, description="Heavy requests waiting beyond those running; more get 429 busy.")
+    heavy_timeout_seconds: float = Field(300.0, gt=0, le=3600, description="A heavy request longer than this answers 503.")
 
 
 class ClusterConfig(_Section):

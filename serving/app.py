@@ -33,6 +33,7 @@ from recsys.promo import adlaw
 from serving import auth, schemas
 from serving.artifacts import ArtifactHolder, Served
 from serving.feedback import check_events
+from serving.heavy import HeavyPool
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.picking import PicksService, dumps
@@ -68,6 +69,7 @@ class Services:
     limiter: auth.RateLimiter
     weights: WeightsSource
     picks: PicksService
+    heavy: HeavyPool
     owned: list[Any] = field(default_factory=list)  # backends this app opened and must close
 
 
@@ -99,6 +101,7 @@ def build_services(config: Config, store: Store | None = None, cache: Cache | No
         limiter=auth.RateLimiter(cache, s.rate_limit_per_minute),
         weights=WeightsSource(store, config.weights, s.state_refresh_seconds),
         picks=PicksService(store, cache, config.rules, config.copy_, s.picks_cache_seconds, metrics),
+        heavy=HeavyPool(s.heavy_workers, s.heavy_per_key, s.heavy_queue, s.heavy_timeout_seconds),
         owned=owned,
     )
 
@@ -210,6 +213,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
             yield
         finally:
             services.holder.stop_watch()
+            services.heavy.close()
             services.metrics.process_exiting()
             for backend in services.owned:
                 backend.close()

@@ -1,33 +1,25 @@
 """Brand reach, what-if and ops preview endpoints (included by `serving.app`; the console pages are in
 `serving.console_routes`).
 
-The reach answers come from `recsys.reach` on the artifact serving now and the ops weights in force;
-they are cached per (artifact version, weights, request) because a week of pick lists costs seconds.
+The reach answers come from `recsys.reach` on the artifact serving now and the ops weights in force; they take
+seconds, so `serving.heavy` computes them in worker processes under per-key caps and caches them per (artifact
+version, weights, request).
 A brand key reads only its own brand; ops and admin keys read any brand.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import threading
-from collections import OrderedDict
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recsys.config import BlendWeights, OpsWeights
-from recsys.preview import CURVE_WEIGHTS, EvaluationWindow, preview
-from recsys.reach import (
-    ArtifactCandidates,
-    Change,
-    NewProduct,
-    RankerRescorer,
-    ReachForecaster,
-    Rescorer,
-    brand_products,
-)
-from serving import auth
+from recsys.preview import CURVE_WEIGHTS
+from recsys.reach import Change, NewProduct, brand_products
+from serving import auth, heavy
 from serving.app import ERRORS, PrincipalDep, ServicesDep, Services, _served
 from serving.problems import Problem
 from serving.routing import GuardedRoute, requires
@@ -79,64 +71,19 @@ class PreviewRequest(BaseModel):
     curve_values: list[Annotated[float, Field(ge=0, le=10)]] | None = Field(None, min_length=2, max_length=41)
 
 
-class _Lru:
-    """A small thread-safe LRU of computed answers."""
-
-    def __init__(self, size: int = 128) -> None:
-        self.size = size
-        self._items: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get_or(self, key: str, compute: Callable[[], Any]) -> Any:
-        """The cached value of key, computing and storing it on a miss."""
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = compute()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return value
-
-
-_answers = _Lru()
-_rescorers: dict[str, Rescorer | None] = {}
-_windows: dict[str, EvaluationWindow | None] = {}
-
-
-def load_window(artifact: Any) -> EvaluationWindow | None:
-    """The artifact's last evaluation window (evaluation_candidates, evaluation_window tables), else None; one per artifact."""
-    key = str(artifact.path)
-    if key not in _windows:
-        _windows[key] = EvaluationWindow.from_artifact(artifact)
-    return _windows[key]
-
-
-def load_rescorer(artifact: Any) -> Rescorer | None:
-    """The ranker rescorer of an artifact (models/ranker.* and candidate_features.parquet), else None; one per artifact."""
-    key = str(artifact.path)
-    if key not in _rescorers:
-        # The files were checked against the manifest's sha256 when the artifact was loaded.
-        _rescorers[key] = RankerRescorer.from_artifact(artifact)
-    return _rescorers[key]
-
-
 def _weights_in_force(services: Services) -> OpsWeights:
     value = services.weights.current()
     # A snapshot object (weights, stored, hashes) or, in older services, a (weights, stored) pair.
     return value.weights if hasattr(value, "weights") else value[0]
 
 
-def _forecaster(services: Services) -> tuple[ReachForecaster, str]:
+def _task_inputs(services: Services) -> tuple[list[Any], str]:
+    """What every heavy task starts from (artifact path, weights in force, rules, reach settings) and its cache tag."""
     served = _served(services)
-    weights = _weights_in_force(services)
-    art = served.artifact
-    forecaster = ReachForecaster(ArtifactCandidates(art), weights, services.config.rules, services.config.reach,
-                                 art.products, load_rescorer(art))
-    tag = f"{served.version}:{json.dumps(weights.model_dump(mode='json'), sort_keys=True)}"
-    return forecaster, tag
+    weights = _weights_in_force(services).model_dump(mode="json")
+    inputs = [str(served.artifact.path), weights, services.config.rules.model_dump(mode="json"),
+              services.config.reach.model_dump(mode="json")]
+    return inputs, f"{served.version}:{json.dumps(weights, sort_keys=True)}"
 
 
 def _brand_ids(principal: auth.Principal, services: Services, brand: str, wanted: list[str]) -> list[str]:
@@ -181,19 +128,19 @@ BRAND_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"description": 
 
 @router.get("/v1/brands/{brand}/reach", tags=["brands"], responses=BRAND_ERRORS)
 @requires("brand:read")
-def brand_reach(brand: BrandPath, principal: PrincipalDep, services: ServicesDep,
-                product_id: Annotated[list[str], Query(max_length=500)] = []) -> dict[str, Any]:  # noqa: B006 - FastAPI reads it
+async def brand_reach(brand: BrandPath, principal: PrincipalDep, services: ServicesDep,
+                      product_id: Annotated[list[str], Query(max_length=500)] = []) -> dict[str, Any]:  # noqa: B006 - FastAPI reads it
     """Groups, members, orders, GMV and commission the brand's products get from the programme (day and week,
     80 % intervals, by seller type and city tier); `product_id` narrows to some of its products."""
     ids = _brand_ids(principal, services, brand, product_id)
-    forecaster, tag = _forecaster(services)
-    result = _answers.get_or(f"reach:{tag}:{brand}:{ids}", lambda: forecaster.forecast(ids))
+    inputs, tag = _task_inputs(services)
+    result = await services.heavy.run(principal.key_id, f"reach:{tag}:{brand}:{ids}", heavy.reach_task, *inputs, ids)
     return {"brand": brand, "artifact_version": _served(services).version, "titles": _titles(services, ids), **result}
 
 
 @router.post("/v1/brands/{brand}/reach/what-if", tags=["brands"], responses=BRAND_ERRORS)
 @requires("brand:read")
-def brand_what_if(brand: BrandPath, body: WhatIf, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+async def brand_what_if(brand: BrandPath, body: WhatIf, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
     """The reach forecast before and after a new price, commission rate or coupon, re-scored and re-picked."""
     ids = _brand_ids(principal, services, brand, body.product_ids)
     change = Change(price=body.price, commission_rate=body.commission_rate, coupon=body.coupon)
@@ -201,31 +148,30 @@ def brand_what_if(brand: BrandPath, body: WhatIf, principal: PrincipalDep, servi
         raise Problem(422, "give at least one of price, commission_rate, coupon",
                       errors=[{"field": "body", "reason": "give at least one of price, commission_rate, coupon"}])
     _check_coupon_below_price(services, ids, change)
-    forecaster, tag = _forecaster(services)
-    result = _answers.get_or(f"whatif:{tag}:{brand}:{ids}:{change}", lambda: forecaster.what_if_explained(ids, change))
+    inputs, tag = _task_inputs(services)
+    result = await services.heavy.run(principal.key_id, f"whatif:{tag}:{brand}:{ids}:{change}", heavy.what_if_task,
+                                      *inputs, ids, dataclasses.asdict(change))
     return {"brand": brand, "artifact_version": _served(services).version, "titles": _titles(services, ids), **result}
 
 
 @router.post("/v1/brands/{brand}/reach/new-product", tags=["brands"], responses=BRAND_ERRORS)
 @requires("brand:read")
-def brand_new_product(brand: BrandPath, body: NewProductRequest, principal: PrincipalDep,
-                      services: ServicesDep) -> dict[str, Any]:
+async def brand_new_product(brand: BrandPath, body: NewProductRequest, principal: PrincipalDep,
+                            services: ServicesDep) -> dict[str, Any]:
     """Forecast for a product nobody has bought yet, placed where its nearest products by title embedding sit."""
     if not auth.may_read_brand(principal, brand):
         raise Problem(403, "a brand key reads only its own brand")
-    from features.embeddings import get_embedder
-
-    forecaster, tag = _forecaster(services)
+    inputs, tag = _task_inputs(services)
     new = NewProduct(body.product_id, body.title, body.category, body.price, body.commission_rate, brand, body.coupon)
-    result = _answers.get_or(f"new:{tag}:{brand}:{new}",
-                             lambda: forecaster.new_product(new, get_embedder(services.config.features)))
+    result = await services.heavy.run(principal.key_id, f"new:{tag}:{brand}:{new}", heavy.new_product_task, *inputs,
+                                      dataclasses.asdict(new), services.config.features.model_dump(mode="json"))
     return {"brand": brand, "artifact_version": _served(services).version, **result}
 
 
 @router.post("/v1/ops/preview", tags=["ops"], responses={**ERRORS, 422: {"description": "Unknown curve weight."},
                                                           503: {"description": "No artifact loaded."}})
 @requires("weights:read")
-def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+async def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
     """Replay the artifact's candidates with proposed weights beside the current ones, plus a conversion–earnings curve;
     `window` replays the last evaluation window with realised orders and commission (null when the artifact lacks it)."""
     if body.curve_weight not in CURVE_WEIGHTS:
@@ -233,10 +179,8 @@ def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: Service
     served = _served(services)
     current = _weights_in_force(services)
     key = json.dumps([served.version, current.model_dump(mode="json"), body.model_dump(mode="json")], sort_keys=True)
-
-    def compute() -> dict[str, Any]:
-        return preview(ArtifactCandidates(served.artifact), current, body.weights, services.config.rules,
-                       services.config.reach, body.curve_weight, body.curve_values, load_window(served.artifact))
-
-    result = _answers.get_or("preview:" + key, compute)
+    result = await services.heavy.run(principal.key_id, "preview:" + key, heavy.preview_task, str(served.artifact.path),
+                                      current.model_dump(mode="json"), body.weights.model_dump(mode="json"),
+                                      services.config.rules.model_dump(mode="json"),
+                                      services.config.reach.model_dump(mode="json"), body.curve_weight, body.curve_values)
     return {"artifact_version": served.version, "weights_fields": list(BlendWeights.model_fields), **result}
