@@ -219,6 +219,8 @@ class ServiceSettings(_Section):
     artifact_poll_seconds: float = Field(30.0, ge=0, le=86400, description="Look for a newer artifact this often; 0 turns the file watch off.")
     picks_cache_seconds: int = Field(86400, ge=0, le=30 * 86400, description="Lifetime of cached rendered picks; 0 disables the cache.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `quanxuan serve`.")
+    prepare_picks: bool = Field(True, description="Render today's picks of every group in the background once per "
+                                "artifact, day and weights version, so the first request of a group's day is a cache read.")
     heavy_workers: int = Field(1, ge=0, le=64, description="Processes (per serving worker) computing brand reach, "
                                "what-if, new-product and ops preview answers off the picks path; 0 computes them in the "
                                "serving process's thread pool.")

@@ -34,6 +34,7 @@ from serving import auth, schemas
 from serving.artifacts import ArtifactHolder, Served
 from serving.feedback import check_events
 from serving.heavy import HeavyPool
+from serving.warming import PicksWarmer
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.picking import PicksService, dumps
@@ -70,6 +71,7 @@ class Services:
     weights: WeightsSource
     picks: PicksService
     heavy: HeavyPool
+    warmer: PicksWarmer
     owned: list[Any] = field(default_factory=list)  # backends this app opened and must close
 
 
@@ -95,12 +97,15 @@ def build_services(config: Config, store: Store | None = None, cache: Cache | No
     holder.on_refuse = lambda reason: metrics.reloads.labels("refused").inc()
     if holder.current is not None:
         metrics.artifact_swapped(holder.current.version)
+    picks = PicksService(store, cache, config.rules, config.copy_, s.picks_cache_seconds, metrics)
+    weights = WeightsSource(store, config.weights, s.state_refresh_seconds)
     return Services(
         config=config, store=store, cache=cache, holder=holder, metrics=metrics,
         keys=auth.KeyResolver(store, pepper, s.state_refresh_seconds),
         limiter=auth.RateLimiter(cache, s.rate_limit_per_minute),
-        weights=WeightsSource(store, config.weights, s.state_refresh_seconds),
-        picks=PicksService(store, cache, config.rules, config.copy_, s.picks_cache_seconds, metrics),
+        weights=weights,
+        picks=picks,
+        warmer=PicksWarmer(holder, weights, picks, config.rules.top_k, _today),
         heavy=HeavyPool(s.heavy_workers, s.heavy_per_key, s.heavy_queue, s.heavy_timeout_seconds),
         owned=owned,
     )
@@ -209,10 +214,13 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
             services.holder.load_initial()
         if watch:
             services.holder.start_watch(settings.artifact_poll_seconds)
+        if settings.prepare_picks:
+            services.warmer.start()
         try:
             yield
         finally:
             services.holder.stop_watch()
+            services.warmer.stop()
             services.heavy.close()
             services.metrics.process_exiting()
             for backend in services.owned:

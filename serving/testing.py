@@ -130,7 +130,9 @@ def service_config(tmp_path: Path, **service: object):
     from recsys.config import Config, ServiceSettings
 
     settings = {"artifact_dir": str(tmp_path / "artifacts"), "db_url": f"sqlite:///{tmp_path / 'state.sqlite3'}",
-                "key_pepper": PEPPER, "state_refresh_seconds": 0, "artifact_poll_seconds": 0, **service}
+                "key_pepper": PEPPER, "state_refresh_seconds": 0, "artifact_poll_seconds": 0,
+                # Tests render picks when they ask for them; tests/test_serving_warming.py runs the warmer.
+                "prepare_picks": False, **service}
     return Config(service=ServiceSettings.model_validate(settings))
 
 
