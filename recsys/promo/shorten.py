@@ -114,6 +114,29 @@ def _drop_model_numbers(tokens: list[_Token]) -> None:
                     tok.kind = "noise"
 
 
+_COMPATIBLE_AFTER = frozenset({"通用", "适用", "专用", "兼容", "适配", "可用", "款通用"})
+_COMPATIBLE_BEFORE = frozenset({"适用", "适用于", "兼容", "适配", "for", "适合", "用于", "专用"})
+
+
+def _drop_compatible_brands(tokens: list[_Token]) -> None:
+    # 三星苹果通用 or 适用华为: the brand names what the product fits, not who made it, so it is no
+    # brand and no word of the short title. A run of brands (三星 苹果) before 通用 all go.
+    for i, tok in enumerate(tokens):
+        if tok.key in _COMPATIBLE_AFTER | _COMPATIBLE_BEFORE:
+            tok.kind = "noise"  # 适用 / 通用 never belong in a short title either
+        if tok.key in _COMPATIBLE_AFTER:
+            j = i - 1
+            while j >= 0 and (tokens[j].kind in {"brand", "latin", "other"} and tokens[j].key in vocabulary().brands
+                              or tokens[j].kind == "brand"):
+                tokens[j].kind = "noise"
+                j -= 1
+        if tok.key in _COMPATIBLE_BEFORE:
+            j = i + 1
+            while j < len(tokens) and (tokens[j].kind == "brand" or tokens[j].key in vocabulary().brands):
+                tokens[j].kind = "noise"
+                j += 1
+
+
 def _merge_heads(tokens: list[_Token]) -> list[_Token]:
     # jieba splits unfamiliar compounds (亲子/鞋): a one-character product head glued to the word
     # before it makes the product word (亲子鞋).
@@ -207,6 +230,7 @@ def _tokens(title: str, brand: str | None) -> list[_Token]:
     for tok in tokens:
         tok.text = source[tok.start : tok.end]
     _drop_model_numbers(tokens)
+    _drop_compatible_brands(tokens)
     # Advertising-law terms in the title (顶级, 特供 …) must never reach the short title.
     bad = [(h.start, h.end) for h in check(text)]
     for tok in tokens:
