@@ -28,7 +28,7 @@ from serving.problems import Problem
 
 RETRY_AFTER_SECONDS = 5
 # Lower than the serving process: on a shared machine the picks path gets the CPU first.
-WORKER_NICENESS = 10
+WORKER_NICENESS = 19
 
 
 class AnswerCache:

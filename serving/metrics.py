@@ -45,6 +45,10 @@ class Metrics:
         # Looked up once: the hit counter is touched on every picks request.
         self.picks_hit = self.picks_cache.labels("hit")
         self.picks_miss = self.picks_cache.labels("miss")
+        self.picks_prepared = Counter("quanxuan_picks_prepared", "Groups whose picks of the day were rendered ahead.",
+                                      registry=self.registry)
+        self.picks_ready = Gauge("quanxuan_picks_prepared_ready", "1 once today's picks are prepared for the artifact "
+                                 "and weights in force.", registry=self.registry, multiprocess_mode="livemin")
         self.feedback = Counter("quanxuan_feedback_events", "Feedback events by table and outcome.", ["table", "outcome"],
                                 registry=self.registry)
 

@@ -96,6 +96,16 @@ class PicksService:
             (self.metrics.picks_miss if body is None else self.metrics.picks_hit).inc()
         return body
 
+    def cached_many(self, keys: list[str]) -> list[bytes | None]:
+        """Cached answers of several keys (None where absent), each counted as a hit or a miss."""
+        return [self.cached(key) for key in keys]
+
+    def complete(self, served: Served, group_ids: list[str], day: date, k: int, weights: WeightsSnapshot,
+                 keys: list[str], parts: list[bytes | None]) -> list[bytes]:
+        """Render the missing answers of a seller's groups, in her groups' order (each sees the copies before it)."""
+        return [part if part is not None else self.build(served, g, day, k, weights, key)
+                for g, key, part in zip(group_ids, keys, parts)]
+
     def limited_lookup(self, limiter: RateLimiter, principal: Principal, key: str) -> tuple[float, bytes | None]:
         """Take the caller's rate-limit token, then look the answer up: (wait seconds, cached answer or None)."""
         wait, body = self.cache.take_token_and_get(principal.key_id, *limiter.bucket(principal), key)
@@ -108,12 +118,6 @@ class PicksService:
         body = dumps(self.render(served, group_id, day, k, weights.weights))
         self.cache.set(key, body, self.cache_seconds)
         return body
-
-    def group_json(self, served: Served, group_id: str, day: date, k: int, weights: WeightsSnapshot) -> bytes:
-        """The group's picks as JSON bytes, from the cache when the same answer was rendered before."""
-        key = self.cache_key(served, group_id, day, k, weights)
-        body = self.cached(key)
-        return body if body is not None else self.build(served, group_id, day, k, weights, key)
 
     def seller_day_history(self, served: Served, group_id: str, day: date) -> list[tuple[str, str, date]]:
         """The copies the seller's other groups received on `day`, so that her day reads varied across groups.

@@ -24,12 +24,13 @@ class PicksWarmer:
     """Prepares the picks of every group for the current (artifact, day, weights) in a daemon thread."""
 
     def __init__(self, holder: Any, weights: Any, picks: Any, top_k: int, today: Callable[[], date],
-                 poll_seconds: float = 5.0, pause_seconds: float = 0.0) -> None:
+                 metrics: Any = None, poll_seconds: float = 5.0, pause_seconds: float = 0.0) -> None:
         self.holder = holder
         self.weights = weights
         self.picks = picks
         self.top_k = top_k
         self.today = today
+        self.metrics = metrics
         self.poll_seconds = poll_seconds
         # A pause between groups hands the GIL to request threads: the picks path comes first.
         self.pause_seconds = pause_seconds
@@ -54,6 +55,8 @@ class PicksWarmer:
         if state is None or state[0] == self.done_for:
             return 0
         tag, served, day, snapshot = state
+        if self.metrics is not None:
+            self.metrics.picks_ready.set(0)
         rendered = 0
         for seller in sorted(served.seller_groups):
             for group_id in served.seller_groups[seller]:
@@ -64,12 +67,16 @@ class PicksWarmer:
                     self.picks.build(served, group_id, day, self.top_k, snapshot, key)
                     rendered += 1
                     self.prepared += 1
+                    if self.metrics is not None:
+                        self.metrics.picks_prepared.inc()
                     if self.pause_seconds:
                         time.sleep(self.pause_seconds)
             current = self._state()
             if current is None or current[0] != tag:
                 return rendered  # the artifact, day or weights moved: start over for the new state
         self.done_for = tag
+        if self.metrics is not None:
+            self.metrics.picks_ready.set(1)
         log.info("prepared picks of %d groups for %s", rendered, tag)
         return rendered
 
