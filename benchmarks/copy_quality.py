@@ -373,17 +373,27 @@ def short_title_defects(short: str, truth: Truth) -> list[str]:
     if len(s) < 2:
         return ["short: empty"]
     heads = [normalised(p) for p in truth.products if len(normalised(p)) >= 2]
-    if heads and not any(h in s or s.endswith(h[-2:]) for h in heads):
+    # A product word is kept when two or more characters of a tagged one are (西装 of 西装套装); it
+    # heads the short title when the title ends on such a piece.
+    pieces = {h[i:j] for h in heads for i in range(len(h)) for j in range(i + 2, len(h) + 1)}
+    if heads and not any(p in s for p in pieces):
         out.append("short: no product word")
-    elif heads and not any(s.endswith(h[-2:]) or s.endswith(h) for h in heads):
+    elif heads and not any(s.endswith(p) for p in pieces):
         out.append("short: head is not what is sold")
     for b in truth.brands:
         nb = normalised(b)
         if nb and nb in s:
             at = title.find(b.lower())
-            after = title[at + len(b): at + len(b) + 6] if at >= 0 else ""
+            after = title[at + len(b): at + len(b) + 8] if at >= 0 else ""
             before = title[max(0, at - 3): at] if at >= 0 else ""
-            if _COMPATIBLE.search(after) or _COMPATIBLE.search(before) or "for" in before:
+            # The brand names what the product fits when a marker follows it (after other brands, 三星苹果通用)
+            # or comes right before it (适用华为).
+            others = sorted((o.lower() for o in truth.brands if o != b), key=len, reverse=True)
+            stripped = after.lstrip(" ,/")
+            for o in others:
+                if stripped.startswith(o):
+                    stripped = stripped[len(o):].lstrip(" ,/")
+            if _COMPATIBLE.match(stripped) or re.search(r"(适用|兼容|适配|for|用于)\s*$", before):
                 out.append("short: compatible-with brand")
     if any(w in short for w in _SHOP_WORDS):
         out.append("short: shop words")

@@ -289,7 +289,9 @@ def _anchor(tokens: list[_Token]) -> _Token | None:
     # product word, glued on with at most a couple of modifiers between, is the head.
     for _ in range(3):
         head = _later_head(tokens, anchor)
-        if head is None:
+        # The later word is only the head when it is as credible: a listed word does not give way to a
+        # guessed one (笔记本电脑 有线, 熨斗 烫衣服), nor the title's repeated head to a one-off (…板 塑料).
+        if head is None or (anchor.known and not head.known) or heads[head.key[-1]] < heads.get(anchor.key[-1], 0):
             break
         if head.index == anchor.index + 1 and head.key[-1] == anchor.key[-1]:
             anchor.kind = "noise"  # 背包 双肩包: the same head twice is keyword stuffing
@@ -300,7 +302,8 @@ def _anchor(tokens: list[_Token]) -> _Token | None:
 def _later_head(tokens: list[_Token], anchor: _Token) -> _Token | None:
     end = anchor.end
     for tok in tokens[anchor.index + 1 : anchor.index + 1 + _HEAD_REACH]:
-        if tok.start != end or tok.kind in {"noise", "brand"}:
+        # A verb between them (熨斗 烫 衣服) ends the noun phrase.
+        if tok.start != end or tok.kind in {"noise", "brand"} or (tok.kind != "product" and tok.flag == "v"):
             return None
         if tok.kind == "product":
             return tok
