@@ -155,8 +155,12 @@ def main() -> None:
     if not args.skip_beibei and BEIBEI.exists():
         t0 = time.perf_counter()
         train, test, note = beibei_folders(out / "data", args.beibei_groups or None, args.seed)
-        result = evaluate(train, test, "Beibei group buys", out / "beibei", options)
-        printed.append(summary(result, note, time.perf_counter() - t0))
+        try:
+            result = evaluate(train, test, "Beibei group buys", out / "beibei", options)
+            printed.append(summary(result, note, time.perf_counter() - t0))
+        except ValueError as err:
+            # tune.txt holds one launch per initiator: a holdout validation leaves no initiator a purchase history.
+            printed.append(f"== Beibei group buys: {note}; not evaluated: {err}")
         print(printed[-1], flush=True)
     if args.sample:
         t0 = time.perf_counter()
