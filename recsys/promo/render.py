@@ -226,7 +226,16 @@ def _ordered(fitting: _Parts, seed: int, recent: _Recent) -> list[Part]:
 @lru_cache(maxsize=100_000)
 def _title_parts(title: str, brand: str, short_chars: int, max_points: int) -> tuple[str, tuple[str, ...]]:
     short = short_title(title, brand or None, short_chars)
-    return short, selling_points(title, brand or None, short, max_points)
+    points = selling_points(title, brand or None, short, max_points)
+    if not points and max_points > 0:
+        # Every attribute went into the short title: move one out, so that the copy says what is
+        # special about the product beside what it is (天然红亚光圆珠手串 -> 红亚光圆珠手串, 天然).
+        head = head_word(title, brand or None)
+        for word in selling_points(title, brand or None, "", 1):
+            rest = short.replace(word, "", 1)
+            if word in short and len(rest) >= 2 and head and rest.lower().endswith(head[-2:]) and not short.startswith(word * 2):
+                return rest, (word,)
+    return short, points
 
 
 def benefit_line(title: str, brand: str, facts: ProductFacts, product_id: str) -> str:
