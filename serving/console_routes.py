@@ -5,7 +5,7 @@
 - `GET /v1/console/status` — artifact age and data window, the last run's headline metrics beside its
   baselines, feedback received per day, the weights version;
 - `GET /v1/console/groups` — the groups a key may open in the group view (a seller: her own);
-- `POST /v1/ops/weights/audit/{entry_id}/revert` — put back the weights an audit entry replaced.
+- `POST /v1/ops/weights/audit/{entry_id}/revert` — take back one audit entry's change.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.schema import SELLER_TYPES
 from recsys.config import BlendWeights, OpsWeights
-from serving import schemas
+from serving import auth, schemas
 from serving.app import ERRORS, TZ, PrincipalDep, Services, ServicesDep, _served, _today, _weights_state
 from serving.problems import Problem
+from recsys.reach import brand_products
 from serving.reach_routes import NewProductRequest, WhatIf
 from serving.routing import GuardedRoute, requires
 from serving.storage.base import VersionConflict
@@ -67,7 +68,13 @@ def _bounds(model: type[BaseModel], name: str) -> dict[str, Any]:
 def console_limits(services: ServicesDep) -> dict[str, Any]:
     """The bounds the API checks, for the console to check the same in the page (no key needed: nothing secret)."""
     rules = services.config.rules
+    served = services.holder.current
+    categories: list[str] = []
+    if served is not None and "category" in served.artifact.products:
+        main = served.artifact.products["category"].dropna().astype(str).str.split("/", n=1).str[0]
+        categories = sorted(set(main) - {""})
     return {
+        "categories": categories,
         "weights": {name: _bounds(BlendWeights, name) for name in BlendWeights.model_fields},
         "configured_weights": services.config.weights.model_dump(mode="json"),
         "what_if": {name: _bounds(WhatIf, name) for name in ("price", "commission_rate", "coupon")},
@@ -202,7 +209,59 @@ def _text(value: Any) -> str:
     return "" if value is None or value != value else str(value)
 
 
+# Brand catalogue ------------------------------------------------------------------------------
+
+
+@router.get("/v1/console/brands/{brand}/products", tags=["console"],
+            responses={**ERRORS, 404: {"description": "The brand has no product in the artifact."},
+                       503: {"description": "No artifact loaded."}})
+@requires("brand:read")
+def console_brand_products(brand: Annotated[str, Path(min_length=1, max_length=128)], principal: PrincipalDep,
+                           services: ServicesDep) -> dict[str, Any]:
+    """The brand's products as the catalogue has them now (title, category, price, commission rate, coupon), so
+    the what-if form can show the current values and check a coupon against the price."""
+    if not auth.may_read_brand(principal, brand):
+        raise Problem(403, "a brand key reads only its own brand")
+    served = _served(services)
+    ids = brand_products(served.artifact.products, brand)
+    if not ids:
+        raise Problem(404, f"no product of brand {brand!r} in the artifact")
+    rows = []
+    for pid in ids:
+        row = served.product(pid) or {}
+        rows.append({"product_id": pid, "title": _text(row.get("title")), "category": _text(row.get("category")),
+                     "price": _float(row.get("price")), "commission_rate": _float(row.get("commission_rate")),
+                     "coupon": _float(row.get("coupon")) or 0.0})
+    return {"brand": brand, "products": rows}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None or value != value else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 # Revert ----------------------------------------------------------------------------------------
+
+
+def undo(old: dict[str, Any], new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The weights in force with one change (old → new) taken back: each default weight that change moved gets its
+    old value, each seller-type override it added, removed or edited is put back as it was; the rest stays."""
+    old_w, new_w = OpsWeights.model_validate(old).model_dump(mode="json"), OpsWeights.model_validate(new).model_dump(mode="json")
+    out = OpsWeights.model_validate(current).model_dump(mode="json")
+    for name, value in old_w["default"].items():
+        if new_w["default"].get(name) != value:
+            out["default"][name] = value
+    for seller_type in set(old_w["overrides"]) | set(new_w["overrides"]):
+        before, after = old_w["overrides"].get(seller_type), new_w["overrides"].get(seller_type)
+        if before == after:
+            continue
+        if before is None:
+            out["overrides"].pop(seller_type, None)
+        else:
+            out["overrides"][seller_type] = before
+    return OpsWeights.model_validate(out).model_dump(mode="json")
 
 
 class RevertRequest(BaseModel):
@@ -220,21 +279,22 @@ class RevertRequest(BaseModel):
 @requires("weights:write")
 def revert_weights(entry_id: Annotated[int, Path(ge=1)], body: RevertRequest, principal: PrincipalDep,
                    services: ServicesDep) -> schemas.WeightsState:
-    """Put back the weights an audit entry replaced (its `old`), as a new audited version that names the entry."""
+    """Take back one audit entry's change (the weights it moved get their old values; later changes to other weights
+    stay), as a new audited version that names the entry."""
     entry = services.store.audit_entry(entry_id)
     if entry is None:
         raise Problem(404, f"no audit entry {entry_id}")
     reason = body.reason.strip()
     if not reason:
         raise Problem(422, "reason: give a reason", errors=[{"field": "reason", "reason": "empty"}])
-    target = OpsWeights.model_validate(entry.old).model_dump(mode="json")
     services.weights.invalidate()
     state = _weights_state(services)
+    target = undo(entry.old, entry.new, state.weights.model_dump(mode="json"))
     if body.version != state.version:
         raise Problem(409, f"the weights are at version {state.version}, not {body.version}; reload and retry",
                       code="conflict", current_version=state.version)
     if target == state.weights.model_dump(mode="json"):
-        raise Problem(422, f"the weights in force already are those entry {entry_id} replaced",
+        raise Problem(422, f"the weights in force already are those entry {entry_id} replaced (nothing to revert)",
                       errors=[{"field": "entry_id", "reason": "nothing to revert"}])
     actor = principal.key_id + (f" ({principal.name})" if principal.name else "")
     try:

@@ -74,6 +74,7 @@ def test_revert_puts_back_the_old_weights_as_a_new_version(world):
                        headers=ops).json()["code"] == "conflict"
     assert client.post(f"/v1/ops/weights/audit/{first['id']}/revert", json={"version": 2, "reason": ""},
                        headers=ops).status_code == 422
+    # Undoing the first change (rating 2 → 3) while the second (3 → 5) is in force: rating goes back to 2.
     done = client.post(f"/v1/ops/weights/audit/{first['id']}/revert", json={"version": 2, "reason": "回到默认"}, headers=ops)
     assert done.status_code == 200, done.text
     assert done.json()["version"] == 3 and done.json()["weights"] == DEFAULTS
@@ -154,3 +155,13 @@ def test_an_older_audit_table_gains_its_reason_column(tmp_path):
         assert store.audit()[0] == entry and entry.reverts == old.id
     finally:
         store.close()
+
+
+def test_undo_takes_back_only_what_the_entry_changed():
+    from serving.console_routes import undo
+
+    base = OpsWeights().model_dump(mode="json")
+    first = {"default": {**base["default"], "earnings": 0.0}, "overrides": {"宝妈": {**base["default"], "diversity": 2.5}}}
+    current = {"default": {**first["default"], "rating": 4.0}, "overrides": first["overrides"]}
+    out = undo(base, first, current)
+    assert out["default"] == {**base["default"], "rating": 4.0} and out["overrides"] == {}
