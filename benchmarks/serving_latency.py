@@ -168,20 +168,6 @@ def heavy_requests(port: int, keys: list[str], brand: str, products: list[str]) 
     return out
 
 
-async def fetch_each(port: int, paths: list[str], headers: str) -> tuple[list[float], dict[int, int]]:
-    """Each path once, one after another on one connection."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    for path in paths:
-        start = time.perf_counter()
-        status = await _one(reader, writer, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
-        latencies.append(time.perf_counter() - start)
-        statuses[status] = statuses.get(status, 0) + 1
-    writer.close()
-    return latencies, statuses
-
-
 def pct(values: list[float], q: float) -> float:
     """The q-quantile in milliseconds."""
     ordered = sorted(values)
@@ -286,7 +272,7 @@ def main() -> int:
                                     app_dir=str(ROOT / "benchmarks")))
         deadline = time.monotonic() + 120
         for name in ("prepared", "on_request"):
-            while time.monotonic() < deadline and not asyncio.run(fetch_each(ports[name], ["/readyz"], ""))[1].get(200):
+            while time.monotonic() < deadline and not asyncio.run(drive_once(ports[name], ["/readyz"], "", 1))[2].get(200):
                 time.sleep(0.2)
         t_ready = time.perf_counter()
         while metric_value(ports["prepared"], "quanxuan_picks_prepared_ready") != 1.0:

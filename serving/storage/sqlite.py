@@ -5,12 +5,30 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from serving.storage.sql import SqlStore
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection, lock: AbstractContextManager[Any]) -> Iterator[sqlite3.Cursor]:
+    """A cursor in a BEGIN IMMEDIATE transaction: writers in other processes wait (busy timeout) instead of failing
+    mid-way; committed on exit, rolled back on error."""
+    with lock:
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
 
 
 class SqliteStore(SqlStore):
@@ -30,20 +48,8 @@ class SqliteStore(SqlStore):
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.RLock()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
-            finally:
-                cur.close()
+    def _transaction(self) -> AbstractContextManager[sqlite3.Cursor]:
+        return write_transaction(self._conn, self._lock)
 
     def _table_exists(self, cur: Any, table: str) -> bool:
         cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table])

@@ -8,11 +8,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from serving.storage.base import Cache
+from serving.storage.sqlite import write_transaction
 
 
 class SqliteCache(Cache):
@@ -33,20 +33,8 @@ class SqliteCache(Cache):
             cur.execute("CREATE TABLE IF NOT EXISTS cache_buckets (bucket TEXT PRIMARY KEY, tokens REAL NOT NULL, "
                         "ts REAL NOT NULL)")
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
-            finally:
-                cur.close()
+    def _transaction(self) -> AbstractContextManager[sqlite3.Cursor]:
+        return write_transaction(self._conn, self._lock)
 
     def _get(self, cur: sqlite3.Cursor, key: str) -> bytes | None:
         cur.execute("SELECT value, expires FROM cache_values WHERE key = ?", [self.prefix + key])
