@@ -84,10 +84,13 @@ def test_real_taobao_titles_keep_brand_and_product_word(shared_data) -> None:
         for title, brands, products in held_out
     )
     assert (len(both), len(held_out)) == (2544, 1901)
-    # Measured 0.994 brand and 0.938 both on 2,544 titles; 0.9495 product word on 1,901 held-out titles.
+    # Measured 0.994 brand and 0.927 both on 2,544 titles; 0.943 product word on 1,901 held-out titles.
     # This counts a kept substring as success: it was 0.953 while nouns after the product word were
     # glued to it and a guessed later word could take the head (内衣圆领, 熨斗烫衣服 kept 内衣 and 熨斗
     # but ended on 圆领 and 衣服); benchmarks/copy_quality.py checks what the short title ends on.
     assert kept_brand / len(both) >= 0.98
-    assert kept_both / len(both) >= 0.935
-    assert kept_product / len(held_out) >= 0.945
+    # A tagged brand that only says what the product fits (三星苹果通用, 雪铁龙…专用) is now dropped on
+    # purpose, which this substring count also reads as a loss (0.927 with it, 0.938 without).
+    assert kept_both / len(both) >= 0.92
+    # (0.95 before a title without a product word stopped its short title at its head noun: 蒜苗cd -> 蒜苗.)
+    assert kept_product / len(held_out) >= 0.94

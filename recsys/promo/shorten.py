@@ -118,6 +118,22 @@ _COMPATIBLE_AFTER = frozenset({"通用", "适用", "专用", "兼容", "适配",
 _COMPATIBLE_BEFORE = frozenset({"适用", "适用于", "兼容", "适配", "for", "适合", "用于", "专用"})
 
 
+def _compatible_brand(tokens: list[_Token], brand: str) -> bool:
+    """True when the given brand names what the product fits (雪铁龙新爱丽舍专用, 三星苹果通用), not its maker."""
+    for i, tok in enumerate(tokens):
+        if tok.key != brand:
+            continue
+        if i > 0 and tokens[i - 1].key in _COMPATIBLE_BEFORE and tokens[i - 1].end == tok.start:
+            return True
+        # A model or another brand may sit between the brand and the marker (新爱丽舍, 苹果).
+        for nxt in tokens[i + 1 : i + 4]:
+            if nxt.key in _COMPATIBLE_AFTER:
+                return True
+            if nxt.kind not in {"brand", "unknown", "latin"} and nxt.key not in vocabulary().brands:
+                break
+    return False
+
+
 def _drop_compatible_brands(tokens: list[_Token]) -> None:
     # 三星苹果通用 or 适用华为: the brand names what the product fits, not who made it, so it is no
     # brand and no word of the short title. A run of brands (三星 苹果) before 通用 all go.
@@ -330,10 +346,15 @@ def _fallback(tokens: list[_Token], max_chars: int) -> str:
         if sum(len(t.text) for t in out) + len(tok.text) > max_chars:
             break
         out.append(tok)
-    if head is not None and head not in out and len(head.text) < max_chars:
+    if head is not None and head in out:
+        out = out[: out.index(head) + 1]  # what is sold ends the short title (蒜苗, not 蒜苗cd)
+    elif head is not None and len(head.text) < max_chars:
         while out and sum(len(t.text) for t in out) + len(head.text) > max_chars:
             out.pop()
         out.append(head)
+    else:
+        while len(out) > 1 and out[-1].kind == "latin":
+            out.pop()  # a trailing Latin word is a model or spec, not the goods
     return "".join(t.text for t in out)
 
 
@@ -380,6 +401,8 @@ def _compose(tokens: list[_Token], max_chars: int, brand: str | None) -> str:
 def short_title(title: str, brand: str | None = None, max_chars: int = 16) -> str:
     """A short title of at most `max_chars` characters: brand, key attributes and the product word."""
     brand = (brand or "").strip() or None
+    if brand and _compatible_brand(_raw_tokens(title.lower(), brand.lower()), brand.lower()):
+        brand = None  # a brand field that only says what the product fits is no brand of the product
     text = _compose(_tokens(title, brand), max_chars, brand)
     # Two clean tokens can still join into a banned term (最 + 好): cut such terms out.
     for _ in range(5):
