@@ -42,19 +42,32 @@ def _lexicon_parts() -> tuple[dict[str, str], dict[str, str], set[str], list[str
     return lexicon.all_brands(), lexicon.all_product_words(), lexicon.all_attributes(), lexicon.jieba_userdict_lines()
 
 
+def _fillers() -> set[str]:
+    # Audience and occasion words sellers append to titles that look like a product word (孕妇零食,
+    # 办公室零食 hold 零食) name no product; plain ones (家用, 儿童) stay modifiers.
+    from features import lexicon
+
+    data = json.loads(WORDS_PATH.read_text("utf-8"))
+    words = set(lexicon.all_product_words()) | set(data["product_words"])
+    fillers = {w for spec in lexicon.CATEGORIES.values() for w in spec.fillers}
+    return {f for f in fillers if any(len(w) > 1 and w != f and w in f for w in words)}
+
+
 @cache
 def vocabulary() -> TitleVocabulary:
     """The merged vocabulary (catalogue lexicon + our generic title words), lower-cased."""
     data = json.loads(WORDS_PATH.read_text("utf-8"))
     brands, products, attributes, _ = _lexicon_parts()
     low = str.lower
+    # A catalogue attribute (咀嚼片, 软胶囊 are forms of a supplement) is never the product word.
+    generic = [w for w in data["product_words"] if w not in attributes]
     return TitleVocabulary(
         brands=frozenset(map(low, brands)),
-        product_words=frozenset(map(low, [*products, *data["product_words"]])),
+        product_words=frozenset(map(low, [*products, *generic])),
         product_suffixes=tuple(sorted(data["product_suffixes"], key=len, reverse=True)),
         not_product_words=frozenset(map(low, data["not_product_words"])),
         attributes=frozenset(map(low, [*attributes, *data["attributes"]])),
-        stuffing=frozenset(map(low, data["stuffing"])),
+        stuffing=frozenset(map(low, [*data["stuffing"], *_fillers()])),
     )
 
 
@@ -72,7 +85,7 @@ def _tokenizers() -> tuple[jieba.Tokenizer, jieba.posseg.POSTokenizer]:
             tok.add_word(word.lower(), 20000, "n")
         for word in data["attributes"]:
             tok.add_word(word.lower(), 10000, "a")
-        for word in data["stuffing"]:
+        for word in [*data["stuffing"], *_fillers()]:
             if len(word) > 1:
                 tok.add_word(word.lower(), 10000, "x")
         return tok, jieba.posseg.POSTokenizer(tok)
