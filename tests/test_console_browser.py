@@ -434,7 +434,7 @@ def test_status_page(server, browser):
     _enter_key(browser, keys["ops"])
     _wait(browser).until(EC.visibility_of_element_located((By.ID, "st-age")))
     assert "刚刚" in browser.find_element(By.ID, "st-age").text
-    assert "10-01 至 11-30" in browser.find_element(By.ID, "st-window").text
+    assert "10-01 – 11-30" in browser.find_element(By.ID, "st-window").text
     row = browser.find_element(By.ID, "metric-ndcg-10").text
     assert "0.231" in row and "群里常买" in row and "+23.5%" in row
     assert "系统默认" in browser.find_element(By.ID, "st-weights").text

@@ -50,6 +50,7 @@ const Charts = {
   },
 
   tickText(t, decimals) {
+    if (Math.abs(t) < 1e-12) t = 0;
     return Math.abs(t) >= 10000 ? QX.num(t, 0) : QX.num(t, Math.min(decimals, 4));
   },
 
@@ -91,13 +92,15 @@ const Charts = {
     const line = points.filter((p) => !p.kind);  // in the order of the moving weight's values
     svg.append(Charts.el("polyline", { points: line.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" "),
       fill: "none", stroke: "#2563eb", "stroke-width": 2 }));
-    // Label a point only where its label does not run into the last one drawn.
+    // Label a point only where its label does not run into the last one drawn nor into the 线上/试算 marks.
     let last = null;
+    const marked = points.filter((q) => q.kind).map((q) => [sx(q.x), sy(q.y)]);
     for (const p of line) {
       const cx = sx(p.x), cy = sy(p.y);
       svg.append(Charts.el("circle", { cx, cy, r: 3.5, fill: "#2563eb", "data-value": p.label }));
       const lx = Math.min(cx + 5, W - R - 24), ly = Math.max(cy - 7, T + 10);
-      if (last === null || Math.abs(lx - last[0]) > 34 || Math.abs(ly - last[1]) > 14) {
+      const nearMark = marked.some(([mx, my]) => Math.abs(lx - mx) < 40 && Math.abs(ly - my) < 26);
+      if (!nearMark && (last === null || Math.abs(lx - last[0]) > 34 || Math.abs(ly - last[1]) > 14)) {
         svg.append(Charts.el("text", { x: lx, y: ly, class: "small pt" }, p.label));
         last = [lx, ly];
       }
@@ -153,7 +156,9 @@ const Charts = {
     svg.setAttribute("height", H);
     const top = Math.max(1, ...days.flatMap((d) => series.map(([k]) => d[k] || 0)));
     const yt = Charts.ticks(0, top, 4);
-    const y1 = Math.max(top, yt.values[yt.values.length - 1]);
+    const stepY = yt.values.length > 1 ? yt.values[1] - yt.values[0] : top;
+    while (yt.values[yt.values.length - 1] < top) yt.values.push(yt.values[yt.values.length - 1] + stepY);
+    const y1 = yt.values[yt.values.length - 1];
     const sy = (v) => H - B - v / y1 * (H - T - B);
     for (const t of yt.values) {
       svg.append(Charts.el("line", { x1: L, x2: W - R, y1: sy(t), y2: sy(t), class: "grid" }));
@@ -169,7 +174,7 @@ const Charts = {
         rect.append(Charts.el("title", {}, `${d.date} ${name} ${v}`));
         svg.append(rect);
       });
-      if (i % every === 0 || i === days.length - 1) {
+      if ((days.length - 1 - i) % every === 0) {  // counted back from today, so today always has its label
         svg.append(Charts.el("text", { x: L + i * slot + slot / 2, y: H - B + 15, "text-anchor": "middle", class: "small" },
           d.date.slice(5).replace("-", "/")));
       }
