@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.lexicon import BRAND_WORDS, CATEGORIES, SUB_PRICE_RANGES
+from features.lexicon import BRAND_WORDS, CATEGORIES, SUB_PRICE_RANGES, fits_word
 
 # Dimensions of the latent taste space shared by groups (u) and products (v).
 FACTORS = 8
@@ -118,6 +118,10 @@ def build_catalogue(rng: np.random.Generator, n: int, days: int) -> Catalogue:
                     word[j] = allowed[min(int(u_word[j] * len(allowed)), len(allowed) - 1)]
             sizes = np.array(part.specs, dtype=object)
             size[idx] = sizes[np.minimum((u_spec[idx] * len(sizes)).astype(np.int64), len(sizes) - 1)]
+            for j in idx:
+                if not fits_word(word[j], size[j]):
+                    fitting = [x for x in part.specs if fits_word(word[j], x)]
+                    size[j] = fitting[min(int(u_spec[j] * len(fitting)), len(fitting) - 1)] if fitting else ""
             order = np.argsort(attr_keys[idx, : len(part.attributes)], axis=1)[:, :4]
             chosen = np.array(part.attributes, dtype=object)[order]
             keep = np.arange(order.shape[1])[None, :] < n_attr[idx, None]
@@ -128,15 +132,16 @@ def build_catalogue(rng: np.random.Generator, n: int, days: int) -> Catalogue:
     for i in range(n):
         pool = specs[cat[i]].fillers + _SHOP_FILLERS
         fills = list(dict.fromkeys(pool[int(fill_draw[i, k] * len(pool))] for k in range(n_fill[i])))
-        a = [x for x in attrs[i] if x]
+        a = [x for x in attrs[i] if x and fits_word(word[i], x)]  # no 降噪 on a data cable
         head = [brand[i]] if brand[i] else []
         more = [extra[i]] if extra[i] else []  # a sibling word stuffed in, as sellers do ("暖手宝暖水袋")
+        spec = [size[i]] if size[i] else []
         if template[i] == 0:
-            tokens = head + a[:1] + [word[i]] + more + a[1:] + [size[i]] + fills
+            tokens = head + a[:1] + [word[i]] + more + a[1:] + spec + fills
         elif template[i] == 1:
-            tokens = head + [word[i]] + a + more + [size[i]] + fills
+            tokens = head + [word[i]] + a + more + spec + fills
         else:
-            tokens = fills[:1] + head + [word[i]] + more + a + [size[i]] + fills[1:]
+            tokens = fills[:1] + head + [word[i]] + more + a + spec + fills[1:]
         titles.append(("" if no_space[i] else " ").join(tokens))
     paths: list[str] = path.tolist()
     brands: list[str] = brand.tolist()

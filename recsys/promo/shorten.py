@@ -388,6 +388,10 @@ def _compose(tokens: list[_Token], max_chars: int, brand: str | None) -> str:
     picked = {id(t) for t in core + chosen}
     rest = "".join(t.text for t in prefix if id(t) in picked and t is not anchor)
     head = anchor.text
+    if brand_tok is not None and brand_tok.key.endswith(anchor.key) and len(brand_tok.key) > len(anchor.key):
+        # The brand already says what is sold (东阿阿胶, not 东阿阿胶阿胶): modifiers, then the brand last.
+        mods = "".join(t.text for t in prefix if id(t) in picked and t is not anchor and t is not brand_tok)
+        return (mods + brand_tok.text)[-max_chars:]
     if len(rest) + len(head) > max_chars:
         # Too long even without modifiers (a long Latin brand): the product word loses its leading
         # modifiers first (复合维生素 -> 维生素; its head is its end), down to three characters,
