@@ -172,7 +172,7 @@ def test_short_titles_drop_compatible_brands_and_shop_words() -> None:
 
 def test_every_part_declares_facts_that_exist() -> None:
     known = {"alcohol", "drink", "food", "edible", "health_food", "health_device", "medical_device", "adult_only",
-             "baby", "child", "kid", "elderly", "install", "gift", "pack", "stockup", "pet", "skin", "makeup", "hair",
+             "baby", "child", "kid", "maternity", "elderly", "install", "gift", "pack", "stockup", "pet", "skin", "makeup", "hair",
              "oral", "body", "beauty", "book", "toy", "household", "pricey", "new", "appliance", "daily"}
     from features.lexicon import CATEGORIES
 
@@ -180,3 +180,14 @@ def test_every_part_declares_facts_that_exist() -> None:
     for parts in load_parts().values():
         for part in parts:
             assert part.needs <= known and part.avoid <= known, part.id
+
+
+def test_goods_for_mothers_get_no_baby_wording() -> None:
+    goji = _product("宁安堡 枸杞 即食 独立包装 宁夏 30袋 孕妇", category="保健/传统滋补", brand="宁安堡", price=39.0)
+    assert title_facts(goji.title, goji.category).audience == "any"
+    for text in _copies(goji, sellers=("宝妈", "微商"), themes=("母婴", "")):
+        assert "月龄" not in text and "给宝宝" not in text, text
+
+
+def test_audience_words_are_no_selling_points() -> None:
+    assert not {"大学生", "成人", "小童"} & set(selling_points("汤臣倍健成人维生素C100粒 大学生 小童 咀嚼片"))

@@ -8,7 +8,7 @@ tags it needs or avoids (templates.py), and the renderer only uses parts whose t
 so baby wording never lands on 茅台 and a drinking notice never on 凉茶.
 
 Tags: the main category (食品, 3C …) and alcohol, drink, food, edible, health_food, health_device,
-medical_device, adult_only, baby, child, kid (baby or child), elderly, install, gift, pack, stockup,
+medical_device, adult_only, baby, child, kid (baby or child), maternity (孕妇, 产后), elderly, install, gift, pack, stockup,
 pet, skin, makeup, hair, oral, body, beauty (any of the five), book, toy, household (fitted or used about the
 home), pricey (over 300 yuan) and
 new (launched within 30 days of the copy's day).
@@ -61,7 +61,7 @@ _MAIN_OF_TAG: tuple[tuple[str, str], ...] = (
 # Tags read off the head product word only (the kind of thing sold).
 _HEAD_TAGS = ("alcohol", "drink", "food", "health_device", "skin", "makeup", "hair", "oral", "body", "install", "pet")
 # Tags read off the whole title (who it is for, how it is sold).
-_TITLE_TAGS = ("baby", "child", "elderly", "adult_only", "gift", "pack", "health_food", "medical_device")
+_TITLE_TAGS = ("baby", "child", "maternity", "elderly", "adult_only", "gift", "pack", "health_food", "medical_device")
 _REFINED = frozenset({"食品", "保健", "美妆", "个护", "酒水"})
 _BEAUTY = frozenset({"skin", "makeup", "hair", "oral", "body"})
 

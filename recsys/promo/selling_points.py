@@ -5,7 +5,7 @@ plus function words shaped like attributes (防滑, 免打孔, 加厚, 可折叠
 advertising-law terms were already dropped by the tokenizer. Lexicon attributes come first, then
 rarer words by jieba's IDF, so 大容量 beats 简约, and style words (韩版, 简约) only fill in last.
 A word is never a selling point when the title negates it (非耐克, 不加密), when it is a brand, a
-place (产地, 进口国), a pack size or format (500g, 家庭装), or a health or efficacy claim (免疫力,
+place (产地, 进口国), an audience (大学生, 成人), a pack size or format (500g, 家庭装), or a health or efficacy claim (免疫力,
 持久, 速效); words already in the short title are skipped.
 """
 
@@ -34,6 +34,12 @@ _CLAIMS = ("免疫", "持久", "速效", "防身", "壮阳", "美白", "祛斑",
            "防脱", "生发", "祛痘", "助眠", "安神", "补肾", "养胃", "护肝", "排毒", "养颜", "治疗", "消炎", "抗过敏", "增高",
            "丰胸", "延时", "壮腰", "补气", "补血", "明目", "降火", "根治", "疗效", "药用", "医用", "抗菌", "杀菌", "除螨",
            "抗病毒", "防癌", "燃脂", "塑形", "提神", "醒脑", "益智", "健脑", "护眼")
+# Who the product is for is not what it does (大学生, 小童, 成人): audience words are no selling point.
+_AUDIENCE = frozenset({
+    "学生", "大学生", "小学", "小学生", "中学生", "初中", "高中", "小童", "大童", "中大童", "成人", "儿童", "男士", "女士",
+    "男童", "女童", "宝宝", "婴儿", "老人", "中老年", "孕妇", "男女", "女款", "男款", "男女款", "女生", "男生", "少女",
+    "青年", "中年", "老年", "幼儿", "学生党", "上班族", "情侣", "新生儿",
+})
 _PACK = re.compile(r"(\d|[一二三四五六七八九十两]+[装片包袋瓶支盒罐粒只双件套条]|装$|^量贩|^整箱|^套装|^礼盒)")
 
 
@@ -79,7 +85,7 @@ def selling_points(title: str, brand: str | None = None, short: str = "", max_po
             continue
         if key in vocab.brands or (brand_key and (key in brand_key or brand_key in key)):
             continue
-        if flag == "ns" or key in _PLACES or _PACK.search(key) or is_claim(key) or _negated(low_title, start):
+        if flag == "ns" or key in _PLACES or key in _AUDIENCE or _PACK.search(key) or is_claim(key) or _negated(low_title, start):
             continue
         shaped = kind in {"other", "unknown"} and bool(_ATTRIBUTE_SHAPE.match(key))
         adjective = kind in {"other", "attr"} and flag in _ADJECTIVE_FLAGS and 2 <= len(key) <= 4
