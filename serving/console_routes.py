@@ -277,7 +277,7 @@ class RevertRequest(BaseModel):
                         409: {"description": "The weights moved since `version` (code conflict)."},
                         422: {"description": "No reason given, or the weights already are the ones the entry replaced."}})
 @requires("weights:write")
-def revert_weights(entry_id: Annotated[int, Path(ge=1)], body: RevertRequest, principal: PrincipalDep,
+def revert_weights(entry_id: Annotated[int, Path(ge=1, le=2**62)], body: RevertRequest, principal: PrincipalDep,
                    services: ServicesDep) -> schemas.WeightsState:
     """Take back one audit entry's change (the weights it moved get their old values; later changes to other weights
     stay), as a new audited version that names the entry."""

@@ -209,7 +209,7 @@ def test_validate_rows_reports_each_bad_event():
     })
     problems = validate_rows("pushes", events, {"groups": {"g1"}, "products": {"p1", "p2"}})
     assert [(p.row, p.column, p.value, p.reason) for p in problems] == [
-        (2, "pushed_at", "not a time", "unparseable timestamp (use ISO 8601 or YYYY-MM-DD HH:MM[:SS])"),
+        (2, "pushed_at", "not a time", "unparseable timestamp or outside 1900–2199 (use ISO 8601 or YYYY-MM-DD HH:MM[:SS])"),
         (3, "group_id", "gX", "unknown group_id (not in groups)"),
         (4, "group_id", None, "missing value in a required column"),
     ]
