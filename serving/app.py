@@ -3,7 +3,8 @@
 `create_app(config, store=..., cache=..., holder=...)` builds an app; anything not passed is opened
 from the settings (`QUANXUAN_DB_URL`, `QUANXUAN_CACHE_URL`, `QUANXUAN_ARTIFACT_DIR`) in the lifespan,
 which also loads the newest complete artifact and starts the file watch. Every dependency is
-reached through `get_services`, so tests can override it.
+reached through `serving.services.get_services`, so tests can override it; the reach and console routers
+share that module with this one and import neither.
 """
 
 from __future__ import annotations
@@ -11,15 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
+from typing import Annotated, Any
 
 import swagger_ui_bundle
-from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.gzip import GZipMiddleware
@@ -27,97 +26,26 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from fastapi.openapi.utils import get_openapi
 
-from features.schema import TIMEZONE
 from recsys.config import Config, OpsWeights
 from recsys.promo import adlaw
 from serving import auth, schemas
 from serving.artifacts import ArtifactHolder, Served
+from serving.console_routes import router as console_router
 from serving.feedback import check_events
-from serving.heavy import HeavyPool
-from serving.warming import PicksWarmer
 from serving.limits import BodyLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.picking import PicksService, dumps
+from serving.picking import dumps
 from serving.problems import Problem
 from serving.problems import install as install_problems
+from serving.reach_routes import router as reach_router
 from serving.routing import GuardedRoute, authenticate, check_wait, identify, offload, require, requires
-from serving.state import WeightsSource
+from serving.services import (
+    ERRORS, PrincipalDep, Services, ServicesDep, build_services, served_now, today, weights_state,
+)
 from serving.storage.base import Cache, KeyRecord, Store, VersionConflict
-from serving.storage.factory import open_cache, open_store
 
 log = logging.getLogger("quanxuan.serving")
-T = TypeVar("T")
-TZ = ZoneInfo(TIMEZONE)
 JSON = "application/json"
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, malformed, unknown or revoked API key."},
-    403: {"description": "The key's role or tenant does not cover this resource."},
-    429: {"description": "The key's rate limit is exhausted; see Retry-After."},
-}
-
-
-@dataclass
-class Services:
-    """Everything a request handler needs; built once per app."""
-
-    config: Config
-    store: Store
-    cache: Cache
-    holder: ArtifactHolder
-    metrics: Metrics
-    keys: auth.KeyResolver
-    limiter: auth.RateLimiter
-    weights: WeightsSource
-    picks: PicksService
-    heavy: HeavyPool
-    warmer: PicksWarmer
-    owned: list[Any] = field(default_factory=list)  # backends this app opened and must close
-
-
-def build_services(config: Config, store: Store | None = None, cache: Cache | None = None,
-                   holder: ArtifactHolder | None = None, metrics: Metrics | None = None) -> Services:
-    """Open whatever was not passed in, from the settings."""
-    s = config.service
-    pepper = s.key_pepper.get_secret_value()
-    if not pepper:
-        raise ValueError("QUANXUAN_KEY_PEPPER is empty: set the server-side secret of the API-key hashes "
-                         "(the same for every replica and for `quanxuan keys`); `quanxuan demo` makes one for you")
-    metrics = metrics or Metrics()
-    owned: list[Any] = []
-    if store is None:
-        store = open_store(s.db_url)
-        owned.append(store)
-    if cache is None:
-        cache = open_cache(s.cache_url)
-        owned.append(cache)
-    if holder is None:
-        holder = ArtifactHolder(s.artifact_dir)
-    holder.on_swap = lambda served: metrics.artifact_swapped(served.version)
-    holder.on_refuse = lambda reason: metrics.reloads.labels("refused").inc()
-    if holder.current is not None:
-        metrics.artifact_swapped(holder.current.version)
-    picks = PicksService(store, cache, config.rules, config.copy_, s.picks_cache_seconds, metrics)
-    weights = WeightsSource(store, config.weights, s.state_refresh_seconds)
-    return Services(
-        config=config, store=store, cache=cache, holder=holder, metrics=metrics,
-        keys=auth.KeyResolver(store, pepper, s.state_refresh_seconds),
-        limiter=auth.RateLimiter(cache, s.rate_limit_per_minute),
-        weights=weights,
-        picks=picks,
-        warmer=PicksWarmer(holder, weights, picks, config.rules.top_k, _today, metrics),
-        heavy=HeavyPool(s.heavy_workers, s.heavy_per_key, s.heavy_queue, s.heavy_timeout_seconds),
-        owned=owned,
-    )
-
-
-async def get_services(request: Request) -> Services:
-    """The app's services, built by create_app from what it was given (stores, cache, holder) and the settings."""
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
 
 PICKS_QUERY = [
     {"name": "date", "in": "query", "required": False, "description": "Day of the picks (Asia/Shanghai); default today.",
@@ -135,7 +63,7 @@ _K_PATTERN = re.compile(r"[0-9]{1,3}")
 
 def check_day(day: date, served: Served | None) -> date:
     """The day if picks may be asked for it, else 422 naming the days that may."""
-    anchors = [_today()]
+    anchors = [today()]
     pick_date = served.artifact.manifest.get("pick_date") if served is not None else None
     if pick_date:
         anchors.append(date.fromisoformat(str(pick_date)))
@@ -151,7 +79,7 @@ def picks_query(request: Request, default_k: int, served: Served | None) -> tupl
     params = request.query_params
     raw_day, raw_k = params.get("date"), params.get("k")
     try:
-        day = date.fromisoformat(raw_day) if raw_day else _today()
+        day = date.fromisoformat(raw_day) if raw_day else today()
     except ValueError:
         raise Problem(422, f"date: {raw_day!r} is not a date (YYYY-MM-DD)") from None
     day = check_day(day, served)
@@ -170,32 +98,10 @@ SECURITY_SCHEMES = {
 }
 
 
-PrincipalDep = Annotated[auth.Principal, Depends(authenticate)]
-
-
-def _served(services: Services) -> Served:
-    served = services.holder.current
-    if served is None:
-        raise Problem(503, "no artifact loaded yet")
-    return served
-
-
-def _today() -> date:
-    return datetime.now(TZ).date()
-
-
 def _key_info(record: KeyRecord) -> schemas.KeyInfo:
     return schemas.KeyInfo(key_id=record.key_id, role=record.role, seller_id=record.seller_id, brand=record.brand,
                            name=record.name, rate_per_minute=record.rate_per_minute, created_at=record.created_at,
                            revoked_at=record.revoked_at)
-
-
-def _weights_state(services: Services) -> schemas.WeightsState:
-    snapshot = services.weights.current()
-    stored = snapshot.stored
-    return schemas.WeightsState(weights=snapshot.weights, version=stored.version if stored else 0,
-                                updated_at=stored.updated_at if stored else None,
-                                updated_by=stored.updated_by if stored else None, hashes=snapshot.hashes)
 
 
 def create_app(config: Config | None = None, *, store: Store | None = None, cache: Cache | None = None,
@@ -307,7 +213,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         services: Services = request.app.state.services
         try:
             require(principal, "picks:read")
-            served = _served(services)
+            served = served_now(services)
             the_day, the_k = picks_query(request, config.rules.top_k, served)
             seller = served.group_seller(group_id)
             # A seller hears the same for another seller's group as for no group: ids of others stay unknown.
@@ -338,7 +244,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         services: Services = request.app.state.services
         if not auth.may_read_seller(principal, seller_id):
             raise Problem(403, "a seller key reads only its own seller's groups")
-        served = _served(services)
+        served = served_now(services)
         group_ids = served.seller_groups.get(seller_id)
         if not group_ids:
             raise Problem(404, f"unknown seller {seller_id!r}: no groups in artifact {served.version}")
@@ -355,7 +261,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
     def _feedback(table: str, batch: schemas.FeedbackBatch, principal: auth.Principal, services: Services) -> Any:
         if len(batch.events) > settings.max_batch_events:
             raise Problem(413, f"at most {settings.max_batch_events} events per batch", code="batch_too_large")
-        served = _served(services)
+        served = served_now(services)
         checked = check_events(
             table, batch.events, served.group_seller, served.product_rows.keys(), served.artifact.group_ids(),
             lambda seller: auth.may_write_feedback(principal, seller),
@@ -400,7 +306,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
     @requires("weights:read")
     def get_weights(principal: PrincipalDep, services: ServicesDep) -> schemas.WeightsState:
         """The default weight profile and per-seller-type overrides in force."""
-        return _weights_state(services)
+        return weights_state(services)
 
     @app.put("/v1/ops/weights", response_model=schemas.WeightsState, tags=["ops"],
              responses={**ERRORS, 409: {"description": "The weights moved since `version` (code conflict)."}})
@@ -412,7 +318,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         new = OpsWeights.model_validate(update.model_dump(exclude={"version", "reason"})).model_dump(mode="json")
         actor = principal.key_id + (f" ({principal.name})" if principal.name else "")
         services.weights.invalidate()
-        state = _weights_state(services)
+        state = weights_state(services)
         if update.version is not None and update.version != state.version:
             raise Problem(409, f"the weights are at version {state.version}, not {update.version}; reload and retry",
                           code="conflict", current_version=state.version)
@@ -425,7 +331,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
             raise Problem(409, f"the weights are at version {exc.current}, not {exc.expected}; reload and retry",
                           code="conflict", current_version=exc.current) from None
         services.weights.invalidate()
-        return _weights_state(services)
+        return weights_state(services)
 
     @app.get("/v1/ops/weights/audit", response_model=schemas.AuditLog, tags=["ops"], responses=ERRORS)
     @requires("weights:read")
@@ -486,11 +392,7 @@ def create_app(config: Config | None = None, *, store: Store | None = None, cach
         return schemas.ReloadResult(swapped=outcome.swapped, version=outcome.version,
                                     previous_version=outcome.previous_version, reason=outcome.reason)
 
-    from serving.reach_routes import router as reach_router  # imported here: it imports this module
-
     app.include_router(reach_router)
-    from serving.console_routes import router as console_router  # the console's pages and the data they read
-
     app.include_router(console_router)
     return app
 

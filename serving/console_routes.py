@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.schema import SELLER_TYPES
 from recsys.config import BlendWeights, OpsWeights
 from serving import auth, schemas
-from serving.app import ERRORS, TZ, PrincipalDep, Services, ServicesDep, _served, _today, _weights_state
+from serving.services import ERRORS, TZ, PrincipalDep, Services, ServicesDep, served_now, today, weights_state
 from serving.problems import Problem
 from recsys.reach import brand_products
 from serving.reach_routes import NewProductRequest, WhatIf
@@ -121,8 +121,7 @@ def headline_metrics(evaluation: dict[str, Any] | None) -> dict[str, Any] | None
 
 
 def _feedback_days(services: Services, days: int) -> list[dict[str, Any]]:
-    today = _today()
-    start = today - timedelta(days=days - 1)
+    start = today() - timedelta(days=days - 1)
     since = datetime(start.year, start.month, start.day, tzinfo=TZ)
     counts = {table: services.store.event_counts(table, since) for table in ("pushes", "orders")}  # type: ignore[arg-type]
     out = []
@@ -139,7 +138,7 @@ def console_status(principal: PrincipalDep, services: ServicesDep,
                    days: Annotated[int, Query(ge=1, le=60)] = FEEDBACK_DAYS) -> dict[str, Any]:
     """What the service runs on: the artifact (age, data window, counts), the last run's headline metrics
     against its baselines, feedback received per day (Asia/Shanghai) and the weights version."""
-    served = _served(services)
+    served = served_now(services)
     manifest = served.artifact.manifest
     created = manifest.get("created_at")
     age = None
@@ -149,7 +148,7 @@ def console_status(principal: PrincipalDep, services: ServicesDep,
         except ValueError:
             age = None
     evaluation = _evaluation(served)
-    weights = _weights_state(services)
+    weights = weights_state(services)
     ranker = (manifest.get("metrics") or {}).get("ranker")
     held_out = (evaluation or {}).get("held_out_pushes")
     return {
@@ -162,7 +161,7 @@ def console_status(principal: PrincipalDep, services: ServicesDep,
         "feedback": _feedback_days(services, days),
         "weights": {"version": weights.version, "updated_at": weights.updated_at, "updated_by": weights.updated_by,
                     "overrides": sorted(weights.weights.overrides)},
-        "today": _today().isoformat(),
+        "today": today().isoformat(),
     }
 
 
@@ -177,7 +176,7 @@ def console_groups(principal: PrincipalDep, services: ServicesDep,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
     """Groups the key may open in the group view, matching `q` (group or seller id, theme, seller type): a seller
     key lists her own groups only; ops and admin any."""
-    served = _served(services)
+    served = served_now(services)
     needle = q.strip().lower()
     if principal.role == "seller":
         ids = list(served.seller_groups.get(principal.seller_id or "", []))
@@ -222,7 +221,7 @@ def console_brand_products(brand: Annotated[str, Path(min_length=1, max_length=1
     the what-if form can show the current values and check a coupon against the price."""
     if not auth.may_read_brand(principal, brand):
         raise Problem(403, "a brand key reads only its own brand")
-    served = _served(services)
+    served = served_now(services)
     ids = brand_products(served.artifact.products, brand)
     if not ids:
         raise Problem(404, f"no product of brand {brand!r} in the artifact")
@@ -288,7 +287,7 @@ def revert_weights(entry_id: Annotated[int, Path(ge=1, le=2**62)], body: RevertR
     if not reason:
         raise Problem(422, "reason: give a reason", errors=[{"field": "reason", "reason": "empty"}])
     services.weights.invalidate()
-    state = _weights_state(services)
+    state = weights_state(services)
     target = undo(entry.old, entry.new, state.weights.model_dump(mode="json"))
     if body.version != state.version:
         raise Problem(409, f"the weights are at version {state.version}, not {body.version}; reload and retry",
@@ -304,7 +303,7 @@ def revert_weights(entry_id: Annotated[int, Path(ge=1, le=2**62)], body: RevertR
         raise Problem(409, f"the weights are at version {exc.current}, not {exc.expected}; reload and retry",
                       code="conflict", current_version=exc.current) from None
     services.weights.invalidate()
-    return _weights_state(services)
+    return weights_state(services)
 
 
 # Pages -----------------------------------------------------------------------------------------

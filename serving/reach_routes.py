@@ -20,7 +20,7 @@ from recsys.config import BlendWeights, OpsWeights
 from recsys.preview import CURVE_WEIGHTS
 from recsys.reach import Change, NewProduct, brand_products
 from serving import auth, heavy
-from serving.app import ERRORS, PrincipalDep, ServicesDep, Services, _served
+from serving.services import ERRORS, PrincipalDep, Services, ServicesDep, served_now
 from serving.problems import Problem
 from serving.routing import GuardedRoute, requires
 
@@ -79,7 +79,7 @@ def _weights_in_force(services: Services) -> OpsWeights:
 
 def _task_inputs(services: Services) -> tuple[list[Any], str]:
     """What every heavy task starts from (artifact path, weights in force, rules, reach settings) and its cache tag."""
-    served = _served(services)
+    served = served_now(services)
     weights = _weights_in_force(services).model_dump(mode="json")
     inputs = [str(served.artifact.path), weights, services.config.rules.model_dump(mode="json"),
               services.config.reach.model_dump(mode="json")]
@@ -89,7 +89,7 @@ def _task_inputs(services: Services) -> tuple[list[Any], str]:
 def _brand_ids(principal: auth.Principal, services: Services, brand: str, wanted: list[str]) -> list[str]:
     if not auth.may_read_brand(principal, brand):
         raise Problem(403, "a brand key reads only its own brand")
-    ids = brand_products(_served(services).artifact.products, brand)
+    ids = brand_products(served_now(services).artifact.products, brand)
     if not ids:
         raise Problem(404, f"no product of brand {brand!r} in the artifact")
     if wanted:
@@ -101,7 +101,7 @@ def _brand_ids(principal: auth.Principal, services: Services, brand: str, wanted
 
 
 def _titles(services: Services, ids: list[str]) -> dict[str, str]:
-    served = _served(services)
+    served = served_now(services)
     return {pid: str((served.product(pid) or {}).get("title", "")) for pid in ids}
 
 
@@ -109,7 +109,7 @@ def _check_coupon_below_price(services: Services, ids: list[str], change: Change
     """422 when the coupon would reach the price of a product (a coupon at or over the price gives it away)."""
     if change.price is None and change.coupon is None:
         return
-    served = _served(services)
+    served = served_now(services)
     for pid in ids:
         row = served.product(pid) or {}
         price = float(change.price if change.price is not None else row.get("price") or 0.0)
@@ -135,7 +135,7 @@ async def brand_reach(brand: BrandPath, principal: PrincipalDep, services: Servi
     ids = _brand_ids(principal, services, brand, product_id)
     inputs, tag = _task_inputs(services)
     result = await services.heavy.run(principal.key_id, f"reach:{tag}:{brand}:{ids}", heavy.reach_task, *inputs, ids)
-    return {"brand": brand, "artifact_version": _served(services).version, "titles": _titles(services, ids), **result}
+    return {"brand": brand, "artifact_version": served_now(services).version, "titles": _titles(services, ids), **result}
 
 
 @router.post("/v1/brands/{brand}/reach/what-if", tags=["brands"], responses=BRAND_ERRORS)
@@ -151,7 +151,7 @@ async def brand_what_if(brand: BrandPath, body: WhatIf, principal: PrincipalDep,
     inputs, tag = _task_inputs(services)
     result = await services.heavy.run(principal.key_id, f"whatif:{tag}:{brand}:{ids}:{change}", heavy.what_if_task,
                                       *inputs, ids, dataclasses.asdict(change))
-    return {"brand": brand, "artifact_version": _served(services).version, "titles": _titles(services, ids), **result}
+    return {"brand": brand, "artifact_version": served_now(services).version, "titles": _titles(services, ids), **result}
 
 
 @router.post("/v1/brands/{brand}/reach/new-product", tags=["brands"], responses=BRAND_ERRORS)
@@ -165,7 +165,7 @@ async def brand_new_product(brand: BrandPath, body: NewProductRequest, principal
     new = NewProduct(body.product_id, body.title, body.category, body.price, body.commission_rate, brand, body.coupon)
     result = await services.heavy.run(principal.key_id, f"new:{tag}:{brand}:{new}", heavy.new_product_task, *inputs,
                                       dataclasses.asdict(new), services.config.features.model_dump(mode="json"))
-    return {"brand": brand, "artifact_version": _served(services).version, **result}
+    return {"brand": brand, "artifact_version": served_now(services).version, **result}
 
 
 @router.post("/v1/ops/preview", tags=["ops"], responses={**ERRORS, 422: {"description": "Unknown curve weight."},
@@ -176,7 +176,7 @@ async def ops_preview(body: PreviewRequest, principal: PrincipalDep, services: S
     `window` replays the last evaluation window with realised orders and commission (null when the artifact lacks it)."""
     if body.curve_weight not in CURVE_WEIGHTS:
         raise Problem(422, f"curve_weight must be one of {', '.join(CURVE_WEIGHTS)}")
-    served = _served(services)
+    served = served_now(services)
     current = _weights_in_force(services)
     key = json.dumps([served.version, current.model_dump(mode="json"), body.model_dump(mode="json")], sort_keys=True)
     result = await services.heavy.run(principal.key_id, "preview:" + key, heavy.preview_task, str(served.artifact.path),
