@@ -50,6 +50,9 @@ class CandidateConfig(_Section):
 
     per_source: int = Field(100, ge=1, le=5000, description="Candidates taken from each source per group.")
     union_size: int = Field(200, ge=1, le=10000, description="Candidates kept per group after the union.")
+    union_reserved: int = Field(10, ge=0, le=5000, description="Each source's top this many candidates of a group are "
+                                "kept in the union before any proposed by several sources, so that what one source "
+                                "alone finds (EASE, kNN) is not cut by the popular items every source proposes.")
     als_factors: int = Field(64, ge=2, le=1024)
     als_regularization: float = Field(0.05, ge=0, le=100)
     als_iterations: int = Field(15, ge=1, le=200)
@@ -92,7 +95,7 @@ class CandidateConfig(_Section):
 # Ranker features that say "this group likes this kind of product": p_conv is constrained to rise with them.
 TASTE_FEATURES: tuple[str, ...] = (
     "cat_share", "cat_affinity", "segment_cat_share", "brand_share", "score__als", "score__ease",
-    "score__item_knn_cosine", "score__content", "score__own_top", "score__segment_popular",
+    "score__item_knn_cosine", "score__content", "score__own_top", "score__segment_popular", "score__tifu_knn",
 )
 
 
@@ -114,6 +117,21 @@ class RankerConfig(_Section):
     max_example_groups: int = Field(20_000, ge=100, le=100_000_000, description="Ranker examples come from at most this "
                                     "many groups (a seeded sample of whole groups): the ranker learns a pattern all groups "
                                     "share, and reading a group's source ranks costs as much as scoring it today.")
+    orders_only_examples: Literal["holdout", "sampled"] = Field(
+        "holdout", description="Examples without pushes or without a real clock: 'holdout' carves the data like "
+        "validation (each group's last line, or the last holdout_days), fits the sources on the rest and labels each "
+        "group's union candidates by the held-out purchases; 'sampled' labels orders against negatives drawn from the "
+        "whole catalogue (a past snapshot of the orders' own clock).")
+    holdout_days: int = Field(7, ge=1, le=365, description="'holdout' examples on a real clock without pushes: the last "
+                              "this many days are held out (the evaluation's test window by default).")
+    holdout_depth: int = Field(1, ge=1, le=100, description="'holdout' examples: the carve is repeated this many times "
+                               "(each group's last lines, or the last windows), so the ranker learns from as many "
+                               "held-out purchases per group against a snapshot that many steps back.")
+    max_category_levels: int = Field(64, ge=2, le=100000, description="'holdout' examples: a categorical feature with "
+                                     "more levels than this (Ta Feng's 2,000 subclasses) is left out: a few hundred held-out "
+                                     "purchases cannot tell its levels apart, and the taste features already carry it.")
+    candidate_negatives: int = Field(50, ge=1, le=10000, description="'holdout' examples: at most this many of a "
+                                     "group's other union candidates are drawn as its negatives.")
     num_leaves: int = Field(31, ge=2, le=1024)
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(300, ge=1, le=10000)

@@ -379,3 +379,26 @@ def test_content_projection_is_memoised_per_catalogue_text() -> None:
     ContentSource(dims=2).fit(data)
     assert len(content._PROJECTIONS) == 2  # at most two kept: the oldest went
     assert not np.array_equal(other.vectors_, first.vectors_)
+
+
+class _FixedList:
+    """A stand-in source that proposes the same list (best first) to every group."""
+
+    def __init__(self, items: list[int]) -> None:
+        self.items = np.asarray(items, dtype=np.int64)
+
+    def recommend(self, group_idx, k, exclude=None, allowed_items=None):
+        ids = np.tile(self.items[:k], (len(group_idx), 1))
+        return ids, np.tile(-np.arange(ids.shape[1], dtype=np.float32), (len(group_idx), 1))
+
+
+def test_union_reserves_each_sources_top_before_the_consensus(data):
+    # A and B agree on items 0, 1, 2; C alone proposes 5, 6, 7, 8.
+    sources = {"a": _FixedList([0, 1, 2, 3]), "b": _FixedList([0, 1, 2, 4]), "c": _FixedList([5, 6, 7, 8])}
+    plain = union_candidates(sources, data, np.array([0]), per_source=4, union_size=4)
+    # By consensus: 0, 1, 2 (two sources), then the single-source item of best rank, 5 (C's first).
+    assert plain["product_id"].tolist() == ["p0", "p1", "p2", "p5"]
+    kept = union_candidates(sources, data, np.array([0]), per_source=4, union_size=4, reserved=2)
+    # Each source's top 2 first: 0, 1 (A and B), then 5, 6 (C's); item 2 of the consensus is cut.
+    assert kept["product_id"].tolist() == ["p0", "p1", "p5", "p6"]
+    assert kept["rank__c"].tolist()[2:] == [1.0, 2.0]

@@ -267,3 +267,54 @@ def test_today_model_frees_the_fitting_matrices_before_the_profiles(world, monke
     groups = np.flatnonzero(~model.data.cold)[:5]
     assert (model.sources["als"].recommend(groups, 5)[0] >= 0).all()
     assert np.isfinite(model.adoption.pairs(groups, np.zeros(len(groups), dtype=np.int64))).all()
+
+
+def _orders_only(world, clock: str):
+    """The sample world's orders (no pushes) on another clock: the line-order adapter's kind of data."""
+    from training.evaluate import Frames
+
+    return Frames(world.products, world.sellers, world.groups, None, world.orders.copy(), None, clock)
+
+
+def test_orders_only_examples_come_from_a_holdout_of_each_groups_last_line(world):
+    from training.evaluation_window import TestShape, carve
+
+    frames = _orders_only(world, "line_order")
+    cfg = _cfg(candidate_negatives=5)
+    assert daily.learns_from_holdout(frames, cfg) and not daily.learns_from_holdout(world, cfg)
+    examples = daily.ranker_examples(frames, pd_now(world), cfg, log=lambda _: None)
+    # One snapshot; a positive is a held-out line (each group's last), at most 5 negatives per group.
+    assert examples["at"].nunique() == 1 and examples["label"].sum() >= 1
+    _, held, _ = carve(frames, TestShape("holdout_last"), "line_order", cfg.ranker.seed)
+    held_pairs = set(zip(held.orders["group_id"].astype(str), held.orders["product_id"].astype(str)))
+    positives = examples[examples["label"] == 1]
+    assert set(zip(positives["group_id"], positives["product_id"])) <= held_pairs
+    assert (examples[examples["label"] == 0].groupby("group_id").size() <= 5).all()
+    # Features of days (a line-order clock) and of pushes (there are none) are left out; the sources' stay.
+    assert not set(examples.columns) & (daily.NON_TIMED_DROP | daily.PUSH_FEATURES)
+    assert {"score__ease", "rank__ease", "score__item_knn_cosine", "cat_share"} <= set(examples.columns)
+    assert not {"score__tifu_knn", "score__trending", "score__repurchase"} & set(examples.columns)
+
+
+def test_meaningful_features_drops_constant_columns_but_keeps_a_value_or_nothing():
+    frame = pd.DataFrame({"group_id": ["g", "g", "h"], "product_id": ["a", "b", "a"], "label": [1, 0, 0],
+                          "rating": [0.9, 0.9, 0.9], "coupon": [np.nan] * 3, "brand_share": [0.5, np.nan, 0.5],
+                          "score__ease": [0.3, 0.1, 0.2], "age_days": [1.0, 2.0, 3.0], "times_pushed": [0, 1, 0]})
+
+    class Untimed:
+        timed = False
+        push_events = None
+
+    kept = daily.meaningful_features(frame, Untimed())
+    # rating constant, coupon empty, age_days read from a synthetic clock, times_pushed from no pushes.
+    assert list(kept.columns) == ["group_id", "product_id", "label", "brand_share", "score__ease"]
+
+
+def test_orders_only_ranker_trains_and_serves(world, tmp_path):
+    frames = _orders_only(world, "line_order")
+    cfg = _cfg(candidate_negatives=20)
+    result = daily.run_daily(frames, cfg, tmp_path, evaluate=False, log=lambda _: None)
+    art = load_artifact(result.artifact)
+    names = load_ranker(art).feature_names_
+    assert "score__ease" in names and not set(names) & (daily.NON_TIMED_DROP | daily.PUSH_FEATURES)
+    assert len(art.candidates) and art.candidates["p_conv"].between(0, 1).all()

@@ -55,6 +55,7 @@ from recsys.ranker import (
     PRICE_SCALE,
     TIME,
     ConversionRanker,
+    feature_columns,
     fit_and_evaluate,
     order_labels_with_sampled_negatives,
     ordered_within,
@@ -65,7 +66,9 @@ Log = Callable[[str], None]
 
 # Sources whose scores and ranks feed the ranker (and whose union is the candidate set).
 SOURCES: tuple[str, ...] = ("popular", "trending", "segment_popular", "own_top", "repurchase",
-                            "item_knn_cosine", "ease", "als", "content")
+                            "item_knn_cosine", "ease", "als", "content", "tifu_knn")
+# Sources that read ages in days or basket days: left out on a clock that is no clock (line order or none).
+TIMED_SOURCES: tuple[str, ...] = ("trending", "repurchase", "tifu_knn")
 BASELINES: tuple[str, ...] = ("random", "popular", "rating_commission", "segment_popular", "own_top",
                               "item_knn_cosine", "ease", "als")
 # Source -> the reason code it gives a pick.
@@ -73,10 +76,20 @@ SOURCE_REASONS: dict[str, str] = {
     "repurchase": "repurchase_due", "own_top": "similar_to_past", "item_knn_cosine": "similar_to_past",
     "ease": "similar_to_past", "als": "similar_to_past", "content": "similar_to_past",
     "trending": "trending", "segment_popular": "segment_popular", "popular": "segment_popular",
+    "tifu_knn": "similar_to_past",
 }
 CATEGORY_REASON_SHARE = 0.2  # a group "buys this category" when it holds this share of its purchases
 NEW_PRODUCT_DAYS = 14
 DUE_RANGE = (0.75, 2.0)  # due ratio (days since last / usual cycle) that counts as a repurchase due
+# Ranker features read from days (ages, recency, cycles, windows of days): meaningless on a synthetic clock.
+NON_TIMED_DROP: frozenset[str] = frozenset({
+    "days_since_cat", "cat_cycle_days", "due_ratio", "repurchase_due", "days_since_push", "group_orders_30d",
+    "group_days_since_order", "price_change_7d", "product_orders_7d", "product_orders_30d", "age_days",
+    "score__trending", "rank__trending", "score__repurchase", "rank__repurchase",
+})
+# Ranker features read from pushes: meaningless without any.
+PUSH_FEATURES: frozenset[str] = frozenset({"days_since_push", "times_pushed", "group_conv_rate", "product_conv_rate",
+                                           EXPOSED})
 # Held-out pushes are labelled with the issue's default window whatever the ranker's own window is.
 YARDSTICK_WINDOW_DAYS = 3
 
@@ -178,6 +191,7 @@ class Snapshot:
     per_source: int = 100
     union_size: int = 200
     block_groups: int = 2000
+    reserved: int = 0  # each source's top this many lead the union (CandidateConfig.union_reserved)
 
     def rows(self, pairs: pd.DataFrame, profiles: Profiles | None = None, ranks: pd.DataFrame | None = None) -> pd.DataFrame:
         """Ranker inputs for (group_id, product_id) pairs: the sources' scores and ranks (`ranks` when already read,
@@ -202,7 +216,8 @@ class Snapshot:
         known = np.flatnonzero(g >= 0)
         for block, pos in groups_in_blocks(g[known], self.block_groups):
             sel = known[pos]
-            union = union_candidates(self.sources, self.data, block, self.per_source, self.union_size)
+            union = union_candidates(self.sources, self.data, block, self.per_source, self.union_size,
+                                     reserved=self.reserved)
             out[sel] = source_ranks(union, keys.iloc[sel]).reindex(columns=cols).to_numpy(dtype=np.float64)
         return pd.DataFrame(out, columns=cols)
 
@@ -216,30 +231,52 @@ def take_snapshot(frames: Any, data: TrainData, cfg: Config, fitted: Mapping[str
     each: dict[str, float] = {}
     sources = fit_sources(data, cfg, fitted=fitted, seconds=each)
     c = cfg.candidates
-    union = union_candidates(sources, data, np.arange(data.n_groups), c.per_source, c.union_size) if with_union else None
+    union = union_candidates(sources, data, np.arange(data.n_groups), c.per_source, c.union_size,
+                             reserved=c.union_reserved) if with_union else None
     t1 = time.perf_counter()
     profiles = profiles_at(frames, data.now, cfg, history_groups)
     if log is not None:
         log(f"ranker examples: snapshot of {data.now:%Y-%m-%d}: {len(sources)} sources fitted ({t1 - t0:.0f}s: {slowest(each)}), "
             f"profiles ({time.perf_counter() - t1:.0f}s)")
-    return Snapshot(data, sources, union, profiles, c.per_source, c.union_size, cfg.cluster.block_groups)
+    return Snapshot(data, sources, union, profiles, c.per_source, c.union_size, cfg.cluster.block_groups, c.union_reserved)
 
 
 # ---------------------------------------------------------------------------------------------- examples
 
 
-def fit_sources(data: TrainData, cfg: Config, names: Iterable[str] = SOURCES,
-                fitted: Mapping[str, Recommender] | None = None, seconds: dict[str, float] | None = None
-                ) -> dict[str, Recommender]:
-    """Every candidate source fitted on the data (configured hyper-parameters); sources in `fitted` that were
-    fitted on this very data are reused. Each fit's seconds go into `seconds` when given."""
+def sources_for(data: TrainData, names: Iterable[str] = SOURCES) -> tuple[str, ...]:
+    """The sources that mean something on this data: the timed ones only on a real clock."""
+    return tuple(n for n in names if data.timed or n not in TIMED_SOURCES)
+
+
+def unfitted_copy(source: Recommender) -> Recommender:
+    """A fresh source of the same class and hyper-parameters (those its constructor takes), not fitted."""
+    import inspect
+
+    accepted = inspect.signature(type(source).__init__).parameters
+    copy = type(source)(**{k: v for k, v in source.params().items() if k in accepted})
+    copy.name = source.name
+    return copy
+
+
+def fit_sources(data: TrainData, cfg: Config, names: Iterable[str] | None = None,
+                fitted: Mapping[str, Recommender] | None = None, seconds: dict[str, float] | None = None,
+                like: Mapping[str, Recommender] | None = None) -> dict[str, Recommender]:
+    """Every candidate source that means something on the data (`sources_for`), fitted on it (configured
+    hyper-parameters, or those of the same source in `like`); sources in `fitted` that were fitted on this very data
+    are reused. Each fit's seconds go into `seconds` when given."""
     from training.evaluate import make_source
 
     out: dict[str, Recommender] = {}
-    for name in names:
+    for name in sources_for(data, SOURCES if names is None else names):
         t0 = time.perf_counter()
         known = (fitted or {}).get(name)
-        out[name] = known if known is not None and known.is_fitted_on(data) else make_source(name, None, cfg).fit(data)
+        if known is not None and known.is_fitted_on(data):
+            out[name] = known
+        elif like is not None and name in like:
+            out[name] = unfitted_copy(like[name]).fit(data)
+        else:
+            out[name] = make_source(name, None, cfg).fit(data)
         if seconds is not None:
             seconds[name] = time.perf_counter() - t0
     return out
@@ -284,13 +321,133 @@ def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Con
     return pd.concat(parts, ignore_index=True).sort_values(TIME, kind="stable").reset_index(drop=True)
 
 
-def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default_log) -> pd.DataFrame:
+def learns_from_holdout(frames: Any, cfg: Config) -> bool:
+    """Whether the ranker's examples come from a holdout of the orders (`holdout_examples`): without pushes or
+    without a real clock (a past snapshot of line numbers is no past), unless configured otherwise."""
+    from training.evaluate import Frames
+
+    if cfg.ranker.orders_only_examples != "holdout":
+        return False
+    f = Frames.of(frames)
+    return f.clock != "real" or f.pushes is None or not len(f.pushes)
+
+
+def holdout_shape(clock: str, cfg: Config) -> Any:
+    """The default holdout of the ranker's examples: each group's last line (a random one without any clock), or
+    the last `holdout_days` on a real clock."""
+    from training.evaluation_window import TestShape
+
+    return TestShape("window", days=cfg.ranker.holdout_days) if clock == "real" else TestShape("holdout_last")
+
+
+def holdout_examples(frames: Any, cfg: Config, shape: Any = None, new_pairs_only: bool = False, log: Log = default_log,
+                     like: Mapping[str, Recommender] | None = None) -> pd.DataFrame:
+    """Ranker examples learnt from orders alone: the data carved like validation (`shape`, default `holdout_shape`),
+    sources fitted on the rest (the snapshot; hyper-parameters of `like` when given), and each sampled group's union
+    candidates labelled 1 when held out, with at most `candidate_negatives` of its other candidates as negatives.
+    With `new_pairs_only` the pairs the group bought in the snapshot are left out (the question the test asks).
+
+    The ranker then learns what the served list needs: which of the union's candidates a group buys next, from the
+    sources' scores and ranks and the pair features as of the snapshot. Raises ValueError when the holdout holds
+    nothing (every group has a single line)."""
+    from training.evaluate import Frames
+    from training.evaluation_window import carve
+
+    rc = cfg.ranker
+    f = Frames.of(frames)
+    shape = shape or holdout_shape(f.clock, cfg)
+    kept, held, cut = carve(f, shape, f.clock, rc.seed)
+    held_orders = [held.orders]
+    for depth in range(1, rc.holdout_depth):
+        # Each repetition holds out the next lines back (or the window before), from what the last one kept.
+        kept, more, cut = carve(kept, shape, f.clock, rc.seed + depth)
+        held_orders.append(more.orders)
+    data = build_train_data(kept.products, kept.sellers, kept.groups, kept.pushes, kept.orders, cfg.features, now=cut,
+                            clock=f.clock)
+    o = pd.concat(held_orders, ignore_index=True)
+    if "refunded" in o:
+        o = o.loc[~o["refunded"].fillna(False).astype(bool).to_numpy()]
+    g = data.groups.index_of(o[GROUP_ID].astype(str).to_numpy(dtype=object), missing="mark")
+    i = data.items.index_of(o[PRODUCT_ID].astype(str).to_numpy(dtype=object), missing="mark")
+    ok = (g >= 0) & (i >= 0)
+    ok[ok] = data.n_orders[g[ok]] > 0
+    if not ok.any():
+        raise ValueError(f"the {shape.kind} holdout leaves no group with a history and a held-out purchase")
+    groups = np.unique(g[ok])
+    chosen = sampled_groups(data.groups.ids[groups], rc.max_example_groups, rc.seed)
+    if chosen is not None:
+        groups = np.sort(data.groups.index_of(chosen))
+    t0 = time.perf_counter()
+    each: dict[str, float] = {}
+    sources = fit_sources(data, cfg, like=like, seconds=each)
+    c = cfg.candidates
+    union = union_candidates(sources, data, groups, c.per_source, c.union_size, with_indices=True,
+                             reserved=c.union_reserved)
+    held_keys = pd.Index(np.unique(_keys(g[ok], i[ok], data.n_items)))
+    keys = _keys(union["g"].to_numpy(), union["i"].to_numpy(), data.n_items)
+    label = held_keys.get_indexer(keys) >= 0
+    keep = np.ones(len(union), dtype=bool)
+    if new_pairs_only:
+        keep &= np.asarray(data.bought[union["g"].to_numpy(), union["i"].to_numpy()]).ravel() == 0
+    # Negatives: a seeded sample of at most `candidate_negatives` of each group's other candidates.
+    rng = np.random.default_rng(rc.seed)
+    neg = np.flatnonzero(keep & ~label)
+    shuffled = neg[rng.permutation(len(neg))]
+    shuffled = shuffled[np.argsort(union["g"].to_numpy()[shuffled], kind="stable")]
+    gs = union["g"].to_numpy()[shuffled]
+    starts = np.r_[0, np.flatnonzero(np.diff(gs)) + 1] if len(gs) else np.zeros(0, np.int64)
+    position = np.arange(len(gs)) - np.repeat(starts, np.diff(np.r_[starts, len(gs)]))
+    rows = np.sort(np.r_[np.flatnonzero(keep & label), shuffled[position < rc.candidate_negatives]])
+    union = union.drop(columns=["g", "i"])
+    rank_cols = [col for col in union.columns if col.startswith("rank__")]
+    ranks = union[rank_cols].iloc[rows].reset_index(drop=True)
+    ranks["n_sources"] = ranks.notna().sum(axis=1).astype(float)
+    profiles = profiles_at(kept, data.now, cfg)
+    snap = Snapshot(data, sources, None, profiles, c.per_source, c.union_size, cfg.cluster.block_groups, c.union_reserved)
+    examples = union[[GROUP_ID, PRODUCT_ID]].iloc[rows].reset_index(drop=True)
+    examples[TIME] = data.now
+    examples[LABEL] = label[rows].astype(np.int8)
+    out = pd.concat([examples, snap.rows(examples, ranks=ranks)], axis=1)
+    found = int(out[LABEL].sum())
+    log(f"ranker examples: {shape.kind} holdout, snapshot of {len(kept.orders):,} orders ({time.perf_counter() - t0:.0f}s: "
+        f"{slowest(each)}); {len(groups):,} groups, {found:,} of {int(ok.sum()):,} held-out purchases among their "
+        f"candidates, {len(out):,} examples")
+    if out[LABEL].nunique() < 2:
+        raise ValueError("the holdout's candidates hold a single class: nothing to learn a ranking from")
+    return meaningful_features(out, data, rc.max_category_levels)
+
+
+def meaningful_features(examples: pd.DataFrame, data: TrainData, max_levels: int | None = None) -> pd.DataFrame:
+    """Examples without the feature columns that mean nothing in this data: those read from days on a synthetic
+    clock, those read from pushes when there are none, any constant (or empty) column, and categorical ones of more
+    than `max_levels` levels when given."""
+    drop = [col for col in examples.columns if col in NON_TIMED_DROP] if not data.timed else []
+    if max_levels is not None:
+        drop += [col for col in feature_columns(examples) if not pd.api.types.is_numeric_dtype(examples[col])
+                 and not pd.api.types.is_bool_dtype(examples[col]) and examples[col].nunique(dropna=True) > max_levels]
+    if data.push_events is None or not len(data.push_events):
+        drop += [col for col in examples.columns if col in PUSH_FEATURES]
+    features = [col for col in feature_columns(examples) if col not in drop]
+    drop += [col for col in features if examples[col].nunique(dropna=True) <= 1
+             and not (examples[col].isna().any() and examples[col].notna().any())]
+    return examples.drop(columns=drop)
+
+
+def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default_log, shape: Any = None,
+                    new_pairs_only: bool = False, like: Mapping[str, Recommender] | None = None) -> pd.DataFrame:
     """Labelled examples from the days before `now` (see `RankerConfig.examples` and the ranker's docstring).
 
     Candidate sources are fitted once, on a snapshot at the start of the span; pair features are read from
-    profiles refreshed every `feature_refresh_days`, each example using the latest refresh before it.
+    profiles refreshed every `feature_refresh_days`, each example using the latest refresh before it. Without pushes
+    or a real clock the examples come from a holdout of the orders instead (`holdout_examples`, carved as `shape`).
     """
     rc = cfg.ranker
+    if learns_from_holdout(frames, cfg):
+        try:
+            return holdout_examples(frames, cfg, shape, new_pairs_only, log, like)
+        except ValueError as err:
+            # Nothing to hold out (every group has a single purchase line): the examples of a past snapshot instead.
+            log(f"ranker examples: no holdout ({err}); a snapshot {rc.example_days} days back instead")
     window = pd.Timedelta(days=rc.label_window_days)
     start = now - (window if rc.examples == "candidates" else pd.Timedelta(days=rc.example_days))
     data = build_train_data(frames.products, frames.sellers, frames.groups, frames.pushes, frames.orders, cfg.features,
@@ -449,11 +606,13 @@ class DayModel:
 Trained = tuple[ConversionRanker, dict[str, Any], dict[str, float]]
 
 
-def train_ranker(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default_log) -> Trained:
-    """The conversion ranker trained on the past snapshots before `now`; its metrics and timings."""
+def train_ranker(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default_log, shape: Any = None,
+                 new_pairs_only: bool = False, like: Mapping[str, Recommender] | None = None) -> Trained:
+    """The conversion ranker trained on the past snapshots before `now` (or on a holdout carved as `shape`, see
+    `ranker_examples`); its metrics and timings."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    examples = ranker_examples(frames, now, cfg, log)
+    examples = ranker_examples(frames, now, cfg, log, shape=shape, new_pairs_only=new_pairs_only, like=like)
     timings["ranker_examples"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ranker, metrics = fit_and_evaluate(examples, cfg.ranker)
@@ -467,11 +626,13 @@ def train_ranker(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default
 
 def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
                     fitted: Mapping[str, Recommender] | None = None, trained: Trained | None = None,
-                    release_fit_inputs: bool = False) -> DayModel:
+                    release_fit_inputs: bool = False, shape: Any = None, new_pairs_only: bool = False) -> DayModel:
     """Train the ranker (unless `trained` already is), then fit today's sources and profiles: everything but the
     per-group work. With `release_fit_inputs` the model keeps `data.without_fit_inputs()`, and when the caller
-    holds no other reference to `data` its fitting matrices are freed before the profiles are built."""
-    ranker, metrics, timings = trained if trained is not None else train_ranker(frames, data.now, cfg, log)
+    holds no other reference to `data` its fitting matrices are freed before the profiles are built. `shape` and
+    `new_pairs_only` say how a holdout of the orders is carved for the ranker's examples (`holdout_examples`)."""
+    ranker, metrics, timings = trained if trained is not None else \
+        train_ranker(frames, data.now, cfg, log, shape=shape, new_pairs_only=new_pairs_only, like=fitted)
     timings = dict(timings)
     if cfg.ranker.inference == "compiled" and ranker.compiled_ is None:
         t0 = time.perf_counter()
@@ -520,7 +681,7 @@ def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles 
     """
     data, cfg = model.data, model.cfg
     union = union_candidates(model.sources, data, np.asarray(group_idx, dtype=np.int64), cfg.candidates.per_source,
-                             cfg.candidates.union_size, with_indices=True)
+                             cfg.candidates.union_size, with_indices=True, reserved=cfg.candidates.union_reserved)
     # The union rows are the pairs: their ranks are its own rank columns, no look-up by id.
     rank_cols = [c for c in union.columns if c.startswith("rank__")]
     ranks = union[rank_cols].reset_index(drop=True)
@@ -540,10 +701,11 @@ def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles 
 
 
 def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
-                   fitted: Mapping[str, Recommender] | None = None) -> PipelineState:
+                   fitted: Mapping[str, Recommender] | None = None, shape: Any = None,
+                   new_pairs_only: bool = False) -> PipelineState:
     """Train the ranker on past snapshots, then score today's union candidates of every group (all as of `data.now`),
     block by block, and keep them all (the evaluation harness reads them; the daily job streams blocks instead)."""
-    model = build_day_model(frames, data, cfg, log, fitted)
+    model = build_day_model(frames, data, cfg, log, fitted, shape=shape, new_pairs_only=new_pairs_only)
     timings = dict(model.timings)
     t0 = time.perf_counter()
     blocks = seller_blocks(data, cfg.cluster.block_groups)
@@ -596,13 +758,16 @@ class PipelineRecommender(Recommender):
     name = "ranker"
 
     def __init__(self, frames: Any, cfg: Config, weights: BlendWeights, share: "PipelineRecommender | None" = None,
-                 log: Log = default_log, fitted: Mapping[str, Recommender] | None = None) -> None:
+                 log: Log = default_log, fitted: Mapping[str, Recommender] | None = None, shape: Any = None,
+                 new_pairs_only: bool = False) -> None:
         self.frames = frames
         self.cfg = cfg
         self.weights = weights
         self.share = share
         self.log = log
         self.fitted = fitted
+        self.shape = shape  # how a holdout for the ranker's examples is carved (the test's shape), when it learns from one
+        self.new_pairs_only = new_pairs_only
 
     def params(self) -> dict[str, Any]:
         """The blend weights (the rest is in the run's configuration)."""
@@ -612,7 +777,7 @@ class PipelineRecommender(Recommender):
         if self.share is not None and self.share.is_fitted_on(data):
             self.state_ = self.share.state_
         else:
-            self.state_ = build_pipeline(self.frames, data, self.cfg, self.log, self.fitted)
+            self.state_ = build_pipeline(self.frames, data, self.cfg, self.log, self.fitted, self.shape, self.new_pairs_only)
         c = self.state_.candidates
         comps = add_order_value(c, data)
         self.log_scores_ = blend_log_scores(comps, self.weights)

@@ -23,7 +23,7 @@ from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
 from recsys import metrics as M
 from recsys.candidates import (
     ALSSource, BlendRecommender, ContentSource, EASESource, ExposureSource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
-    RatingCommissionRule, Recommender, RepurchaseSource, SegmentPopular, TrendingSource,
+    RatingCommissionRule, Recommender, RepurchaseSource, SegmentPopular, TIFUKNNSource, TrendingSource,
 )
 from recsys.candidates.category import CategoryAffinitySource
 from recsys.candidates.learned import LearnedBlend
@@ -92,11 +92,11 @@ class EvalOptions:
     keep_lists: bool = False  # keep every model's top-K lists (EvalResult.lists) for --lists
     baselines: tuple[str, ...] = (
         "random", "popular", "rating_commission", "segment_popular", "own_top",
-        "item_knn_cosine", "item_knn_bm25", "als", "ease",
+        "item_knn_cosine", "item_knn_bm25", "als", "ease", "tifu_knn",
     )
     blend_sources: tuple[str, ...] = (
         "popular", "trending", "segment_popular", "own_top", "repurchase", "item_knn_cosine", "ease", "als", "content",
-        "exposure",
+        "exposure", "tifu_knn",
     )
 
 
@@ -351,6 +351,12 @@ def make_source(name: str, params: Mapping[str, Any] | None = None, cfg: Config 
         "exposure": lambda: ExposureSource(**p),
         "trending": lambda: TrendingSource(**{"days": c.trending_days, "baseline_days": c.trending_baseline_days, **p}),
         "category_affinity": lambda: CategoryAffinitySource(**p),
+        "tifu_knn": lambda: TIFUKNNSource(**{"neighbours": c.tifu_neighbours, "within_decay": c.tifu_within_decay,
+                                             "group_decay": c.tifu_group_decay, "groups": c.tifu_groups,
+                                             "alpha": c.tifu_alpha, "similarity": c.tifu_similarity,
+                                             "exclude_seen": c.tifu_exclude_seen,
+                                             "new_item_weight": c.tifu_new_item_weight,
+                                             "item_neighbours": c.tifu_item_neighbours, **p}),
     }
     if name not in factories:
         raise KeyError(f"unknown source {name!r}; known: {sorted(factories)}")
@@ -374,6 +380,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "content": {},
     "category_affinity": {"affinity_power": [0.25, 0.5, 1.0], "category_power": [0.0, 0.5, 1.0],
                           "item_half_life_days": [None, 14.0]},
+    "tifu_knn": {"alpha": [0.3, 0.7], "groups": [3, 7], "neighbours": [100, 300], "new_item_weight": [0.0, 0.2]},
 }
 
 
@@ -407,6 +414,11 @@ def validation_shape(train: Frames, options: EvalOptions) -> TestShape:
     if shape.kind == "window" and train.clock != "real":
         raise ValueError(f"a time-window test on a {train.clock!r} clock: its timestamps are not times")
     return shape
+
+
+def split_validation_or_raise(train: Frames, cfg: Config, options: EvalOptions, item_vectors: Any = None) -> None:
+    """ValueError when validation cannot be carved from training (no group keeps a history and something to find)."""
+    build_validation(train, with_half_life(cfg, None), replace(options, max_tune_groups=1), item_vectors)
 
 
 def split_validation(train: Frames, options: EvalOptions) -> tuple[Frames, Frames, pd.Timestamp | None]:
@@ -740,7 +752,7 @@ def category_spearman(model: Recommender, data: TrainData, truth: pd.DataFrame, 
 
 
 # Sources that read ages in days: on a clock that is no clock they have nothing to say.
-TIMED_SOURCES = ("trending", "repurchase")
+TIMED_SOURCES = ("trending", "repurchase", "tifu_knn")
 # Hyper-parameters that are half-lives in days: fixed at "no decay" without a real clock.
 HALF_LIFE_KEYS = ("half_life_days", "item_half_life_days")
 # Sources whose validation score picks the feature half-life (they read the decayed matrices).
@@ -751,6 +763,8 @@ CONFIG_OF_PARAM = {
     ("als", "iterations"): "als_iterations", ("ease", "lam"): "ease_lambda", ("ease", "max_items"): "ease_max_items",
     ("item_knn_cosine", "neighbours"): "knn_neighbours", ("trending", "days"): "trending_days",
     ("trending", "baseline_days"): "trending_baseline_days",
+    ("tifu_knn", "alpha"): "tifu_alpha", ("tifu_knn", "groups"): "tifu_groups",
+    ("tifu_knn", "neighbours"): "tifu_neighbours", ("tifu_knn", "new_item_weight"): "tifu_new_item_weight",
 }
 SERVED = "served"
 
@@ -795,13 +809,15 @@ def tuned_config(cfg: Config, chosen: Mapping[str, Mapping[str, Any]]) -> Config
     return cfg.model_copy(update={"candidates": cfg.candidates.model_copy(update=updates)}) if updates else cfg
 
 
-def served_model(train: Frames, cfg: Config, fitted: Mapping[str, Recommender], log: Callable[[str], None]) -> Recommender:
+def served_model(train: Frames, cfg: Config, fitted: Mapping[str, Recommender], log: Callable[[str], None],
+                 shape: TestShape | None = None, new_pairs_only: bool = False) -> Recommender:
     """The model `quanxuan train` serves, as training.daily builds it: the conversion ranker over the candidate union,
-    blended with the ops default weights (the diversity penalty is a list rule of serving, not a score)."""
+    blended with the ops default weights (the diversity penalty is a list rule of serving, not a score). When the
+    ranker learns from a holdout of the orders it is carved like validation (`shape`), asking the test's question."""
     from training.daily import PipelineRecommender
 
     weights = cfg.weights.default.model_copy(update={"diversity": 0.0})
-    return PipelineRecommender(train, cfg, weights, log=log, fitted=fitted)
+    return PipelineRecommender(train, cfg, weights, log=log, fitted=fitted, shape=shape, new_pairs_only=new_pairs_only)
 
 
 def run_evaluation(
@@ -839,6 +855,14 @@ def run_evaluation(
         cfg = with_half_life(cfg, None)
     val = None
     if options.tune:
+        try:
+            split_validation_or_raise(train, cfg, options, item_vectors)
+        except ValueError as err:
+            # No group keeps a history once validation is carved (Beibei: one success line per initiator): every
+            # model runs at its configured defaults rather than no evaluation at all.
+            log(f"not tuned: {err}")
+            options = replace(options, tune=False)
+    if options.tune:
         start = time.perf_counter()
         split = split_validation(train, options)
         if options.half_lives:
@@ -873,7 +897,8 @@ def run_evaluation(
     served_cfg = tuned_config(cfg, chosen)
     if options.served:
         # Fitted after the baselines (dict order), so it reuses every source they fitted on the same data.
-        models[SERVED] = served_model(train, served_cfg, sources, log)
+        models[SERVED] = served_model(train, served_cfg, sources, log, validation_shape(train, options),
+                                      options.new_pairs_only)
     if cutoff is None and options.shape.kind == "window":
         cutoff = window_cutoff(train, test)
     # The served model cannot always learn (e.g. a ranker needs a span of time): then the union is the headline.

@@ -10,11 +10,12 @@ from recsys.candidates.exposure import ExposureSource
 from recsys.candidates.knn import ItemKNNSource
 from recsys.candidates.popular import GlobalPopular, OwnTopItems, RandomSource, RatingCommissionRule, SegmentPopular
 from recsys.candidates.repurchase import RepurchaseSource
+from recsys.candidates.tifu_knn import TIFUKNNSource
 from recsys.candidates.trending import TrendingSource
 from recsys.candidates.union import BlendRecommender, union_candidates
 
 __all__ = [
     "ALSSource", "BlendRecommender", "ContentSource", "EASESource", "ExposureSource", "GlobalPopular", "ItemKNNSource", "OwnTopItems",
-    "RandomSource", "RatingCommissionRule", "Recommender", "RepurchaseSource", "SegmentPopular", "TrendingSource",
+    "RandomSource", "RatingCommissionRule", "Recommender", "RepurchaseSource", "SegmentPopular", "TIFUKNNSource", "TrendingSource",
     "top_k", "union_candidates",
 ]

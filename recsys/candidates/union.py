@@ -112,11 +112,12 @@ def union_candidates(
     exclude: sp.csr_matrix | None = None,
     allowed_items: np.ndarray | None = None,
     with_indices: bool = False,
+    reserved: int = 0,
 ) -> pd.DataFrame:
     """Candidates of every (fitted) source for these groups, with per-source scores, ranks and provenance.
 
-    Rows are ordered per group by the number of sources proposing the item, then its best rank; at most
-    `union_size` per group are kept. Columns: group_id, product_id, score__<s>, rank__<s> for each source, sources
+    Rows are ordered per group by the number of sources proposing the item, then its best rank, except that each
+    source's top `reserved` come first (by the same order); at most `union_size` per group are kept. Columns: group_id, product_id, score__<s>, rank__<s> for each source, sources
     (then g and i, the group and item indices, with `with_indices`).
     """
     group_idx = np.asarray(group_idx, dtype=np.int64)
@@ -147,7 +148,9 @@ def union_candidates(
     present = ~np.isnan(wide_rank)
     n_present = present.sum(axis=1)
     best = np.where(present, wide_rank, np.inf).min(axis=1) if n_src else np.zeros(len(uniq))
-    order = _group_order(ug, n_present, best, ui, n_src, per_source, max(data.n_items, 1))
+    # A reserved item (some source's top `reserved`) counts n_src more sources: it sorts before every other one.
+    priority = n_present + n_src * (best <= reserved) if reserved > 0 else n_present
+    order = _group_order(ug, priority, best, ui, 2 * n_src if reserved > 0 else n_src, per_source, max(data.n_items, 1))
     ug_sorted = ug[order]
     starts = np.r_[0, np.flatnonzero(np.diff(ug_sorted)) + 1] if len(order) else np.zeros(0, np.int64)
     position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
