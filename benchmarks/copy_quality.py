@@ -24,6 +24,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from features.tagged_titles import normalised, read_tagged_titles
@@ -365,6 +366,55 @@ def possible_rate(pct: float, n: int) -> bool:
     return lo <= n and lo / n < (pct + 0.1) / 100 - 1e-12
 
 
+@lru_cache(maxsize=50_000)
+def _boundaries(title: str) -> frozenset[int]:
+    # Where a reader would say the title's words start and end, as offsets into normalised(title):
+    # separators, changes between Chinese, Latin and digits, and jieba's own dictionary (not the
+    # renderer's tokenizer) inside each Chinese run.
+    import jieba
+
+    runs = re.findall(r"[一-鿿]+|[a-z]+|[0-9]+", title.lower())
+    cuts, at = {0}, 0
+    for run in runs:
+        if run[0] >= "一":
+            for word in jieba.cut(run, HMM=False):
+                at += len(word)
+                cuts.add(at)
+        else:
+            at += len(run)
+            cuts.add(at)
+    return frozenset(cuts)
+
+
+def cut_inside_a_word(short: str, title: str, tagged: tuple[str, ...] = ()) -> bool:
+    """True when a piece of the short title starts or ends inside one of the title's words (自行 of 自行车).
+
+    The title's tagged words (product words, brands) are words too, whatever jieba makes of their neighbours.
+    """
+    s, t = normalised(short), normalised(title)
+    cuts = set(_boundaries(title))
+    for word in (normalised(w) for w in tagged):
+        for k in (k for k in range(len(t)) if word and t.startswith(word, k)):
+            cuts |= {k, k + len(word)}
+    i = 0
+    while i < len(s):
+        # The longest next piece that the title has between two word boundaries; a piece the title has
+        # only across a boundary is a fragment, a character it lacks (the brand field) is skipped.
+        found = seen = False
+        for j in range(len(s), i, -1):
+            piece = s[i:j]
+            starts = [k for k in range(len(t)) if t.startswith(piece, k)]
+            seen = seen or bool(starts)
+            if any(k in cuts and k + len(piece) in cuts for k in starts):
+                i, found = j, True
+                break
+        if not found:
+            if seen:
+                return True
+            i += 1
+    return False
+
+
 def short_title_defects(short: str, truth: Truth) -> list[str]:
     """Why a short title is broken: no product word, the wrong head, a compatible-with brand, shop words, a fragment."""
     out = []
@@ -397,7 +447,7 @@ def short_title_defects(short: str, truth: Truth) -> list[str]:
                 out.append("short: compatible-with brand")
     if any(w in short for w in _SHOP_WORDS):
         out.append("short: shop words")
-    if short[:1] in _FRAGMENT_START or short[-1:] in _FRAGMENT_END:
+    if short[:1] in _FRAGMENT_START or short[-1:] in _FRAGMENT_END or cut_inside_a_word(short, truth.title, truth.products + truth.brands):
         out.append("short: fragment")
     return out
 

@@ -181,7 +181,7 @@ _HEAD_REACH = 3  # a head product word at most this many glued tokens after anot
 _HEAD_FLAGS = {"n", "vn", "nz", "ng"}
 _GIFT_WORDS = {"送", "赠", "赠送", "加送", "送的", "附赠"}
 # One-character nouns that follow a product word without being part of it (羽绒服男, 外套秋).
-_NOT_HEAD_CHARS = set("男女款装码版色式型号童春夏秋冬季新大小中潮送用件个只双套")
+_NOT_HEAD_CHARS = set("男女款装码版色式型号童春夏秋冬季新大小中潮送用件个只双套全")
 _COMPOUND_MAX = 6
 
 
