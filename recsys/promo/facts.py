@@ -161,11 +161,12 @@ def title_facts(title: str, category: str = "", brand: str = "") -> ProductFacts
             tags |= head_tags
             main = next((m for t, m in _MAIN_OF_TAG if t in tags), "")
             if not main and head:
+                # The lexicon's category of the head word gives the kind, not the audience: a 保温杯 is
+                # listed under 母婴 but an uncategorised one is no baby product unless its title says so.
                 path_of = all_product_words().get(head)
                 main = path_of.split("/")[0] if path_of else ""
-                tags.update(_CATEGORY_TAGS.get(main, ()))
-                if path_of:
-                    tags.update(_CATEGORY_TAGS.get(path_of, ()))
+                implied = set(_CATEGORY_TAGS.get(main, ())) | set(_CATEGORY_TAGS.get(path_of or "", ()))
+                tags |= implied - {"baby", "child"}
         else:
             tags |= head_tags & {"drink", "alcohol", "health_device", "skin", "makeup", "hair", "oral", "body"}
     if tags & _BEAUTY or "health_device" in tags:

@@ -35,6 +35,7 @@ from recsys.promo.facts import ProductFacts, product_facts
 from recsys.promo.occasions import occasions_for
 from recsys.promo.selling_points import selling_points
 from recsys.promo.shorten import head_word, short_title
+from recsys.promo.tokenize import vocabulary
 from recsys.promo.templates import Part, Template, benefits, fill, load_parts, notes, notices, reason_phrases, used_slots
 
 OTHER_SELLER = "其他"
@@ -247,8 +248,12 @@ def benefit_line(title: str, brand: str, facts: ProductFacts, product_id: str) -
             options = table[tag]
             break
     if not options:
+        # By the head word's last character, only for a head that is a listed product word (or ends in
+        # one): a guessed head (金丝 of 金丝玉) would get a line about something else.
         head = head_word(title, brand or None)
-        options = table.get(f"~{head[-1:]}", ()) if head else ()
+        words = vocabulary().product_words
+        listed = bool(head) and any(head.endswith(w) for w in words if len(w) > 1 and len(w) <= len(head))
+        options = table.get(f"~{head[-1:]}", ()) if listed else ()
     if not options:
         return ""
     pick = int.from_bytes(hashlib.blake2b(product_id.encode(), digest_size=4).digest(), "big")
