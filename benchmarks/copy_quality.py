@@ -1,4 +1,14 @@
-"""Promo copy quality: law hits, exact numbers, punctuation, short-title retention, diversity and speed.
+"""Promo copy quality: paste-blocking defects, law hits, exact numbers, punctuation, short-title retention, diversity and speed.
+
+Paste-blocking defects (issue 16) are judged by the reader's rules in this file, apart from the
+renderer's product facts: on 350 random Taobao titles × 7 seller types × a weekday, a weekend day
+and 春节, and on every pick of an artifact rendered through the service's picks path (with the
+seller's other groups as history), with distinct-2 of each seller's day:
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/copy_quality.py runs/copy_report.md --defects-only \
+        --artifact runs/demo/artifacts --read runs/copy_read.txt
+
+`--read` writes 100 random copies (70 Taobao, 30 artifact) with their detected defects, to read by hand.
 
 Prints every figure and writes a Markdown report (default runs/copy_report.md) with the AdvertiseGen
 hits listed one by one and ten sample copies per seller type.

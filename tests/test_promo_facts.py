@@ -191,3 +191,23 @@ def test_goods_for_mothers_get_no_baby_wording() -> None:
 
 def test_audience_words_are_no_selling_points() -> None:
     assert not {"大学生", "成人", "小童"} & set(selling_points("汤臣倍健成人维生素C100粒 大学生 小童 咀嚼片"))
+
+
+def test_the_law_checks_safe_rewrite_comes_before_another_template(monkeypatch) -> None:
+    import recsys.promo.render as render
+    from recsys.promo.adlaw import Hit
+
+    def fake_check(text: str) -> list:
+        at = text.find("，")  # pretend every text's first comma is a banned term
+        return [Hit(at, at + 1, "，", "test", "")] if at >= 0 and "、" not in text[: at + 1] else []
+
+    rewritten = []
+
+    def fake_rewrite(text: str) -> str:
+        rewritten.append(text)
+        return text.replace("，", "、", 1)
+
+    monkeypatch.setattr(render, "check", fake_check)
+    monkeypatch.setattr(render.adlaw, "safe_rewrite", fake_rewrite, raising=False)
+    copy = render_copy(_product("羚跑双肩包 防盗 多功能"), CopyContext("g1", "其他", "", WEEKDAY, []))
+    assert rewritten and copy.text == rewritten[0].replace("，", "、", 1)

@@ -199,6 +199,7 @@ def title_facts(title: str, category: str = "", brand: str = "") -> ProductFacts
     return ProductFacts(main, kind, audience, frozenset(tags))
 
 
+@lru_cache(maxsize=100_000)
 def product_facts(title: str, category: str, brand: str, price: float, launched_at: date | None, day: date) -> ProductFacts:
     """The title's facts plus those of the price (pricey, stock-up) and of the launch date on `day` (new)."""
     base = title_facts(title, category or "", brand or "")

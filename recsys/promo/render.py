@@ -395,16 +395,21 @@ def _notice(facts: ProductFacts) -> str:
     return "".join(f"。{n}" for n in said)
 
 
-def _safe(text: str) -> str:
-    # The law check's own rewrite (when it offers one) before giving the template up.
-    rewrite = getattr(adlaw, "safe_rewrite", None)
-    if rewrite is None or not check(text):
+def _lawful(text: str, cfg: CopyConfig, title: str) -> str | None:
+    """The text if it reads cleanly and passes the law check, else the law check's own safe rewrite of it
+    (adlaw.safe_rewrite, when that module offers one) if that passes every check; None to try the next template."""
+    if len(text) > cfg.max_chars or punctuation_problems(text) or repetition_problems(text, title):
+        return None
+    if not check(text):
         return text
+    rewrite = getattr(adlaw, "safe_rewrite", None)
+    if rewrite is None:
+        return None
     try:
         fixed = rewrite(text)
     except Exception:  # a rewrite that fails must not fail the copy; the next template is tried
-        return text
-    return fixed if isinstance(fixed, str) else text
+        return None
+    return fixed if isinstance(fixed, str) and fixed and _acceptable(fixed, cfg, title) else None
 
 
 def render_copy(
@@ -450,9 +455,8 @@ def render_copy(
         text = join(combo)
         if suffix and "预售" not in text:
             text += suffix
-        text += notice
-        text = _safe(text)
-        if _acceptable(text, cfg, values["title"]):
+        text = _lawful(text + notice, cfg, values["title"])
+        if text is not None:
             template = Template(combo)
             slots = used_slots(template, values)
             shown = {k: v for k, v in numbers.items() if _SLOT_OF[k] in slots}
