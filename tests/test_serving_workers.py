@@ -48,8 +48,9 @@ def server(tmp_path_factory):
            "QUANXUAN_ARTIFACT_DIR": str(root / "artifacts"), "QUANXUAN_ARTIFACT_POLL_SECONDS": "0",
            "QUANXUAN_STATE_REFRESH_SECONDS": "0", "PROMETHEUS_MULTIPROC_DIR": str(root / "metrics")}
     env.pop("QUANXUAN_CACHE_URL", None)
+    log = open(root / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--workers", "2", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -60,7 +61,8 @@ def server(tmp_path_factory):
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the two-worker service did not become ready (exit {proc.poll()})")
+                tail = (root / "server.log").read_text("utf-8", "replace")[-3000:]
+                pytest.fail(f"the two-worker service did not become ready (exit {proc.poll()}):\n{tail}")
             time.sleep(0.3)
         yield base, slow, ops
     finally:
@@ -69,6 +71,7 @@ def server(tmp_path_factory):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def test_a_keys_rate_limit_holds_across_workers(server):

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: QUANXUAN_KEY_PEPPER is empty; set the same secret for the service and `quanxuan keys`")
         return 2
     workers = args.workers or settings.workers
-    if False:
+    if workers > 1:
         _share_between_workers(settings, args.port or settings.port)
     uvicorn.run(
         "serving.app:create_app_from_env",
