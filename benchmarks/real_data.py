@@ -32,7 +32,7 @@ import pandas as pd
 
 from recsys.config import Config
 from training.cli import main as quanxuan
-from training.evaluate import EvalOptions, EvalResult, load_frames, run_evaluation
+from training.evaluate import SERVED_CONVERSION, EvalOptions, EvalResult, load_frames, run_evaluation
 from training.report import table, write_report
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -44,7 +44,9 @@ GRIDS = {
     "ease": {"lam": [50.0, 250.0, 1000.0]},
     "item_knn_bm25": {"neighbours": [100, 400], "k1": [1.2, 100.0]},
 }
-BASELINES = ("random", "popular", "segment_popular", "own_top", "item_knn_cosine", "item_knn_bm25", "als", "ease")
+BASELINES = ("random", "popular", "segment_popular", "own_top", "item_knn_cosine", "item_knn_bm25", "als", "ease",
+             "tifu_knn")  # TIFU-KNN only on a real clock (the evaluation leaves it out otherwise)
+HEADLINE = ("pair_hr@10", "pair_ndcg@10", "hr@10", "ndcg@10")
 TAFENG_FLAGS = ["--user", "CUSTOMER_ID", "--item", "PRODUCT_ID", "--quantity", "AMOUNT", "--price", "SALES_PRICE",
                 "--cost", "ASSET", "--line-totals", "--category", "PRODUCT_SUBCLASS"]
 
@@ -115,18 +117,32 @@ def evaluate(train: Path | str, test: Path | str | None, name: str, out: Path, o
     return result
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"×{a / b:.2f}" if b > 0 else "×inf"
+
+
 def summary(result: EvalResult, note: str, seconds: float) -> str:
-    """The side-by-side table and the headline ratios served / tuned EASE and served / best other."""
+    """The side-by-side table, then served / served by p_conv alone / union / tuned EASE / best baseline per test pair
+    and per group, and the target ratios served / tuned EASE and served / best baseline."""
     m = result.metrics
     lines = [f"== {result.dataset}: {note}; clock {result.split['clock']}, test shape "
              f"{result.split['test_shape']['kind']}, validation {result.split['validation_shape']['kind']} ({seconds:.0f}s)",
              table(result, "pair_hr@10")]
-    if "ease" in m and result.served_model:
-        s = m[result.served_model]
-        for metric in ("pair_hr@10", "pair_ndcg@10"):
-            ratio = s[metric] / m["ease"][metric] if m["ease"][metric] > 0 else float("inf")
-            lines.append(f"{metric}: served {s[metric]:.4f} / tuned EASE {m['ease'][metric]:.4f} = ×{ratio:.2f}; "
-                         f"union (blend) {m['blend'][metric]:.4f}, popular {m['popular'][metric]:.4f}")
+    rows = [("served", result.served_model), ("served, p_conv only", SERVED_CONVERSION if SERVED_CONVERSION in m else None),
+            ("union (tuned blend)", "blend" if "blend" in m else None), ("tuned EASE", "ease" if "ease" in m else None)]
+    best = {metric: result.best_baseline(metric) for metric in HEADLINE}
+    lines.append(f"{'':<22}" + "".join(f"{metric:>14}" for metric in HEADLINE))
+    for label, name in rows:
+        if name is not None:
+            lines.append(f"{label:<22}" + "".join(f"{m[name][metric]:>14.4f}" for metric in HEADLINE))
+    lines.append(f"{'best baseline':<22}" + "".join(f"{best[metric][1]:>8.4f} {best[metric][0][:5]:<5}" for metric in HEADLINE))
+    for label, name in rows[:2]:
+        if name is None or "ease" not in m:
+            continue
+        lines.append(f"{label:<22}" + "".join(f"{_ratio(m[name][metric], m['ease'][metric]) + ' EASE':>14}" for metric in HEADLINE))
+        lines.append(f"{'':<22}" + "".join(f"{_ratio(m[name][metric], best[metric][1]) + ' best':>14}" for metric in HEADLINE))
+    if not result.served_model:
+        lines.append(f"served model not evaluated: {result.split.get('not_evaluated', {})}")
     return "\n".join(lines)
 
 

@@ -124,9 +124,10 @@ class RankerConfig(_Section):
         "whole catalogue (a past snapshot of the orders' own clock).")
     holdout_days: int = Field(7, ge=1, le=365, description="'holdout' examples on a real clock without pushes: the last "
                               "this many days are held out (the evaluation's test window by default).")
-    holdout_depth: int = Field(1, ge=1, le=100, description="'holdout' examples: the carve is repeated this many times "
-                               "(each group's last lines, or the last windows), so the ranker learns from as many "
-                               "held-out purchases per group against a snapshot that many steps back.")
+    holdout_depth: int = Field(5, ge=1, le=100, description="'holdout' examples of a line holdout: the carve is repeated "
+                               "this many times (each group's last 5 lines), so the ranker learns from that many held-out "
+                               "purchases per group (Ta Feng without time, 1,500 customers: pHR@10 0.101 at 1, 0.110 at 3, "
+                               "0.119 at 5). A window holdout is carved once (repeating it would age the snapshot).")
     max_category_levels: int = Field(64, ge=2, le=100000, description="'holdout' examples: a categorical feature with "
                                      "more levels than this (Ta Feng's 2,000 subclasses) is left out: a few hundred held-out "
                                      "purchases cannot tell its levels apart, and the taste features already carry it.")

@@ -69,3 +69,13 @@ def test_weights_hash_is_stable_and_changes_with_weights():
     assert weights_hash(BlendWeights()) != weights_hash(BlendWeights(earnings=1.5))
     assert len(weights_hash(BlendWeights())) == 12
     assert math.isclose(blend_scores({"p_conv": np.array([0.5])}, BlendWeights(earnings=0, rating=0))[0], 0.5)
+
+
+def test_absent_commission_and_rating_leave_the_order_of_p_conv():
+    # Data without a commission column (every commission 0) nor ratings (NaN): the default blend ranks by p_conv alone.
+    comps = pd.DataFrame({"p_conv": [0.2, 0.5, 0.1, 0.3], "commission_yuan": 0.0, "rating": np.nan,
+                          "order_value": [5.0, 1.0, 9.0, 2.0], "adoption": 1.0})
+    log_scores = blend_log_scores(comps, BlendWeights())
+    assert np.argsort(-log_scores).tolist() == [1, 3, 0, 2]
+    # The absent factors shift every score by the same amount: the differences are p_conv's.
+    assert np.allclose(np.diff(log_scores), np.diff(np.log(comps["p_conv"].to_numpy())))

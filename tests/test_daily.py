@@ -280,7 +280,7 @@ def test_orders_only_examples_come_from_a_holdout_of_each_groups_last_line(world
     from training.evaluation_window import TestShape, carve
 
     frames = _orders_only(world, "line_order")
-    cfg = _cfg(candidate_negatives=5)
+    cfg = _cfg(candidate_negatives=5, holdout_depth=1)
     assert daily.learns_from_holdout(frames, cfg) and not daily.learns_from_holdout(world, cfg)
     examples = daily.ranker_examples(frames, pd_now(world), cfg, log=lambda _: None)
     # One snapshot; a positive is a held-out line (each group's last), at most 5 negatives per group.
@@ -294,6 +294,9 @@ def test_orders_only_examples_come_from_a_holdout_of_each_groups_last_line(world
     assert not set(examples.columns) & (daily.NON_TIMED_DROP | daily.PUSH_FEATURES)
     assert {"score__ease", "rank__ease", "score__item_knn_cosine", "cat_share"} <= set(examples.columns)
     assert not {"score__tifu_knn", "score__trending", "score__repurchase"} & set(examples.columns)
+    # Deeper: the carve repeated holds out each group's last 3 lines, and more of them are found.
+    deeper = daily.ranker_examples(frames, pd_now(world), _cfg(candidate_negatives=5, holdout_depth=3), log=lambda _: None)
+    assert deeper["label"].sum() > examples["label"].sum()
 
 
 def test_meaningful_features_drops_constant_columns_but_keeps_a_value_or_nothing():

@@ -358,7 +358,7 @@ def holdout_examples(frames: Any, cfg: Config, shape: Any = None, new_pairs_only
     shape = shape or holdout_shape(f.clock, cfg)
     kept, held, cut = carve(f, shape, f.clock, rc.seed)
     held_orders = [held.orders]
-    for depth in range(1, rc.holdout_depth):
+    for depth in range(1, rc.holdout_depth if shape.kind != "window" else 1):
         # Each repetition holds out the next lines back (or the window before), from what the last one kept.
         kept, more, cut = carve(kept, shape, f.clock, rc.seed + depth)
         held_orders.append(more.orders)

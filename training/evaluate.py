@@ -120,7 +120,8 @@ class EvalResult:
 
     def best_baseline(self, metric: str = "ndcg@10") -> tuple[str, float]:
         """The strongest baseline on a metric (every model except the one under test and the served one)."""
-        others = {m: v[metric] for m, v in self.metrics.items() if m not in (self.model_name, self.served_model)}
+        others = {m: v[metric] for m, v in self.metrics.items()
+                  if m not in (self.model_name, self.served_model, SERVED_CONVERSION)}
         name = max(others, key=others.get)
         return name, others[name]
 
@@ -767,6 +768,8 @@ CONFIG_OF_PARAM = {
     ("tifu_knn", "neighbours"): "tifu_neighbours", ("tifu_knn", "new_item_weight"): "tifu_new_item_weight",
 }
 SERVED = "served"
+# The served pipeline ranked by p_conv alone (no ops weights): its ranking skill apart from the ops' trade-offs.
+SERVED_CONVERSION = "served_conversion"
 
 
 def for_clock(options: EvalOptions, clock: str) -> EvalOptions:
@@ -818,6 +821,15 @@ def served_model(train: Frames, cfg: Config, fitted: Mapping[str, Recommender], 
 
     weights = cfg.weights.default.model_copy(update={"diversity": 0.0})
     return PipelineRecommender(train, cfg, weights, log=log, fitted=fitted, shape=shape, new_pairs_only=new_pairs_only)
+
+
+def conversion_model(served: Recommender, log: Callable[[str], None]) -> Recommender:
+    """The served pipeline (sharing its fitted state) ranked by p_conv alone: every ops weight but conversion at 0."""
+    from recsys.config import BlendWeights
+    from training.daily import PipelineRecommender
+
+    weights = BlendWeights(conversion=1.0, earnings=0.0, rating=0.0, order_value=0.0, diversity=0.0, adoption=0.0)
+    return PipelineRecommender(served.frames, served.cfg, weights, share=served, log=log)
 
 
 def run_evaluation(
@@ -899,11 +911,13 @@ def run_evaluation(
         # Fitted after the baselines (dict order), so it reuses every source they fitted on the same data.
         models[SERVED] = served_model(train, served_cfg, sources, log, validation_shape(train, options),
                                       options.new_pairs_only)
+        models[SERVED_CONVERSION] = conversion_model(models[SERVED], log)
     if cutoff is None and options.shape.kind == "window":
         cutoff = window_cutoff(train, test)
     # The served model cannot always learn (e.g. a ranker needs a span of time): then the union is the headline.
     result = evaluate_models(train, test, models, cfg, options, model_name=SERVED if options.served else options.model,
-                             dataset=dataset, item_vectors=item_vectors, cutoff=cutoff, optional=frozenset({SERVED}))
+                             dataset=dataset, item_vectors=item_vectors, cutoff=cutoff,
+                             optional=frozenset({SERVED, SERVED_CONVERSION}))
     served = options.served and SERVED in result.metrics
     if options.served and not served:
         log(f"served model not evaluated: {result.split['not_evaluated'][SERVED]}")
