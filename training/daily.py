@@ -318,6 +318,8 @@ def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Con
             rows = examples.iloc[sel].reset_index(drop=True)
             profiles = snap.profiles if point == snap.data.now else profiles_at(frames, point, cfg, history_groups)
             parts.append(pd.concat([rows, snap.rows(rows, profiles, ranks.iloc[sel])], axis=1))
+    if not parts:
+        raise ValueError("no ranker examples: no push or order of a known group and product falls in the span")
     return pd.concat(parts, ignore_index=True).sort_values(TIME, kind="stable").reset_index(drop=True)
 
 
