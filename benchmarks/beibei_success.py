@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recsys.calibration import probability_metrics  # noqa: E402
-from recsys.config import RankerConfig  # noqa: E402
+from contracts.config import RankerConfig  # noqa: E402
 from recsys.ranker import LABEL, TIME, fit_and_evaluate, time_split  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "beibei_groupbuy"

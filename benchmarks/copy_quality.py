@@ -196,7 +196,7 @@ def per_group_run(seed: int, groups: int, products: int, days: int, per_day: int
 def taobao_run(folder: Path, seed: int):
     """Short-title retention (brand given / blind) and copy audit over the real Taobao titles."""
     from recsys.promo import CopyContext, ProductInfo, render_copy, short_title
-    from features.schema import GROUP_THEMES, SELLER_TYPES
+    from contracts.schema import GROUP_THEMES, SELLER_TYPES
 
     titles = [(t.title, list(t.brands), list(t.products)) for t in read_tagged_titles(folder)]
     rng = random.Random(seed)
@@ -587,7 +587,7 @@ def _product(pid, title, category, brand, price, coupon, rating, reviews, presal
 
 def taobao_copy_rows(folder: Path, seed: int, n_titles: int = 350):
     """Copies of `n_titles` random Taobao titles × every seller type × a weekday, a weekend day and 春节."""
-    from features.schema import GROUP_THEMES, SELLER_TYPES
+    from contracts.schema import GROUP_THEMES, SELLER_TYPES
     from recsys.promo import CopyContext, render_copy
 
     tagged = read_tagged_titles(folder)
@@ -626,13 +626,13 @@ def demo_rows(artifact_dir: Path, days: list[date], k: int = 10):
     """Every pick of the artifact's groups on `days`, rendered through the service's picks path (seller history included)."""
     import tempfile
 
-    from recsys.config import CopyConfig, OpsWeights, RuleConfig
+    from contracts.config import CopyConfig, OpsWeights, RuleConfig
     from recsys.promo import CopyContext
     from serving.artifacts import Served
     from serving.picking import PicksService, product_info
     from serving.storage.memory_cache import MemoryCache
     from serving.storage.factory import open_store
-    from training.artifact import load_latest
+    from contracts.artifact import load_latest
 
     served = Served.of(load_latest(artifact_dir))
     tmp = tempfile.mkdtemp()

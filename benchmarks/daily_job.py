@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from recsys.candidates.base import Recommender  # noqa: E402
-from recsys.config import BlendWeights, Config  # noqa: E402
+from contracts.config import BlendWeights, Config  # noqa: E402
 from training.daily import evaluate_pipeline, headline, run_daily  # noqa: E402
 
 TAFENG = ROOT.parent / "shared" / "data" / "tafeng" / "ta_feng.csv.zip"

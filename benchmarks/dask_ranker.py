@@ -18,9 +18,9 @@ from scipy.stats import spearmanr
 
 from features.sample_world import generate
 from recsys.calibration import probability_metrics
-from recsys.config import Config
+from contracts.config import Config
 from recsys.ranker import LABEL, ConversionRanker, time_split
-from training.commands import add_sample_world_options
+from cli.commands import add_sample_world_options
 from training.daily import ranker_examples
 from training.distributed import cluster_client, fit_ranker_on_cluster
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from features.adapter import load_beibei
-from recsys.config import Config
-from features.schema import ORDER_ID
+from contracts.config import Config
+from contracts.schema import ORDER_ID
 from training.evaluate import EvalOptions, Frames, run_evaluation
 from training.report import table, write_report
 

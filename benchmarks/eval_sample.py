@@ -10,8 +10,8 @@ import argparse
 import time
 
 from features.sample_world import generate
-from recsys.config import Config
-from training.commands import add_sample_world_options
+from contracts.config import Config
+from cli.commands import add_sample_world_options
 from training.evaluate import EvalOptions, run_evaluation, time_split, Frames
 from training.report import table, write_report
 

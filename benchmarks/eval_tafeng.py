@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.adapter import load_tafeng
-from recsys.config import Config
+from contracts.config import Config
 from training.evaluate import EvalOptions, EvalResult, Frames, run_evaluation, time_split
 from training.report import table, write_report
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from features.sample_world import generate  # noqa: E402
-from recsys.config import Config  # noqa: E402
+from contracts.config import Config  # noqa: E402
 from recsys.ranker import fit_and_evaluate  # noqa: E402
 from training.daily import ranker_examples  # noqa: E402
 

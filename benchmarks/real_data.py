@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.config import Config
-from training.cli import main as quanxuan
+from contracts.config import Config
+from cli.main import main as quanxuan
 from training.evaluate import SERVED_CONVERSION, EvalOptions, EvalResult, load_frames, run_evaluation
 from training.report import table, write_report
 

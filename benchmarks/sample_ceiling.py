@@ -23,8 +23,8 @@ from features.interactions import build_train_data
 from features.sample.simulate import true_affinity
 from features.sample_world import _Builder, generate
 from recsys import metrics as M
-from recsys.config import Config
-from training.commands import add_sample_world_options
+from contracts.config import Config
+from cli.commands import add_sample_world_options
 from training.evaluate import Frames, eval_groups, make_source, relevance, time_split
 
 

@@ -148,7 +148,7 @@ def table_hash(path: Path) -> str:
 def one_mode(folder: Path, mode: str, block_groups: int, config: str = "") -> dict[str, Any]:
     """The daily job in this process (mode 'single' or 'dask'); stages, peaks, throughput, table hashes."""
     from features.sample_world import read
-    from recsys.config import Config
+    from contracts.config import Config
     from training.daily import default_log, run_daily
 
     sampler = RssSampler()

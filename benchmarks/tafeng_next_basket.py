@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from features.interactions import TrainData, build_train_data  # noqa: E402
-from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID  # noqa: E402
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID  # noqa: E402
 from recsys.candidates.base import Recommender, sparse_values  # noqa: E402
 from recsys.candidates.popular import GlobalPopular, OwnTopItems  # noqa: E402
 from recsys.candidates.tifu_knn import TIFUKNNSource  # noqa: E402

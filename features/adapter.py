@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from features.loading import Dataset, dataset_from_frames, load_dataset, weakest_clock, write_clock
-from features.schema import GROUP_ID, LOAD_ORDER, ORDER_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, TIMEZONE
+from contracts.schema import GROUP_ID, LOAD_ORDER, ORDER_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, TIMEZONE
 from features.validation import Problem, ValidationError
 
 TAFENG_FLAGS = [

@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from recsys.config import FeatureConfig, cache_dir
+from contracts.config import FeatureConfig, cache_dir
 
 E5_NAME = "multilingual-e5-small"
 E5_DIM = 384

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from features.loading import check_clock, clock_of
-from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TIMEZONE
-from recsys.config import FeatureConfig
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TIMEZONE
+from contracts.config import FeatureConfig
 
 DAY = pd.Timedelta(days=1)
 # The dtype pandas gives a column of Python strings (Arrow-backed `str` in pandas 3, object before).

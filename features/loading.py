@@ -1,7 +1,7 @@
 """Load a folder of contract tables with validation, optional quarantine of bad rows, and derived tables.
 
 A dataset folder holds `<table>.csv` (UTF-8, a BOM is fine) or `<table>.parquet` for each table of
-`features.schema`. Only `orders` is required: group, product and time are what the models learn
+`contracts.schema`. Only `orders` is required: group, product and time are what the models learn
 from. When `products`, `groups` or `sellers` are absent they are built from the orders (and pushes)
 with the documented defaults of `derive_products`, `derive_groups` and `derive_sellers`; an absent
 `pushes` table is simply empty. Missing optional columns get the contract's default; absent
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import GROUP_ID, LOAD_ORDER, ContractFrames, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES, TIMEZONE
+from contracts.schema import GROUP_ID, LOAD_ORDER, ContractFrames, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES, TIMEZONE
 from features.validation import (DATETIME_DTYPE, CheckedTable, Problem, ValidationError, check_frame, final_dtypes,
                                  index_in, reference_problems, validate_rows)
 

@@ -1,6 +1,6 @@
 """Group, product, segment and group × product feature tables, built as of a cut-off time.
 
-Every function takes contract tables (`features.schema`) as DataFrames plus `as_of`, and uses only
+Every function takes contract tables (`contracts.schema`) as DataFrames plus `as_of`, and uses only
 events strictly before `as_of`, so the same code builds training rows (as_of = a past cut-off) and
 serving rows (as_of = now). Everything is vectorised on integer codes (bincount, groupby on int
 keys, id lookups hashed in Arrow): no Python loop runs per group or per product.
@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.schema import (
+from contracts.schema import (
     GROUP_ID,
     GROUP_THEMES,
     GROUPS,
@@ -54,7 +54,7 @@ from features.schema import (
     TIMEZONE,
     Table,
 )
-from recsys.config import FeatureConfig
+from contracts.config import FeatureConfig
 
 DAY = pd.Timedelta(days=1)
 CAT_SHARE_PREFIX = "cat_share__"

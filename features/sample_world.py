@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from features.sample.catalogue import CATEGORY_NAMES, FACTORS, Catalogue, build_catalogue
 from features.sample.population import Population, build_population
 from features.sample.simulate import DAY_S, PushSampler, simulate_block, true_affinity
-from features.schema import (GROUP_ID, GROUP_THEMES, LOAD_ORDER, ORDER_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID,
+from contracts.schema import (GROUP_ID, GROUP_THEMES, LOAD_ORDER, ORDER_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID,
                              SELLER_TYPES, TABLES, ContractFrames)
 
 DEFAULT_END = date(2025, 6, 30)

@@ -1,6 +1,6 @@
 """Row-level checks of the data contract: types, nulls, ranges, choices, duplicate keys and references.
 
-Everything here is driven by `features.schema` and works on whole columns at once (no per-row
+Everything here is driven by `contracts.schema` and works on whole columns at once (no per-row
 Python loops), so it serves both the file loader and the service validating feedback events.
 
 Row numbers are whatever the caller passes in `rows`: the loader passes the line number in the
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
-from features.schema import TABLES, TIMEZONE, Column, Table, bound_text
+from contracts.schema import TABLES, TIMEZONE, Column, Table, bound_text
 
 DATETIME_DTYPE = f"datetime64[ns, {TIMEZONE}]"
 

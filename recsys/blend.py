@@ -3,7 +3,7 @@
     score = p_conv^conversion × commission_yuan^earnings × rating^rating
             × order_value^order_value × (1 − diversity_penalty)^diversity × adoption^adoption
 
-Weights (`recsys.config.BlendWeights`), each an exponent:
+Weights (`contracts.config.BlendWeights`), each an exponent:
 - conversion ∈ [0, 3]: predicted probability that the group orders the product if pushed today.
 - earnings ∈ [0, 3]: commission in yuan (price × commission_rate); 1 with conversion 1 gives
   the seller's expected earnings p_conv × commission.
@@ -28,7 +28,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from recsys.config import BlendWeights, config_hash
+from contracts.config import BlendWeights, config_hash
 
 EPS = 1e-9
 # Component column -> weight field; the diversity term uses 1 − diversity_penalty.

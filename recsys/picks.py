@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from recsys.blend import COMPONENTS, EPS, blend_log_scores
-from recsys.config import BlendWeights, OpsWeights, RuleConfig
+from contracts.config import BlendWeights, OpsWeights, RuleConfig
 from recsys.rules import eligible_mask, pick_flags, pick_reasons
 
 if TYPE_CHECKING:
-    from training.artifact import Artifact
+    from contracts.artifact import Artifact
 
 # Component columns copied into every pick when present.
 PICK_COMPONENTS: tuple[str, ...] = (

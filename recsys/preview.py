@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from recsys.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
+from contracts.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
 from recsys.reach import ArtifactCandidates, CandidateSource, simulate_placements
 
 CURVE_WEIGHTS: tuple[str, ...] = tuple(BlendWeights.model_fields)
@@ -54,7 +54,7 @@ class EvaluationWindow:
     def from_tables(cls, groups: pd.DataFrame, candidates: pd.DataFrame, orders: pd.DataFrame,
                     products: pd.DataFrame | None = None) -> "EvaluationWindow":
         """From the groups table, the cut-off's candidates (every evaluated group under its own id) and the window's orders."""
-        from training.artifact import Artifact
+        from contracts.artifact import Artifact
 
         missing = [c for c in WINDOW_COLUMNS if c not in orders.columns]
         if missing:

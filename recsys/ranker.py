@@ -56,9 +56,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
 from recsys.calibration import Calibrator, probability_metrics
-from recsys.config import RankerConfig
+from contracts.config import RankerConfig
 
 LABEL = "label"
 TIME = "at"

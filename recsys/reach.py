@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from recsys.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
+from contracts.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
 from recsys.picks import select_picks
 
 # Candidate columns a what-if may change, and those recomputed from them.
@@ -229,7 +229,7 @@ class CandidateSource(Protocol):
 
 
 class ArtifactCandidates:
-    """Candidate rows of a loaded daily artifact (`training.artifact.Artifact`)."""
+    """Candidate rows of a loaded daily artifact (`contracts.artifact.Artifact`)."""
 
     def __init__(self, artifact: Any) -> None:
         self.artifact = artifact

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from recsys.config import RuleConfig
+from contracts.config import RuleConfig
 
 # Reason codes a pick can carry, strongest source first; labels are what a seller sees.
 REASON_LABELS: dict[str, str] = {

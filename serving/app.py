@@ -26,7 +26,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from fastapi.openapi.utils import get_openapi
 
-from recsys.config import Config, OpsWeights
+from contracts.config import Config, OpsWeights
 from recsys.promo import adlaw
 from serving import auth, schemas
 from serving.artifacts import ArtifactHolder, Served

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.artifact import Artifact, ArtifactError, list_artifacts, load_artifact
+from contracts.artifact import Artifact, ArtifactError, list_artifacts, load_artifact
 
 log = logging.getLogger("quanxuan.artifacts")
 

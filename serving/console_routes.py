@@ -19,8 +19,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.schema import SELLER_TYPES
-from recsys.config import BlendWeights, OpsWeights
+from contracts.schema import SELLER_TYPES
+from contracts.config import BlendWeights, OpsWeights
 from serving import auth, schemas
 from serving.services import ERRORS, TZ, PrincipalDep, Services, ServicesDep, served_now, today, weights_state
 from serving.problems import Problem

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from features.schema import TABLES, TIMEZONE
+from contracts.schema import TABLES, TIMEZONE
 from features.validation import check_frame, final_dtypes, reference_problems
 from serving.schemas import Rejected
 from serving.storage.base import EVENT_COLUMNS, EventTable, Store

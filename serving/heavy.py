@@ -154,7 +154,7 @@ def _artifact_state(path: str) -> dict[str, Any]:
     """The artifact at path with its rescorer and evaluation window, loaded once per process (last two kept)."""
     from recsys.preview import EvaluationWindow
     from recsys.reach import RankerRescorer
-    from training.artifact import load_artifact
+    from contracts.artifact import load_artifact
 
     with _loaded_lock:
         if path in _loaded:
@@ -171,7 +171,7 @@ def _artifact_state(path: str) -> dict[str, Any]:
 
 
 def _forecaster(path: str, weights: dict[str, Any], rules: dict[str, Any], reach: dict[str, Any]) -> Any:
-    from recsys.config import OpsWeights, ReachConfig, RuleConfig
+    from contracts.config import OpsWeights, ReachConfig, RuleConfig
     from recsys.reach import ArtifactCandidates, ReachForecaster
 
     state = _artifact_state(path)
@@ -200,7 +200,7 @@ def new_product_task(path: str, weights: dict[str, Any], rules: dict[str, Any], 
                      new: dict[str, Any], features: dict[str, Any]) -> dict[str, Any]:
     """The forecast of a product nobody has bought yet."""
     from features.embeddings import get_embedder
-    from recsys.config import FeatureConfig
+    from contracts.config import FeatureConfig
     from recsys.reach import NewProduct
 
     embedder = get_embedder(FeatureConfig.model_validate(features))
@@ -210,7 +210,7 @@ def new_product_task(path: str, weights: dict[str, Any], rules: dict[str, Any], 
 def preview_task(path: str, current: dict[str, Any], proposed: dict[str, Any], rules: dict[str, Any],
                  reach: dict[str, Any], curve_weight: str, curve_values: list[float] | None) -> dict[str, Any]:
     """The ops preview of proposed weights beside the current ones."""
-    from recsys.config import OpsWeights, ReachConfig, RuleConfig
+    from contracts.config import OpsWeights, ReachConfig, RuleConfig
     from recsys.preview import preview
     from recsys.reach import ArtifactCandidates
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from recsys.blend import weights_hash
-from recsys.config import CopyConfig, OpsWeights, RuleConfig, config_hash
+from contracts.config import CopyConfig, OpsWeights, RuleConfig, config_hash
 from recsys.picks import pick_for_group
 from recsys.promo import adlaw
 from recsys.promo.render import CopyContext, ProductInfo, RenderedCopy, render_copy

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recsys.config import BlendWeights, OpsWeights
+from contracts.config import BlendWeights, OpsWeights
 from recsys.preview import CURVE_WEIGHTS
 from recsys.reach import Change, NewProduct, brand_products
 from serving import auth, heavy

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from features.schema import SELLER_TYPES
-from recsys.config import BlendWeights, OpsWeights
+from contracts.schema import SELLER_TYPES
+from contracts.config import BlendWeights, OpsWeights
 
 PUSH_EXAMPLE = {"event_id": "p-20240501-0001", "group_id": "G1", "product_id": "P1",
                 "pushed_at": "2024-05-01T09:30:00+08:00", "price_at_push": 39.9}

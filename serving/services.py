@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 
-from features.schema import TIMEZONE
-from recsys.config import Config
+from contracts.schema import TIMEZONE
+from contracts.config import Config
 from serving import auth, schemas
 from serving.artifacts import ArtifactHolder, Served
 from serving.heavy import HeavyPool

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from recsys.blend import weights_hash
-from recsys.config import BlendWeights, OpsWeights
+from contracts.config import BlendWeights, OpsWeights
 from serving.storage.base import Store, StoredWeights
 
 

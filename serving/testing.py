@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import SELLER_TYPES
+from contracts.schema import SELLER_TYPES
 
 PG_URL = os.environ.get("QUANXUAN_TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("QUANXUAN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -116,7 +116,7 @@ def small_world(n_sellers: int = 3, groups_per_seller: int = 2, n_products: int 
 
 def write_small_artifact(root: str | Path, when: datetime | None = None, **world: int) -> Path:
     """Write `small_world(**world)` as a complete artifact under root with the real artifact writer."""
-    from training.artifact import write_artifact
+    from contracts.artifact import write_artifact
 
     when = when or datetime.now(timezone.utc)
     return write_artifact(root, small_world(**world), {"config_hash": "test", "pick_date": when.date().isoformat()}, now=when)
@@ -127,7 +127,7 @@ PEPPER = "test-pepper"
 
 def service_config(tmp_path: Path, **service: object):
     """A Config whose service state lives under tmp_path; state is re-read on every request unless told otherwise."""
-    from recsys.config import Config, ServiceSettings
+    from contracts.config import Config, ServiceSettings
 
     settings = {"artifact_dir": str(tmp_path / "artifacts"), "db_url": f"sqlite:///{tmp_path / 'state.sqlite3'}",
                 "key_pepper": PEPPER, "state_refresh_seconds": 0, "artifact_poll_seconds": 0,

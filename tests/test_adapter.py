@@ -10,9 +10,9 @@ import pytest
 from features.adapter import (PRESETS, adapt, build_dataset, load_beibei, load_tafeng, read_interactions,
                               spec_from_flags, to_events)
 from features.loading import load_dataset
-from features.schema import TABLES
+from contracts.schema import TABLES
 from features.validation import ValidationError
-from training.cli import main
+from cli.main import main
 
 # A Ta Feng-shaped file with made-up values: m/d/Y dates, line totals for price (SALES) and cost (ASSET).
 SHOP_CSV = (

@@ -10,7 +10,7 @@ from features.interactions import build_train_data
 from recsys.adoption import SellerAdoption
 from recsys.blend import blend_log_scores
 from recsys.candidates.exposure import ExposureSource
-from recsys.config import BlendWeights, FeatureConfig
+from contracts.config import BlendWeights, FeatureConfig
 
 NOW = pd.Timestamp("2024-06-01")
 

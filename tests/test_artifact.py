@@ -17,10 +17,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import training.artifact as artifact_mod
-from recsys.config import BlendWeights, OpsWeights, RuleConfig
+import contracts.artifact as artifact_mod
+from contracts.config import BlendWeights, OpsWeights, RuleConfig
 from recsys.picks import pick_for_group
-from training.artifact import (ArtifactError, ArtifactWriter, latest_artifact, load_artifact, make_version,
+from contracts.artifact import (ArtifactError, ArtifactWriter, latest_artifact, load_artifact, make_version,
                                read_manifest, write_artifact)
 
 T0 = datetime(2024, 5, 1, 8, 30, 0, tzinfo=timezone.utc)
@@ -334,7 +334,7 @@ def test_kill_mid_stream_keeps_previous_latest(tmp_path: Path):
         import os, signal, sys
         sys.path[:0] = [{str(Path(__file__).parents[1])!r}, {str(Path(__file__).parent)!r}]
         from test_artifact import _tables
-        from training.artifact import ArtifactWriter
+        from contracts.artifact import ArtifactWriter
         with ArtifactWriter({str(tmp_path)!r}, "abc123") as writer:
             for _ in range(3):
                 writer.append("candidates", _tables()["candidates"])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys.blend import blend_log_scores, blend_scores, weights_hash
-from recsys.config import BlendWeights
+from contracts.config import BlendWeights
 
 
 def _components() -> pd.DataFrame:

@@ -15,7 +15,7 @@ from recsys.candidates import (
 )
 from recsys.candidates.base import threshold_top_k, top_k, top_k_entries, top_k_reference
 from recsys.candidates.category import CategoryAffinitySource
-from recsys.config import FeatureConfig
+from contracts.config import FeatureConfig
 
 NOW = pd.Timestamp("2024-06-01")
 N_GROUPS, N_ITEMS = 60, 3000

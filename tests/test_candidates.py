@@ -12,7 +12,7 @@ from recsys.candidates import (
     ALSSource, BlendRecommender, ContentSource, EASESource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
     RatingCommissionRule, RepurchaseSource, SegmentPopular, TrendingSource, top_k, union_candidates,
 )
-from recsys.config import FeatureConfig
+from contracts.config import FeatureConfig
 
 NOW = pd.Timestamp("2024-06-01")
 N_GROUPS, N_ITEMS = 20, 20

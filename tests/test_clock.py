@@ -13,7 +13,7 @@ from features.adapter import adapt, spec_from_flags
 from features.interactions import build_train_data
 from features.loading import CLOCK_FILE, ValidationError, load_dataset, weakest_clock
 from recsys.candidates import TrendingSource
-from recsys.config import FeatureConfig
+from contracts.config import FeatureConfig
 from training.evaluate import EvalOptions, Frames, for_clock, split_test, time_split
 
 

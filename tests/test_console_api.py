@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from fastapi.testclient import TestClient
 
-from recsys.config import OpsWeights
+from contracts.config import OpsWeights
 from serving.app import create_app
 from serving.storage.base import VersionConflict
 from serving.storage.factory import open_store

@@ -80,7 +80,7 @@ def server(tmp_path, monkeypatch):
     import features.embeddings
     from serving.app import create_app
     from serving.storage.factory import open_store
-    from training.artifact import write_artifact
+    from contracts.artifact import write_artifact
 
     monkeypatch.setattr(features.embeddings, "get_embedder", lambda cfg=None: BigramEmbedder())
     tables = small_world(n_sellers=6, groups_per_seller=3, n_products=30, candidates_per_group=20)
@@ -96,7 +96,7 @@ def server(tmp_path, monkeypatch):
                 "counts": {"groups": 18, "cold_groups": 1, "candidates": len(cands)}}
     write_artifact(tmp_path / "artifacts", tables, manifest)
     settings = {"rate_limit_per_minute": 100_000}
-    from recsys.config import ServiceSettings
+    from contracts.config import ServiceSettings
 
     if "heavy_workers" in ServiceSettings.model_fields:
         settings["heavy_workers"] = 0  # in this process, where the embedder is the test's

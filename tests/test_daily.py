@@ -13,12 +13,12 @@ import pytest
 import training.daily as daily
 from features.profiles import build_profiles
 from features.sample_world import generate
-from recsys.config import Config
+from contracts.config import Config
 from recsys.picks import pick_for_group
 from recsys.ranker import fit_and_evaluate, load_ranker, reprice_features
 from recsys.rules import REASON_LABELS
-from training.artifact import latest_artifact, load_artifact
-from training.cli import main
+from contracts.artifact import latest_artifact, load_artifact
+from cli.main import main
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import recsys.device as device
 from features.interactions import build_train_data
 from features.sample_world import generate
 from recsys.candidates import ALSSource
-from recsys.config import FeatureConfig
+from contracts.config import FeatureConfig
 
 
 def train_data():

@@ -10,8 +10,8 @@ pytest.importorskip("distributed")
 
 import training.daily as daily  # noqa: E402
 from features.sample_world import generate  # noqa: E402
-from recsys.config import Config  # noqa: E402
-from training.artifact import load_artifact  # noqa: E402
+from contracts.config import Config  # noqa: E402
+from contracts.artifact import load_artifact  # noqa: E402
 
 
 def _cfg(scheduler: str = "") -> Config:
@@ -47,7 +47,7 @@ def test_lightgbm_dask_ranker_agrees_with_the_single_process_one() -> None:
     import numpy as np
     from scipy.stats import spearmanr
 
-    from recsys.config import RankerConfig
+    from contracts.config import RankerConfig
     from recsys.ranker import ConversionRanker
     from training.distributed import cluster_client, fit_ranker_on_cluster
 

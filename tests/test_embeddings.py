@@ -17,7 +17,7 @@ from features.embeddings import (
     get_embedder,
     text_key,
 )
-from recsys.config import FeatureConfig
+from contracts.config import FeatureConfig
 
 TITLES = ["婴儿纸尿裤 超薄透气 L码", "宝宝尿不湿 夜用", "进口红酒 干红 750ml", "华为手机 5G 智能机", "东北大米 5kg 新米"]
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from recsys import metrics as M
 from recsys.candidates import GlobalPopular, OwnTopItems
-from recsys.config import Config
+from contracts.config import Config
 from training.evaluate import EvalOptions, Frames, evaluate_models
 from training.report import write_report
 

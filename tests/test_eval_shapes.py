@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recsys.config import Config
+from contracts.config import Config
 from training.evaluate import EvalOptions, Frames, build_validation, validation_shape
 from training.evaluation_window import TestShape, carve, detect_test_shape
 

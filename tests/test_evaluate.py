@@ -11,8 +11,8 @@ import pytest
 
 from features.interactions import build_train_data
 from recsys.candidates import GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource
-from recsys.config import Config
-from training.cli import build_parser
+from contracts.config import Config
+from cli.main import build_parser
 from training.evaluate import (
     EvalOptions, Frames, evaluate_models, member_relevance, relevance, run_evaluation, time_split, tune_blend, build_validation,
     make_source,

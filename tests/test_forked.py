@@ -9,8 +9,8 @@ import pytest
 
 import training.daily as daily
 from features.sample_world import generate
-from recsys.config import Config
-from training.artifact import load_artifact
+from contracts.config import Config
+from contracts.artifact import load_artifact
 from training.forked import worker_processes
 
 pytestmark = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")

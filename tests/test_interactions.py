@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from features.interactions import (
     IdMap, aggregate_rows, bm25_scale, build_train_data, confidence, decay, with_fallback_rows,
 )
-from recsys.config import FeatureConfig
+from contracts.config import FeatureConfig
 
 NOW = pd.Timestamp("2024-05-15")
 

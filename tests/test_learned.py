@@ -11,7 +11,7 @@ from recsys.candidates import GlobalPopular, RandomSource, SegmentPopular
 from recsys.candidates.category import CategoryAffinitySource
 from recsys.candidates.learned import LearnedBlend
 from training.evaluate import Frames, build_validation, EvalOptions, relevance, time_split
-from recsys.config import Config, FeatureConfig
+from contracts.config import Config, FeatureConfig
 
 NOW = pd.Timestamp("2024-06-01")
 

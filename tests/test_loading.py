@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from features.loading import Dataset, ValidationError, load_dataset, load_table
-from features.schema import TABLES
+from contracts.schema import TABLES
 from features.validation import Problem, validate_rows
-from training.cli import main
+from cli.main import main
 
 MALFORMED = Path(__file__).parent / "malformed"
 BASE = MALFORMED / "_base"

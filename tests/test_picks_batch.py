@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys.blend import EPS, blend_log_scores
-from recsys.config import BlendWeights, RuleConfig
+from contracts.config import BlendWeights, RuleConfig
 from recsys.picks import _codes, _main_category, greedy_picks, greedy_picks_batch
 from recsys.rules import eligible_mask
 

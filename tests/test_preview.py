@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recsys.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
+from contracts.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
 from recsys.preview import EvaluationWindow, pick_figures, preview, realised_figures
 from recsys.reach import ArtifactCandidates
-from training.artifact import Artifact
+from contracts.artifact import Artifact
 
 RULES = RuleConfig(top_k=1, max_per_brand=50, max_per_category=50, category_decay=0.0)
 
@@ -114,7 +114,7 @@ def test_preview_replays_the_last_evaluation_window_with_realised_figures():
 def test_evaluation_tables_of_the_daily_jobs_evaluation(tmp_path):
     """The window tables built from the real evaluation of a tiny sample world, replayed by the preview."""
     from features.sample_world import generate
-    from recsys.config import Config
+    from contracts.config import Config
     from training.daily import evaluate_pipeline
     from training.evaluate import Frames, time_split
     from training.evaluation_window import evaluation_tables

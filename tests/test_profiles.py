@@ -23,7 +23,7 @@ from features.profiles import (
     product_profile,
     segment_aggregates,
 )
-from recsys.config import FeatureConfig
+from contracts.config import FeatureConfig
 
 TZ = "Asia/Shanghai"
 

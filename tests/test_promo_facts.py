@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from features.schema import GROUP_THEMES, SELLER_TYPES
+from contracts.schema import GROUP_THEMES, SELLER_TYPES
 from recsys.promo import CopyContext, ProductInfo, render_copy, short_title
 from recsys.promo.facts import title_facts
 from recsys.promo.render import rate_is_possible, repetition_problems

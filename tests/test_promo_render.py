@@ -9,8 +9,8 @@ from itertools import islice
 
 import pytest
 
-from features.schema import GROUP_THEMES, SELLER_TYPES
-from recsys.config import CopyConfig
+from contracts.schema import GROUP_THEMES, SELLER_TYPES
+from contracts.config import CopyConfig
 from recsys.promo import CopyContext, ProductInfo, check, render_copy, render_for_group
 from recsys.promo.render import candidate_templates, format_count, format_yuan, punctuation_problems, rating_percent
 from recsys.promo.templates import ANY, Part, fill, load_parts, reason_phrases, template_by_id

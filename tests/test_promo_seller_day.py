@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from recsys.config import CopyConfig, OpsWeights, RuleConfig
+from contracts.config import CopyConfig, OpsWeights, RuleConfig
 from serving.artifacts import Served
 from serving.picking import PicksService
 from serving.storage.factory import open_store
 from serving.storage.memory_cache import MemoryCache
-from training.artifact import load_latest
+from contracts.artifact import load_latest
 
 DAY = date(2024, 5, 1)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from recsys.calibration import Calibrator, auc, expected_calibration_error, log_loss
-from recsys.config import RankerConfig
+from contracts.config import RankerConfig
 from recsys.ranker import (
     ConversionRanker,
     fit_and_evaluate,

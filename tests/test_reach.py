@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from recsys.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
+from contracts.config import BlendWeights, OpsWeights, ReachConfig, RuleConfig
 from recsys.reach import (
     ArtifactCandidates,
     Change,
@@ -23,7 +23,7 @@ from recsys.reach import (
     simulate_placements,
     weekly_counts,
 )
-from training.artifact import Artifact
+from contracts.artifact import Artifact
 
 CONVERSION_ONLY = OpsWeights(default=BlendWeights(conversion=1, earnings=0, rating=0, order_value=0, diversity=0))
 EARNINGS = OpsWeights(default=BlendWeights(conversion=1, earnings=1, rating=0, order_value=0, diversity=0))
@@ -153,8 +153,8 @@ def test_what_if_commission_moves_a_product_into_the_picks_through_the_blend():
 def daily_artifact(tmp_path_factory) -> Artifact:
     """An artifact written by the real daily job (ranker, candidate_features) on a tiny sample world."""
     from features.sample_world import generate
-    from recsys.config import Config
-    from training.artifact import load_artifact
+    from contracts.config import Config
+    from contracts.artifact import load_artifact
     from training.daily import run_daily
 
     cfg = Config()

@@ -1,10 +1,10 @@
-"""The README's contract table is generated from features/schema.py and must not drift from it."""
+"""The README's contract table is generated from contracts/schema.py and must not drift from it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from features.schema import TABLES, contract_markdown
+from contracts.schema import TABLES, contract_markdown
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

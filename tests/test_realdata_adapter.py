@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from features.adapter import load_beibei, load_tafeng
-from features.schema import TABLES
+from contracts.schema import TABLES
 
 pytestmark = pytest.mark.realdata
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.config import BlendWeights, RuleConfig
+from contracts.config import BlendWeights, RuleConfig
 from recsys.picks import select_picks
 from recsys.rules import eligible_mask, parse_reasons
 

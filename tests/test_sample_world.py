@@ -12,7 +12,7 @@ from features.lexicon import CATEGORIES, all_product_words
 from features.sample.simulate import effective_members, repurchase_factor
 from features.sample.catalogue import CATEGORY_NAMES
 from features.sample_world import TABLE_NAMES, generate, read, stream, write
-from features.schema import SELLER_TYPES, TABLES
+from contracts.schema import SELLER_TYPES, TABLES
 
 DTYPE_CHECKS = {
     "str": pd.api.types.is_string_dtype,
@@ -53,7 +53,7 @@ def test_same_seed_same_world_other_seed_other_world() -> None:
 
 
 def test_cli_output_is_byte_identical_for_the_same_seed(tmp_path) -> None:
-    from training.cli import main
+    from cli.main import main
 
     for out in ("a", "b"):
         assert main(["sample", "--seed", "4", "--groups", "80", "--products", "60", "--days", "5", str(tmp_path / out)]) == 0

@@ -9,10 +9,10 @@ import pytest
 
 import training.daily as daily
 from features.sample_world import generate
-from recsys.config import Config, config_hash
+from contracts.config import Config, config_hash
 from serving.app import build_services
 from serving.storage.factory import open_cache, open_store, redact
-from training.cli import main
+from cli.main import main
 from training.evaluate import EvalOptions, Frames, run_evaluation, time_split
 from training.report import write_report
 

@@ -97,7 +97,7 @@ def test_a_manifest_naming_files_outside_its_folder_is_refused(served):
     import json
     import os
 
-    from training.artifact import sha256_file
+    from contracts.artifact import sha256_file
 
     client, admin, root, v1 = served
     secret = root.parent / "key_pepper"

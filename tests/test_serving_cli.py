@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from serving.auth import KEY_PATTERN, KeyResolver, hash_key
 from serving.storage.factory import open_store
-from training.cli import main as cli
+from cli.main import main as cli
 
 
 def test_keys_create_list_revoke(tmp_path, monkeypatch, capsys):

@@ -13,7 +13,7 @@ from serving.app import create_app
 from serving.feedback import export_feedback
 from serving.storage.factory import open_store
 from serving.testing import make_keys, service_config
-from training.cli import main as cli
+from cli.main import main as cli
 
 CST = timezone(timedelta(hours=8))
 

@@ -66,7 +66,7 @@ def test_answers_are_cached_per_request_key():
 
 def test_tasks_run_in_another_process_and_match_the_inline_answer(tmp_path):
     artifact = write_small_artifact(tmp_path / "artifacts")
-    from recsys.config import Config
+    from contracts.config import Config
 
     cfg = Config()
     inputs = [str(artifact), cfg.weights.model_dump(mode="json"), cfg.rules.model_dump(mode="json"),

@@ -8,13 +8,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recsys.blend import weights_hash
-from recsys.config import BlendWeights, OpsWeights, RuleConfig
+from contracts.config import BlendWeights, OpsWeights, RuleConfig
 from recsys.picks import pick_for_group
 from recsys.promo.adlaw import check
 from serving.app import create_app
 from serving.storage.factory import open_store
 from serving.testing import make_keys, service_config
-from training.artifact import load_latest
+from contracts.artifact import load_latest
 
 DAY = "2024-05-01"
 

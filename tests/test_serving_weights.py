@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recsys.blend import weights_hash
-from recsys.config import BlendWeights, OpsWeights
+from contracts.config import BlendWeights, OpsWeights
 from serving.app import create_app
 from serving.auth import create_key
 from serving.storage.factory import open_store

@@ -49,7 +49,7 @@ def server(tmp_path_factory):
            "QUANXUAN_STATE_REFRESH_SECONDS": "0", "PROMETHEUS_MULTIPROC_DIR": str(root / "metrics")}
     env.pop("QUANXUAN_CACHE_URL", None)
     log = open(root / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--workers", "2", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--workers", "2", "--port", str(port)],
                             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

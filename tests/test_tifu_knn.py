@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from features.interactions import build_train_data
 from recsys.candidates.tifu_knn import TIFUKNNSource, basket_weights
-from recsys.config import CandidateConfig
+from contracts.config import CandidateConfig
 
 NOW = pd.Timestamp("2024-06-01")
 

@@ -40,12 +40,12 @@ import pandas as pd
 
 from features.interactions import IdMap, TrainData, build_train_data, default_now, text_values, to_local_naive
 from features.profiles import Profiles, build_profiles
-from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
 from recsys.adoption import SellerAdoption
 from recsys.blend import blend_log_scores, weights_hash
 from recsys.candidates.base import Recommender, groups_in_blocks
 from recsys.candidates.union import union_candidates
-from recsys.config import BlendWeights, ClusterConfig, Config, config_hash
+from contracts.config import BlendWeights, ClusterConfig, Config, config_hash
 from recsys.ranker import (
     EXPOSED,
     LABEL,
@@ -1109,7 +1109,7 @@ class SegmentLists:
     """Default picks of each segment's list per weight profile, picked once per process and reused by every block."""
 
     def __init__(self, segment: pd.DataFrame, rules: RuleConfig) -> None:
-        from training.artifact import _numpy_columns
+        from contracts.artifact import _numpy_columns
 
         segments = segment.sort_values("segment", kind="stable").reset_index(drop=True)
         self.keys = segments["segment"].astype(str).to_numpy(object)
@@ -1138,7 +1138,7 @@ class _LazyColumns(Mapping[str, np.ndarray]):
         self.done: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
-        from training.artifact import _numpy_columns
+        from contracts.artifact import _numpy_columns
 
         if name not in self.done:
             self.done[name] = _numpy_columns(self.frame[[name]])[name]
@@ -1299,7 +1299,7 @@ def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = T
               log: Log = default_log, source: str = "") -> DailyResult:
     """The whole job; the artifact is streamed into a temporary folder and published atomically at the very end (a
     crash leaves the previous one)."""
-    from training.artifact import ArtifactWriter
+    from contracts.artifact import ArtifactWriter
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from features.interactions import TrainData, build_train_data, to_local_naive
 from features.loading import check_clock, clock_of
-from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
 from recsys import metrics as M
 from recsys.candidates import (
     ALSSource, BlendRecommender, ContentSource, EASESource, ExposureSource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
@@ -28,7 +28,7 @@ from recsys.candidates import (
 from recsys.candidates.category import CategoryAffinitySource
 from recsys.candidates.learned import LearnedBlend
 from recsys.candidates.union import normalise_scores
-from recsys.config import Config
+from contracts.config import Config
 from training.evaluation_window import TestShape, carve, detect_test_shape
 
 SIZE_BANDS = ((0, 50, "<50"), (50, 201, "50–200"), (201, np.inf, ">200"))
@@ -825,7 +825,7 @@ def served_model(train: Frames, cfg: Config, fitted: Mapping[str, Recommender], 
 
 def conversion_model(served: Recommender, log: Callable[[str], None]) -> Recommender:
     """The served pipeline (sharing its fitted state) ranked by p_conv alone: every ops weight but conversion at 0."""
-    from recsys.config import BlendWeights
+    from contracts.config import BlendWeights
     from training.daily import PipelineRecommender
 
     weights = BlendWeights(conversion=1.0, earnings=0.0, rating=0.0, order_value=0.0, diversity=0.0, adoption=0.0)

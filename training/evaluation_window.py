@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
 
 # A test where at least this share of the test groups hold exactly one test line is "one held-out item per group".
 ONE_PER_GROUP_SHARE = 0.9

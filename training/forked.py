@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from features.profiles import Profiles
-from recsys.config import RankerConfig
+from contracts.config import RankerConfig
 from recsys.device import cpu_cores
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.sample.catalogue import CATEGORY_NAMES, FACTORS
-from features.schema import GROUP_THEMES, SELLER_TYPES
+from contracts.schema import GROUP_THEMES, SELLER_TYPES
 
 _TYPE_SHARE = {"宝妈": 0.25, "快递员": 0.10, "导购": 0.15, "安装维修": 0.08, "微商": 0.20, "学生": 0.10, "其他": 0.12}
 

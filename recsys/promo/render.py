@@ -28,7 +28,7 @@ from itertools import chain
 
 import numpy as np
 
-from recsys.config import CopyConfig
+from contracts.config import CopyConfig
 from recsys.promo import adlaw
 from recsys.promo.adlaw import check
 from recsys.promo.facts import ProductFacts, product_facts

@@ -9,18 +9,18 @@ import sys
 # Subcommand name -> module exposing `configure(parser)` and `run(args) -> int`.
 # Only the chosen subcommand's module is imported, so `quanxuan validate` does not pay for torch.
 COMMANDS: dict[str, str] = {
-    "contract": "training.commands.contract",
-    "demo": "training.commands.demo",
-    "sample": "training.commands.sample",
-    "validate": "training.commands.validate",
-    "adapt": "training.commands.adapt",
-    "evaluate": "training.commands.evaluate",
-    "serve": "training.commands.serve",
-    "keys": "training.commands.keys",
-    "feedback": "training.commands.feedback",
-    "copy-check": "training.commands.copycheck",
-    "copy": "training.commands.copy",
-    "train": "training.commands.train",
+    "contract": "cli.commands.contract",
+    "demo": "cli.commands.demo",
+    "sample": "cli.commands.sample",
+    "validate": "cli.commands.validate",
+    "adapt": "cli.commands.adapt",
+    "evaluate": "cli.commands.evaluate",
+    "serve": "cli.commands.serve",
+    "keys": "cli.commands.keys",
+    "feedback": "cli.commands.feedback",
+    "copy-check": "cli.commands.copycheck",
+    "copy": "cli.commands.copy",
+    "train": "cli.commands.train",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from training.commands import add_sample_world_options
+from cli.commands import add_sample_world_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

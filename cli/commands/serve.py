@@ -12,7 +12,7 @@ from typing import Any
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options: config file, host, port, workers; other settings come from QUANXUAN_* variables."""
-    parser.add_argument("--config", help="TOML or JSON configuration file (sections as in recsys.config).")
+    parser.add_argument("--config", help="TOML or JSON configuration file (sections as in contracts.config).")
     parser.add_argument("--host", help="Listen address (default from settings: 127.0.0.1).")
     parser.add_argument("--port", type=int, help="Listen port (default from settings: 8000).")
     parser.add_argument("--workers", type=int, help="uvicorn worker processes (default from settings: 1).")
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Start uvicorn with the app factory, so every worker builds its own app from the same settings."""
     import uvicorn
 
-    from recsys.config import Config
+    from contracts.config import Config
 
     # Workers are separate processes: hand them the settings through the environment.
     if args.config:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.commands import add_sample_world_options
+from cli.commands import add_sample_world_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, train, evaluate, write; prints the artifact path. A failure leaves the previous artifact in place."""
-    from recsys.config import Config
+    from contracts.config import Config
     from training.daily import default_log, run_daily
 
     cfg = Config.load(args.config)

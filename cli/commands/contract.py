@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from features.schema import contract_markdown
+from contracts.schema import contract_markdown
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export the stored events."""
-    from recsys.config import Config
+    from contracts.config import Config
     from serving.feedback import TZ, export_feedback
     from serving.storage.factory import open_store
 

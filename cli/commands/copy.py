@@ -53,7 +53,7 @@ def _launch(value: Any) -> date | None:
 def run(args: argparse.Namespace) -> int:
     """Write the copies; exit 2 on an unreadable products file or an unknown seller type."""
     from features.loading import load_table
-    from features.schema import SELLER_TYPES
+    from contracts.schema import SELLER_TYPES
     from features.validation import ValidationError
     from recsys.promo import CopyContext, ProductInfo, render_copy
     from recsys.promo.render import facts_of

@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen action against the configured store."""
-    from recsys.config import Config
+    from contracts.config import Config
     from serving.auth import create_key
     from serving.storage.factory import open_store
 

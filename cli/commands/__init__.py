@@ -1,4 +1,4 @@
-"""The `quanxuan` subcommands, one module each (registered in training.cli)."""
+"""The `quanxuan` subcommands, one module each (registered in cli.main)."""
 
 from __future__ import annotations
 

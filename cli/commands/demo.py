@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from training.commands import add_sample_world_options
+from cli.commands import add_sample_world_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def _print_group(body: dict) -> None:
 
 def _demo_seller(artifact_dir: Path) -> str:
     """A seller whose groups all have history, with the most groups: the most telling one to show."""
-    from training.artifact import load_latest
+    from contracts.artifact import load_latest
 
     artifact = load_latest(artifact_dir)
     if artifact is None:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from fastapi.testclient import TestClient
 
     from features.loading import load_dataset
-    from recsys.config import Config
+    from contracts.config import Config
     from serving.app import create_app
     from serving.auth import create_key
     from serving.storage.factory import open_store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from training.commands import add_sample_world_options
+from cli.commands import add_sample_world_options
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     """Load, split, tune, evaluate, write the report (and the lists) and print the headline."""
     from pathlib import Path
 
-    from recsys.config import Config
+    from contracts.config import Config
     from training.evaluate import EvalOptions, Frames, load_frames, run_evaluation, split_test
     from training.report import headline_lines, write_report
 
