@@ -8,6 +8,7 @@ import pytest
 from features.tagged_titles import normalised, read_tagged_titles
 from recsys.promo.adlaw import check
 from recsys.promo.selling_points import selling_points
+from recsys.promo.render import fallback_title
 from recsys.promo.shorten import short_title
 
 EXAMPLE = "羚跑商务背包双肩包男士防盗多功能出差韩版休闲15.6寸电脑包皮潮"
@@ -71,7 +72,8 @@ def test_real_taobao_titles_keep_brand_and_product_word(shared_data) -> None:
     both = [(t, b, p) for t, b, p in titles if b and p]
     kept_brand = kept_both = 0
     for title, brands, products in both:
-        short = normalised(short_title(title, brands[0]))
+        # What the copy names: the short title, or brand + generic noun when the title has no confident head.
+        short = normalised(short_title(title, brands[0]) or fallback_title(brands[0], ""))
         assert len(short) <= 16
         has_brand = any(normalised(b) in short for b in brands)
         kept_brand += has_brand
@@ -84,13 +86,11 @@ def test_real_taobao_titles_keep_brand_and_product_word(shared_data) -> None:
         for title, brands, products in held_out
     )
     assert (len(both), len(held_out)) == (2544, 1901)
-    # Measured 0.994 brand and 0.927 both on 2,544 titles; 0.943 product word on 1,901 held-out titles.
-    # This counts a kept substring as success: it was 0.953 while nouns after the product word were
-    # glued to it and a guessed later word could take the head (内衣圆领, 熨斗烫衣服 kept 内衣 and 熨斗
-    # but ended on 圆领 and 衣服); benchmarks/copy_quality.py checks what the short title ends on.
+    # Measured 0.992 brand, 0.877 both and 0.874 product word (substring counts). These were 0.994,
+    # 0.927 and 0.943 while a title without a confident head kept its leading words or its last plain
+    # noun (colehaan新, 路虎卫士硬汉, 绿色): that last noun was the tagged product in 31 % of the train
+    # titles it was used on, so such titles (about 7 %) now get brand + generic noun instead, which this
+    # substring count reads as a loss; stacked synonyms (项坠…吊坠) now keep one of the tagged words.
     assert kept_brand / len(both) >= 0.98
-    # A tagged brand that only says what the product fits (三星苹果通用, 雪铁龙…专用) is now dropped on
-    # purpose, which this substring count also reads as a loss (0.927 with it, 0.938 without).
-    assert kept_both / len(both) >= 0.92
-    # (0.95 before a title without a product word stopped its short title at its head noun: 蒜苗cd -> 蒜苗.)
-    assert kept_product / len(held_out) >= 0.94
+    assert kept_both / len(both) >= 0.87
+    assert kept_product / len(held_out) >= 0.87

@@ -34,7 +34,7 @@ from recsys.promo.adlaw import check
 from recsys.promo.facts import ProductFacts, product_facts
 from recsys.promo.occasions import occasions_for
 from recsys.promo.selling_points import selling_points
-from recsys.promo.shorten import head_word, short_title
+from recsys.promo.shorten import head_word, short_title, wanted_listing
 from recsys.promo.tokenize import vocabulary
 from recsys.promo.templates import Part, Template, benefits, fill, load_parts, notes, notices, reason_phrases, used_slots
 
@@ -224,9 +224,22 @@ def _ordered(fitting: _Parts, seed: int, recent: _Recent) -> list[Part]:
     return [fitting.parts[i] for i in np.lexsort((-draw, window, today))]
 
 
+def fallback_title(brand: str, category: str, max_chars: int = 16) -> str:
+    """What the copy calls a product whose title has no confident head: brand + the category's generic noun (美妆好物)."""
+    main = (category or "").split("/")[0].strip()
+    noun = f"{main}好物" if main and main != "未知" else "好物"
+    text = f"{brand.strip()}{noun}" if brand and brand.strip() else noun
+    return text if len(text) <= max_chars else noun
+
+
 @lru_cache(maxsize=100_000)
-def _title_parts(title: str, brand: str, short_chars: int, max_points: int) -> tuple[str, tuple[str, ...]]:
+def _title_parts(title: str, brand: str, short_chars: int, max_points: int, category: str = "") -> tuple[str, tuple[str, ...]]:
     short = short_title(title, brand or None, short_chars)
+    if not short:
+        # Junk, brand-only or colour-only titles and 求购 listings: nothing is made up from the title.
+        fallback = fallback_title(brand, category, short_chars)
+        points = () if wanted_listing(title) else selling_points(title, brand or None, fallback, max_points)
+        return fallback, points
     points = selling_points(title, brand or None, short, max_points)
     if not points and max_points > 0:
         # Every attribute went into the short title: move one out, so that the copy says what is
@@ -267,7 +280,8 @@ def facts_of(product: ProductInfo, day: date) -> ProductFacts:
 
 
 def _values(product: ProductInfo, ctx: CopyContext, cfg: CopyConfig) -> tuple[dict[str, str], dict[str, float], list[str]]:
-    short, points = _title_parts(product.title, product.brand or "", cfg.short_title_chars, cfg.max_selling_points)
+    short, points = _title_parts(product.title, product.brand or "", cfg.short_title_chars, cfg.max_selling_points,
+                                 product.category or "")
     facts = facts_of(product, ctx.day)
     if not points and cfg.max_selling_points > 0:
         line = benefit_line(product.title, product.brand or "", facts, product.product_id)

@@ -26,11 +26,15 @@ from recsys.promo.tokenize import cut_pos, vocabulary, word_frequency
 
 _SEGMENT = re.compile(r"[^\s,，、/\\|+＋;；:：!！?？。．·•~～—_＿*＊#＃&＠@【】\[\]()（）《》<>「」『』\"'“”‘’]+")
 _HAS_DIGIT = re.compile(r"\d")
+_PART_BREAK = re.compile(r"[,，、/\\|;；!！?？。【】\[\]()（）《》「」]")
 _LATIN = re.compile(r"^[a-z][a-z'.]*$")
 _SIZES = {"s", "m", "l", "xl", "xxl", "xxxl", "xs", "cm", "mm", "ml", "kg", "g", "w", "v", "a", "mah", "gb", "tb"}
 _PRODUCT_FLAGS = {"n", "nz", "ng", "x", "vn", "eng"}
 # jieba tags many three-character product words oddly (留声机/l, 一体机/d); only names and function words are ruled out.
 _NOT_PRODUCT_FLAGS = {"ns", "nt", "t", "m", "q", "r", "p", "c", "u", "uj", "f", "v"}
+# From three characters a word ending in a product head is a product whatever jieba's dictionary tags it
+# (越野车/nt, 调味料/v, 玩具狗/i); only places, times, numbers and function words are ruled out.
+_NOT_LONG_PRODUCT_FLAGS = {"ns", "t", "m", "q", "r", "p", "c", "u", "uj", "f", "d"}
 _FUNCTION_FLAGS = {"uj", "ul", "c", "p", "r", "d", "m", "q", "y", "e", "o", "x", "zg", "f"}
 _KNOWN_BRAND_MODIFIERS = 2  # "one or two key attributes"
 _BLIND_MODIFIERS = 3  # one more, since the brand may hide among them
@@ -46,6 +50,7 @@ class _Token:
     index: int = 0
     flag: str = ""  # jieba's part of speech
     known: bool = False  # a product word from a word list, not guessed from its last character
+    segment: int = 0  # which punctuation-separated part of the title (spaces do not separate parts)
 
 
 def _classify(word: str, flag: str, brand: str | None) -> str:
@@ -60,15 +65,17 @@ def _classify(word: str, flag: str, brand: str | None) -> str:
         return "other" if brand else "brand"
     if word in vocab.product_words:
         return "product"
-    if word in vocab.attributes:
-        return "attr"
+    if word in vocab.attributes or (len(word) == 2 and word.endswith("色") and flag != "v"):
+        return "attr"  # a colour (绿色, 酒红色) says how the product looks, never what it is
+    if word in vocab.resale or word in vocab.wanted:
+        return "noise"
     if _LATIN.match(word):
         return "latin" if len(word) >= 2 else "noise"
     if (
         len(word) >= 2
         and word not in vocab.not_product_words
         and word.endswith(vocab.product_suffixes)
-        and (flag in _PRODUCT_FLAGS or (len(word) >= 3 and flag not in _NOT_PRODUCT_FLAGS))
+        and (flag in _PRODUCT_FLAGS or (len(word) >= 3 and flag not in _NOT_LONG_PRODUCT_FLAGS))
     ):
         return "product"
     if len(word) >= 2 and word_frequency(word) == 0:
@@ -158,14 +165,18 @@ def _merge_heads(tokens: list[_Token]) -> list[_Token]:
     # before it makes the product word (亲子鞋).
     suffixes = set(vocabulary().product_suffixes)
     out: list[_Token] = []
-    for tok in tokens:
+    for i, tok in enumerate(tokens):
         prev = out[-1] if out else None
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        # 手机壳 带 挂绳: a character that starts the next product word's phrase is no end of this one.
+        leads_on = nxt is not None and nxt.start == tok.end and nxt.kind == "product"
         if (
             prev is not None
             and prev.end == tok.start
             and len(tok.key) == 1
             and tok.key in suffixes
             and prev.kind in {"other", "unknown", "attr", "product"}
+            and not (prev.kind == "product" and leads_on)
             and len(prev.key) <= 4
         ):
             out[-1] = _Token(prev.text + tok.text, prev.key + tok.key, "product", prev.start, tok.end)
@@ -238,6 +249,39 @@ def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
     return out
 
 
+def _merge_cut_words(tokens: list[_Token]) -> list[_Token]:
+    # A listed product word can swallow the end of the word before it (自行车锁 cut as 自行/车锁,
+    # 摩托车锁 as 摩托/车锁): when the glued left token plus the product word's first character is a
+    # dictionary word, the whole run is one product word, or the short title would start on 自行.
+    out: list[_Token] = []
+    vocab = vocabulary()
+    for tok in tokens:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and tok.kind == "product"
+            and prev.end == tok.start
+            and prev.kind in {"other", "unknown", "attr"}
+            and len(tok.key) >= 2
+            and len(prev.key) + len(tok.key) <= _COMPOUND_MAX
+            and (word_frequency(prev.key + tok.key[0]) > 0 or prev.key + tok.key[0] in vocab.product_words)
+            # Two characters only from a lone character (杨/梅酒 is 杨梅酒); 纯棉/袜 style pairs stay apart.
+            and (len(prev.key) + 1 >= 3 or (len(prev.key) == 1 and prev.flag not in _FUNCTION_FLAGS))
+        ):
+            out[-1] = _Token(prev.text + tok.text, prev.key + tok.key, "product", prev.start, tok.end, flag="n",
+                             known=tok.known)
+            continue
+        out.append(tok)
+    return out
+
+
+def _drop_resale_marker(tokens: list[_Token]) -> None:
+    # 出一辆自行车, 【转卖】金丝玉: a private seller's 出 (sell) in front of the goods is no word of the goods.
+    first = next((t for t in tokens if t.kind != "noise"), None)
+    if first is not None and first.key == "出" and first.start <= 1:
+        first.kind = "noise"
+
+
 def _tokens(title: str, brand: str | None) -> list[_Token]:
     text = title.lower()
     # Lower-casing keeps offsets for the titles we see; tokens then show the title's own casing.
@@ -252,29 +296,24 @@ def _tokens(title: str, brand: str | None) -> list[_Token]:
     for tok in tokens:
         if any(s < tok.end and tok.start < e for s, e in bad):
             tok.kind = "noise"
-    return _merge_compounds(_merge_heads(tokens))
-
-
-def _head_noun(tokens: list[_Token]) -> _Token | None:
-    # No product word at all (services, media, rare goods): titles end on what is sold more often
-    # than they start with it (…上门测量服务, …6天5晚自助游), so the last plain noun stands in.
-    vocab = vocabulary()
-    nouns = [
-        t for t in tokens
-        if t.kind in {"other", "unknown"} and t.flag in _HEAD_FLAGS and len(t.key) >= 2
-        and t.key not in vocab.not_product_words
-    ]
-    return nouns[-1] if nouns else None
+    _drop_resale_marker(tokens)
+    merged = _merge_compounds(_merge_heads(_merge_cut_words(tokens)))
+    part, end = 0, 0
+    for tok in merged:
+        if _PART_BREAK.search(text[end : tok.start]):
+            part += 1
+        tok.segment, end = part, tok.end
+    return merged
 
 
 def _is_gift(tokens: list[_Token], product: _Token) -> bool:
     # 送/赠 within the glued words just before the product word: 赠防烫手套, 送收纳袋.
     start = product.start
-    for tok in reversed(tokens[max(0, product.index - 3) : product.index]):
+    for tok in reversed(tokens[max(0, product.index - 4) : product.index]):
         if tok.end != start:
             return False
-        if tok.key in _GIFT_WORDS:
-            return True
+        if tok.key in _GIFT_WORDS or tok.key[:1] in {"送", "赠"}:
+            return True  # also when jieba glued the gift word to the next one (赠防/烫手套)
         start = tok.start
     return False
 
@@ -283,6 +322,11 @@ def _anchor(tokens: list[_Token]) -> _Token | None:
     products = [t for t in tokens if t.kind == "product"]
     if not products:
         return None
+    # A head a title repeats three times or more (驱蚊贴 防蚊贴 避蚊贴) is what is sold, listed or not.
+    stuffed = Counter(t.key[-1] for t in products if not _is_gift(tokens, t))
+    if stuffed and max(stuffed.values()) >= 3:
+        top_char = stuffed.most_common(1)[0][0]
+        products = [t for t in products if t.key[-1] == top_char]
     # A listed product word beats one guessed from its last character (鳄鱼, 全球 and 有线 end like products).
     if any(t.known for t in products):
         products = [t for t in products if t.known]
@@ -301,6 +345,7 @@ def _anchor(tokens: list[_Token]) -> _Token | None:
         after = [t for t in products if t.index > brand_at]
         if after and after[0].index - brand_at <= 6:
             anchor = after[0]
+    anchor = _past_host(tokens, anchor)
     # Chinese noun phrases are head-final: in 黑胶唱片机, 背包双肩包 or 维生素运动饮料 the later
     # product word, glued on with at most a couple of modifiers between, is the head.
     for _ in range(3):
@@ -312,7 +357,49 @@ def _anchor(tokens: list[_Token]) -> _Token | None:
         if head.index == anchor.index + 1 and head.key[-1] == anchor.key[-1]:
             anchor.kind = "noise"  # 背包 双肩包: the same head twice is keyword stuffing
         anchor = head
-    return anchor
+    return _service_head(tokens, anchor) or anchor
+
+
+def _is_host(tok: _Token) -> bool:
+    return any(tok.key == h or (len(h) > 1 and tok.key.endswith(h)) for h in vocabulary().hosts)
+
+
+def _is_spec(tokens: list[_Token], tok: _Token) -> bool:
+    # 内存16g, 512g固态: a part named beside its size is a spec of the device, not the goods.
+    near = [t for t in tokens[max(0, tok.index - 1) : tok.index + 2] if t is not tok]
+    return any(_HAS_DIGIT.search(t.key) and (t.end == tok.start or t.start == tok.end) for t in near)
+
+
+def _past_host(tokens: list[_Token], anchor: _Token) -> _Token:
+    # A device word (电脑, 手机, 汽车) before another product word names what the goods are for, as
+    # 适用 would (台式机内存, 手机钢化膜, 智能电脑…饭煲): the goods are the later product word.
+    if not _is_host(anchor):
+        return anchor
+    later = [t for t in tokens[anchor.index + 1 :] if t.kind == "product" and not _is_host(t) and t.segment == anchor.segment
+             and not _is_gift(tokens, t) and not _is_spec(tokens, t)]
+    if not later:
+        return anchor
+    return next((t for t in later if t.known), later[0])
+
+
+def _service_head(tokens: list[_Token], anchor: _Token | None) -> _Token | None:
+    # A service listing sells the service (地毯清洗, 空调维修): a service word glued right after the
+    # product word, or after a noun glued to it, is the head, with the noun it applies to.
+    services = vocabulary().services
+    if anchor is not None:
+        nxt = tokens[anchor.index + 1] if anchor.index + 1 < len(tokens) else None
+        if nxt is not None and nxt.start == anchor.end and nxt.key in services:
+            return _Token(anchor.text + nxt.text, anchor.key + nxt.key, "product", anchor.start, nxt.end, index=anchor.index,
+                          flag="vn", known=True, segment=anchor.segment)
+        return None
+    # Without any product word, the first service word with the noun glued before it (甲醛检测).
+    for tok in tokens:
+        if tok.key in services and tok.index > 0:
+            obj = tokens[tok.index - 1]
+            if obj.end == tok.start and obj.kind in {"other", "unknown", "attr"} and obj.flag in _HEAD_FLAGS and len(obj.key) >= 2:
+                return _Token(obj.text + tok.text, obj.key + tok.key, "product", obj.start, tok.end, index=obj.index,
+                              flag="vn", known=True)
+    return None
 
 
 def _later_head(tokens: list[_Token], anchor: _Token) -> _Token | None:
@@ -335,50 +422,104 @@ def _priority(tok: _Token, anchor: _Token, first: _Token | None, brand_known: bo
     return base - abs(anchor.index - tok.index) * 0.5
 
 
-def _fallback(tokens: list[_Token], max_chars: int) -> str:
-    # Without a product word the title's leading words usually name the goods; the last plain noun
-    # (…上门测量服务) is added when they do not reach it.
-    head = _head_noun(tokens)
-    out: list[_Token] = []
-    for tok in tokens:
-        if tok.kind == "noise":
-            continue
-        if sum(len(t.text) for t in out) + len(tok.text) > max_chars:
+def _is_cjk_char(tok: _Token) -> bool:
+    return len(tok.key) == 1 and "\u4e00" <= tok.key <= "\u9fff"
+
+
+def _modifier_ok(tokens: list[_Token], tok: _Token, anchor: _Token, brand_known: bool) -> bool:
+    # Only whole words modify the head: a single character left by a jieba split (韩式/色, 可 of
+    # 可电动, 红 of 南红) or a word glued to such a character (洽洽 of 洽洽鸟) would make a fragment,
+    # and another product word would stack heads (证件包 驾照夹 卡包); a device glued right before the
+    # head says what it is for (手机 支架) and stays.
+    vocab = vocabulary()
+    if tok.kind == "product":
+        return _is_host(tok) and tok.end == anchor.start
+    if _is_cjk_char(tok):
+        return tok.key in vocab.attributes
+    if tok.kind in {"unknown", "latin"} and (brand_known or tok is not _first_word(tokens)):
+        return False  # an unknown word only stands in for a brand as the title's leading word
+    if tok.flag == "v" and tok.end != anchor.start:
+        return False
+    for j in (tok.index - 1, tok.index + 1):
+        if 0 <= j < len(tokens) and tokens[j] is not anchor:
+            other = tokens[j]
+            glued = other.end == tok.start or tok.end == other.start
+            if glued and _is_cjk_char(other) and other.kind in {"other", "unknown"} and other.flag not in _FUNCTION_FLAGS:
+                return False
+    return True
+
+
+def _name_piece(tok: _Token) -> bool:
+    # A lone character or a word jieba does not know, glued to the product word: part of its name.
+    return (tok.kind in {"other", "unknown"} and tok.flag not in _FUNCTION_FLAGS and tok.key not in _GIFT_WORDS and tok.key[:1] not in {"送", "赠"}
+            and ((_is_cjk_char(tok) and tok.key not in _NOT_HEAD_CHARS) or (tok.kind == "unknown" and not _LATIN.match(tok.key))))
+
+
+def _name_before(tokens: list[_Token], anchor: _Token) -> list[_Token]:
+    # The glued run just before the product word while it starts on a name piece; the word before a
+    # lone character is the rest of that cut word (风痛 of 风痛宁), so it joins too.
+    name: list[_Token] = []
+    at, start = anchor.index - 1, anchor.start
+    while 0 <= at < len(tokens) and len(name) < 3:
+        tok = tokens[at]
+        if tok.end != start or tok.kind in {"noise", "brand", "product", "latin"}:
             break
-        out.append(tok)
-    if head is not None and head in out:
-        out = out[: out.index(head) + 1]  # what is sold ends the short title (蒜苗, not 蒜苗cd)
-    elif head is not None and len(head.text) < max_chars:
-        while out and sum(len(t.text) for t in out) + len(head.text) > max_chars:
-            out.pop()
-        out.append(head)
-    else:
-        while len(out) > 1 and out[-1].kind == "latin":
-            out.pop()  # a trailing Latin word is a model or spec, not the goods
-    return "".join(t.text for t in out)
+        if not (_name_piece(tok) or (name and _is_cjk_char(name[0]) and tok.kind in {"other", "attr"})):
+            break
+        name.insert(0, tok)
+        at, start = at - 1, tok.start
+    if sum(len(t.key) for t in name) + len(anchor.key) > 8:
+        return []
+    return name
+
+
+def _first_word(tokens: list[_Token]) -> _Token | None:
+    return next((t for t in tokens if t.kind != "noise"), None)
+
+
+def _whole_head(head: str, limit: int) -> str:
+    # The product word is never cut inside: too long, it keeps its longest ending that is a word itself.
+    if len(head) <= limit:
+        return head
+    vocab = vocabulary()
+    for k in range(len(head) - limit, len(head) - 1):
+        tail = head[k:]
+        if tail in vocab.product_words or word_frequency(tail) > 0:
+            return tail
+    return ""
 
 
 def _compose(tokens: list[_Token], max_chars: int, brand: str | None) -> str:
-    anchor = _anchor(tokens)
+    anchor = _anchor(tokens) or _service_head(tokens, None)
     if anchor is None:
-        return _fallback(tokens, max_chars)
+        return ""  # no confident head: the renderer uses its fallback form, nothing is made up
     prefix: list[_Token] = []
-    for tok in tokens[: anchor.index + 1]:
+    for tok in tokens[: anchor.index]:
         # Each word once; a repeated anchor keeps its own place at the end.
-        if tok.kind != "noise" and (tok is anchor or all(t.key != tok.key for t in prefix)):
-            prefix = [t for t in prefix if t.key != tok.key] if tok is anchor else prefix
+        if tok.kind != "noise" and tok.key != anchor.key and all(t.key != tok.key for t in prefix):
             prefix.append(tok)
     brand_tok = next((t for t in prefix if t.kind == "brand"), None)
     if brand_tok is None:
-        later = next((t for t in tokens if t.kind == "brand"), None)
+        later = next((t for t in tokens if t.kind == "brand" and t.index > anchor.index), None)
         if later is not None or brand:
             brand_tok = later or _Token(brand or "", (brand or "").lower(), "brand", -1, -1)
             prefix.insert(0, brand_tok)
+    prefix.append(anchor)
     brand_known = brand_tok is not None
     first = prefix[0] if prefix and prefix[0] is not anchor else None
+    name = _name_before(tokens, anchor)
+    if name:
+        # 烘/鞋器, 风痛/宁/缓释片: pieces jieba split off the front of the product word belong to it.
+        anchor = _Token("".join(t.text for t in name) + anchor.text, "".join(t.key for t in name) + anchor.key, "product",
+                        name[0].start, anchor.end, index=anchor.index, flag=anchor.flag, known=anchor.known,
+                        segment=anchor.segment)
+        prefix = [t for t in prefix if all(t is not n for n in name)]
+        prefix[-1] = anchor
     core = [t for t in (brand_tok, anchor) if t is not None]
+    brand_key = brand_tok.key if brand_tok is not None else ""
     modifiers = sorted(
-        (t for t in prefix if all(t is not c for c in core)),
+        (t for t in prefix if all(t is not c for c in core) and _modifier_ok(tokens, t, anchor, brand_known)
+         and not (brand_key and t.key in brand_key)),
         key=lambda t: -_priority(t, anchor, first, brand_known),
     )
     limit = _KNOWN_BRAND_MODIFIERS if brand_known else _BLIND_MODIFIERS
@@ -386,25 +527,27 @@ def _compose(tokens: list[_Token], max_chars: int, brand: str | None) -> str:
     while chosen and sum(len(t.text) for t in core + chosen) > max_chars:
         chosen.pop()
     picked = {id(t) for t in core + chosen}
-    rest = "".join(t.text for t in prefix if id(t) in picked and t is not anchor)
-    head = anchor.text
     if brand_tok is not None and brand_tok.key.endswith(anchor.key) and len(brand_tok.key) > len(anchor.key):
         # The brand already says what is sold (东阿阿胶, not 东阿阿胶阿胶): modifiers, then the brand last.
         mods = "".join(t.text for t in prefix if id(t) in picked and t is not anchor and t is not brand_tok)
-        return (mods + brand_tok.text)[-max_chars:]
-    if len(rest) + len(head) > max_chars:
-        # Too long even without modifiers (a long Latin brand): the product word loses its leading
-        # modifiers first (复合维生素 -> 维生素; its head is its end), down to three characters,
-        # then the brand is cut, since the product word matters most to a buyer.
-        head = head[-max(min(3, len(head)), max_chars - len(rest)) :][-max_chars:]
-        rest = rest[: max_chars - len(head)]
-    return rest + head
+        text = mods + brand_tok.text
+        return text if len(text) <= max_chars else brand_tok.text if len(brand_tok.text) <= max_chars else ""
+    head = _whole_head(anchor.text, max_chars)
+    if not head:
+        return ""
+    words = [t for t in prefix if id(t) in picked and t is not anchor]
+    # Too long even without modifiers (a long Latin brand): the brand goes, the product word stays whole.
+    while words and sum(len(t.text) for t in words) + len(head) > max_chars:
+        words.pop()
+    return "".join(t.text for t in words) + head
 
 
 @lru_cache(maxsize=100_000)
 def short_title(title: str, brand: str | None = None, max_chars: int = 16) -> str:
-    """A short title of at most `max_chars` characters: brand, key attributes and the product word."""
+    """A short title of at most `max_chars` characters: brand, key attributes and the product word; '' without a confident head."""
     brand = (brand or "").strip() or None
+    if wanted_listing(title):
+        return ""  # 求购: a buyer's request names goods nobody is selling here
     if brand and _compatible_brand(_raw_tokens(title.lower(), brand.lower()), brand.lower()):
         brand = None  # a brand field that only says what the product fits is no brand of the product
     text = _compose(_tokens(title, brand), max_chars, brand)
@@ -415,7 +558,7 @@ def short_title(title: str, brand: str | None = None, max_chars: int = 16) -> st
             break
         for hit in reversed(hits):
             text = text[: hit.start] + text[hit.end :]
-    return text.strip() or (brand or "")[:max_chars]
+    return text.strip()
 
 
 def title_token_spans(title: str, brand: str | None = None) -> list[tuple[str, str, int, int, str]]:
@@ -435,5 +578,11 @@ def head_word(title: str, brand: str | None = None) -> str:
     """The title's head product word (what is sold), lower-cased; '' when the title names none."""
     brand = (brand or "").strip() or None
     tokens = _tokens(title, brand)
-    anchor = _anchor(tokens) or _head_noun(tokens)
+    anchor = _anchor(tokens) or _service_head(tokens, None)
     return anchor.key if anchor is not None else ""
+
+
+@lru_cache(maxsize=100_000)
+def wanted_listing(title: str) -> bool:
+    """True for a buyer's listing (求购): the title offers nothing to sell."""
+    return any(w in title for w in vocabulary().wanted)

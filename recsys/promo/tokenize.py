@@ -33,6 +33,10 @@ class TitleVocabulary:
     not_product_words: frozenset[str]
     attributes: frozenset[str]
     stuffing: frozenset[str]
+    hosts: frozenset[str] = frozenset()  # devices other goods are made for (手机, 电脑, 汽车)
+    services: frozenset[str] = frozenset()  # what a service listing sells (清洗, 维修, 租赁)
+    wanted: frozenset[str] = frozenset()  # a buyer's listing, nothing on offer (求购)
+    resale: frozenset[str] = frozenset()  # a private resale marker in front of the goods (转卖, 出)
 
 
 def _lexicon_parts() -> tuple[dict[str, str], dict[str, str], set[str], list[str]]:
@@ -68,6 +72,10 @@ def vocabulary() -> TitleVocabulary:
         not_product_words=frozenset(map(low, data["not_product_words"])),
         attributes=frozenset(map(low, [*attributes, *data["attributes"]])),
         stuffing=frozenset(map(low, [*data["stuffing"], *_fillers()])),
+        hosts=frozenset(map(low, data.get("host_words", []))),
+        services=frozenset(map(low, data.get("service_words", []))),
+        wanted=frozenset(map(low, data.get("wanted_words", []))),
+        resale=frozenset(map(low, data.get("resale_words", []))),
     )
 
 
