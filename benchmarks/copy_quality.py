@@ -425,21 +425,141 @@ def cut_inside_a_word(short: str, title: str, tagged: tuple[str, ...] = ()) -> b
     return False
 
 
-def short_title_defects(short: str, truth: Truth) -> list[str]:
+_LISTING_WORDS = ("求购", "收购", "转卖", "转让", "出售", "闲置", "出租", "回收")
+
+
+_SERVICE_WORDS = ("清洗", "维修", "安装", "保洁", "租赁", "出租", "回收", "搬家", "检测", "保养", "服务")
+
+
+def _service_head(short: str, pieces: set[str]) -> bool:
+    """A service listing's short title: the tagged goods, then the service done to them (地毯清洗)."""
+    return any(short.endswith(w) for w in _SERVICE_WORDS) and any(p in short for p in pieces)
+
+
+def _compatible_head(short: str, title: str) -> bool:
+    """The short title ends on a word the title follows with 适用/专用/通用: what the product fits, not the product."""
+    # Punctuation ends the phrase: in 手柄,兼容pc the marker belongs to what comes after it.
+    t = re.sub(r"[\s]", "", title.lower())
+    for k in range(len(short) - 1, max(-1, len(short) - 6), -1):
+        tail = short[k:]
+        if len(tail) >= 2 and any(t[m + len(tail): m + len(tail) + 2] in ("适用", "专用", "通用", "兼容")
+                                  for m in range(len(t)) if t.startswith(tail, m)):
+            return True
+    return False
+
+
+def _stacked(short: str, heads: list[str]) -> bool:
+    """The short title names the product more than once (证件包牛皮驾照夹卡包)."""
+    found = sorted({h for h in heads if h in short}, key=len, reverse=True)
+    kept: list[str] = []
+    for h in found:
+        if not any(h in k for k in kept):
+            kept.append(h)
+    # Three product words, or two with the same head (项坠…吊坠, 证件包…卡包): the same thing named twice.
+    # Two different heads are usually a modifier and its head (电视机遥控器, 台式机内存).
+    return len(kept) >= 3 or (len(kept) == 2 and kept[0][-1] == kept[1][-1])
+
+
+def _runs(short: str, title: str) -> list[tuple[str, list[int]]]:
+    """The short title as its longest pieces found whole in the title, each with where the title has it."""
+    out, i = [], 0
+    while i < len(short):
+        for j in range(len(short), i, -1):
+            starts = [k for k in range(len(title)) if title.startswith(short[i:j], k)]
+            if starts:
+                out.append((short[i:j], starts))
+                i = j
+                break
+        else:
+            out.append((short[i], []))  # a character the title lacks (the brand field)
+            i += 1
+    return out
+
+
+def _orphan_character(short: str, title: str) -> bool:
+    """A lone Chinese character taken out of the title's words: 可 of 欧式可电动, 卡 of 徕卡, 电 of 电压力.
+
+    The short title's longest pieces found whole in the title are read; a piece of one character
+    that the title never has apart from other Chinese characters was cut out of a word.
+    """
+    s, t = normalised(short), normalised(title)
+    runs = _runs(s, t)
+    for i, (piece, starts) in enumerate(runs):
+        if len(piece) != 1 or not "一" <= piece <= "鿿" or not starts:
+            continue
+        before = runs[i - 1][0] if i > 0 else ""
+        after = runs[i + 1][0] if i + 1 < len(runs) else ""
+        if (before and before[-1] + piece in t) or (after and piece + after[0] in t):
+            continue  # the character reads with its neighbour as the title has them (快充/头 of 快充头)
+        raw = title.lower()
+        alone = [k for k in range(len(raw)) if raw[k] == piece
+                 and not ("一" <= raw[k - 1:k] <= "鿿" if k > 0 else False)
+                 and not ("一" <= raw[k + 1:k + 2] <= "鿿" if k + 1 < len(raw) else False)]
+        if not alone:
+            return True
+    return False
+
+
+@lru_cache(maxsize=50_000)
+def _hmm_inner(title: str) -> frozenset[int]:
+    # Offsets inside a word of the title by jieba with its HMM on (it joins unknown compounds: 手帐本).
+    import jieba
+
+    inner, at = set(), 0
+    for run in re.findall(r"[一-鿿]+|[a-z]+|[0-9]+", title.lower()):
+        if run[0] >= "一":
+            for word in jieba.cut(run, HMM=True):
+                inner |= set(range(at + 1, at + len(word)))
+                at += len(word)
+        else:
+            at += len(run)
+    return frozenset(inner)
+
+
+def _ends_inside_a_word(short: str, title: str, tagged: tuple[str, ...]) -> bool:
+    """The short title stops inside one of the title's words (记事本手 of 手帐本), wherever the title has its ending."""
+    s, t = normalised(short), normalised(title)
+    if not s or any(s.endswith(normalised(w)) for w in tagged if len(normalised(w)) >= 1):
+        return False
+    pieces = _runs(s, t)
+    last, starts = pieces[-1]
+    if not starts or len(last) < 1:
+        return False
+    inner = _hmm_inner(title)
+    return all(k + len(last) in inner for k in starts)
+
+
+def short_title_defects(short: str, truth: Truth, fallback: bool = False) -> list[str]:
     """Why a short title is broken: no product word, the wrong head, a compatible-with brand, shop words, a fragment."""
     out = []
     s = normalised(short)
     title = truth.title.lower()
     if len(s) < 2:
         return ["short: empty"]
+    if fallback:
+        # Brand + the category's generic noun, said when the title has no confident head: no fragment
+        # and no wrong head, but no product word either; counted on its own line, not hidden.
+        return ["fallback: generic noun"]
     heads = [normalised(p) for p in truth.products if len(normalised(p)) >= 2]
     # A product word is kept when two or more characters of a tagged one are (西装 of 西装套装); it
-    # heads the short title when the title ends on such a piece.
+    # heads the short title only when the short title ends on the tagged word's own end (Chinese
+    # compounds are head-final: 金丝 of 金丝玉 or 电脑 of 电脑包 is no head).
     pieces = {h[i:j] for h in heads for i in range(len(h)) for j in range(i + 2, len(h) + 1)}
+    endings = {h[i:] for h in heads for i in range(len(h) - 1)}
+    # A one-character tagged product (包, 灯) heads the short title when it ends it.
+    endings |= {normalised(p) for p in truth.products if len(normalised(p)) == 1}
     if heads and not any(p in s for p in pieces):
         out.append("short: no product word")
-    elif heads and not any(s.endswith(p) for p in pieces):
+    elif heads and not any(s.endswith(p) for p in endings) and not _service_head(s, pieces):
         out.append("short: head is not what is sold")
+    elif _compatible_head(s, truth.title):
+        out.append("short: head is what the product fits")
+    if _stacked(s, heads):
+        out.append("short: stacked product words")
+    if any(w in short for w in _LISTING_WORDS):
+        out.append("short: listing word")
+    if _orphan_character(short, truth.title) or _ends_inside_a_word(short, truth.title, truth.products + truth.brands):
+        out.append("short: fragment")
     for b in truth.brands:
         nb = normalised(b)
         if nb and nb in s:
@@ -475,7 +595,8 @@ def copy_defects(copy, product, ctx, truth: Truth) -> list[str]:
     out += [f"punctuation: {p}" for p in punctuation_problems(text)]
     if not numbers_exact(copy, product):
         out.append("numbers: not the product's")
-    out += short_title_defects(copy.short_title, truth)
+    # The reader tells the fallback form by its generic noun (好物, 美妆好物), which no title shortens to.
+    out += short_title_defects(copy.short_title, truth, fallback=copy.short_title.endswith("好物"))
     # The copy's own words, without the short title and selling points that come from the title itself.
     own = _without(text, copy.short_title, *copy.selling_points)
     adult = truth.alcohol or truth.adult
@@ -556,7 +677,7 @@ def defect_figures(rows: list[tuple[object, object, object, Truth]]) -> tuple[di
     """Share of copies with any paste-blocking defect, per class, with a selling point, and adult-goods child wording."""
     by_class: Counter = Counter()
     detail: Counter = Counter()
-    blocked = pointed = adult_child = 0
+    blocked = blocked_or_fallback = pointed = adult_child = 0
     for copy, product, ctx, truth in rows:
         found = copy_defects(copy, product, ctx, truth)
         classes = {d.split(":")[0] for d in found}
@@ -564,10 +685,13 @@ def defect_figures(rows: list[tuple[object, object, object, Truth]]) -> tuple[di
         detail.update(d if d.startswith(("audience", "category", "notice", "coherence", "emoji", "short", "rating", "numbers"))
                       else d.split(":")[0] + ": " + d.split(":")[1].split("(")[0].strip() if ":" in d else d for d in found)
         blocked += bool(classes & set(PASTE_BLOCKING))
+        blocked_or_fallback += bool(classes & (set(PASTE_BLOCKING) | {"fallback"}))
         pointed += has_point(copy)
         adult_child += any(d.startswith(("audience: child wording", "audience: student wording")) for d in found)
     n = max(1, len(rows))
     figures = {"copies": len(rows), "paste_blocking": blocked / n, "with_selling_point": pointed / n,
+               "fallback_generic_noun": by_class["fallback"] / n,
+               "paste_blocking_or_fallback": blocked_or_fallback / n,
                "child_or_student_wording_on_adult_goods": adult_child}
     figures |= {f"class {k}": by_class[k] / n for k in PASTE_BLOCKING}
     return figures, detail

@@ -138,7 +138,7 @@ def _head_is_liquor(head: str) -> bool:
 def title_facts(title: str, category: str = "", brand: str = "") -> ProductFacts:
     """The facts a title and category path give (price and launch come in `product_facts`)."""
     from features.lexicon import all_product_words
-    from recsys.promo.shorten import head_word
+    from recsys.promo.shorten import book_title, head_word
 
     path = (category or "").strip()
     main = path.split("/")[0] if path and path != "未知" else ""
@@ -160,6 +160,9 @@ def title_facts(title: str, category: str = "", brand: str = "") -> ProductFacts
         if not main:
             tags |= head_tags
             main = next((m for t, m in _MAIN_OF_TAG if t in tags), "")
+            if not main and book_title(title):
+                main = "图书"  # 编著, 出版社, an ISBN: a book, whatever words its title is made of
+                tags.update(_CATEGORY_TAGS["图书"])
             if not main and head:
                 # The lexicon's category of the head word gives the kind, not the audience: a 保温杯 is
                 # listed under 母婴 but an uncategorised one is no baby product unless its title says so.

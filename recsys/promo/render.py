@@ -34,7 +34,7 @@ from recsys.promo.adlaw import check
 from recsys.promo.facts import ProductFacts, product_facts
 from recsys.promo.occasions import occasions_for
 from recsys.promo.selling_points import selling_points
-from recsys.promo.shorten import head_word, short_title, wanted_listing
+from recsys.promo.shorten import book_title, head_word, short_title, wanted_listing
 from recsys.promo.tokenize import vocabulary
 from recsys.promo.templates import Part, Template, benefits, fill, load_parts, notes, notices, reason_phrases, used_slots
 
@@ -224,11 +224,16 @@ def _ordered(fitting: _Parts, seed: int, recent: _Recent) -> list[Part]:
     return [fitting.parts[i] for i in np.lexsort((-draw, window, today))]
 
 
-def fallback_title(brand: str, category: str, max_chars: int = 16) -> str:
+def fallback_title(brand: str, category: str, max_chars: int = 16, title: str = "") -> str:
     """What the copy calls a product whose title has no confident head: brand + the category's generic noun (美妆好物)."""
     main = (category or "").split("/")[0].strip()
-    noun = f"{main}好物" if main and main != "未知" else "好物"
-    text = f"{brand.strip()}{noun}" if brand and brand.strip() else noun
+    if main and main != "未知":
+        noun = "图书" if main == "图书" else f"{main}好物"
+    else:
+        noun = "图书" if title and book_title(title) else "好物"
+    # A brand field written with separators (cole,haan) is shown as words.
+    name = " ".join(re.findall(r"[0-9A-Za-z\u4e00-\u9fff]+", brand or ""))
+    text = f"{name}{noun}" if name else noun
     return text if len(text) <= max_chars else noun
 
 
@@ -237,7 +242,7 @@ def _title_parts(title: str, brand: str, short_chars: int, max_points: int, cate
     short = short_title(title, brand or None, short_chars)
     if not short:
         # Junk, brand-only or colour-only titles and 求购 listings: nothing is made up from the title.
-        fallback = fallback_title(brand, category, short_chars)
+        fallback = fallback_title(brand, category, short_chars, title)
         points = () if wanted_listing(title) else selling_points(title, brand or None, fallback, max_points)
         return fallback, points
     points = selling_points(title, brand or None, short, max_points)

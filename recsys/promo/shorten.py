@@ -24,6 +24,13 @@ from functools import lru_cache
 from recsys.promo.adlaw import check
 from recsys.promo.tokenize import cut_pos, vocabulary, word_frequency
 
+
+def is_claim(word: str) -> bool:
+    """A health or efficacy claim (the selling-point module's list), never part of a short title."""
+    from recsys.promo.selling_points import is_claim as claim
+
+    return claim(word)
+
 _SEGMENT = re.compile(r"[^\s,，、/\\|+＋;；:：!！?？。．·•~～—_＿*＊#＃&＠@【】\[\]()（）《》<>「」『』\"'“”‘’]+")
 _HAS_DIGIT = re.compile(r"\d")
 _PART_BREAK = re.compile(r"[,，、/\\|;；!！?？。【】\[\]()（）《》「」]")
@@ -148,10 +155,17 @@ def _drop_compatible_brands(tokens: list[_Token]) -> None:
         if tok.key in _COMPATIBLE_AFTER | _COMPATIBLE_BEFORE:
             tok.kind = "noise"  # 适用 / 通用 never belong in a short title either
         if tok.key in _COMPATIBLE_AFTER:
-            j = i - 1
-            while j >= 0 and (tokens[j].kind in {"brand", "latin", "other"} and tokens[j].key in vocabulary().brands
-                              or tokens[j].kind == "brand"):
-                tokens[j].kind = "noise"
+            j, models = i - 1, 0
+            while j >= 0:
+                other = tokens[j]
+                if other.kind == "brand" or other.key in vocabulary().brands:
+                    other.kind = "noise"
+                elif other.kind in {"unknown", "latin"} and models < 2 and any(
+                        t.kind == "brand" or t.key in vocabulary().brands for t in tokens[max(0, j - 2) : j]):
+                    other.kind = "noise"  # 雪铁龙 新爱丽舍 专用: the model of what it fits goes too
+                    models += 1
+                else:
+                    break
                 j -= 1
         if tok.key in _COMPATIBLE_BEFORE:
             j = i + 1
@@ -176,7 +190,7 @@ def _merge_heads(tokens: list[_Token]) -> list[_Token]:
             and len(tok.key) == 1
             and tok.key in suffixes
             and prev.kind in {"other", "unknown", "attr", "product"}
-            and not (prev.kind == "product" and leads_on)
+            and not (prev.kind == "product" and leads_on and tok.flag in {"v", "p", "d", "c"})
             and len(prev.key) <= 4
         ):
             out[-1] = _Token(prev.text + tok.text, prev.key + tok.key, "product", prev.start, tok.end)
@@ -196,6 +210,13 @@ _NOT_HEAD_CHARS = set("男女款装码版色式型号童春夏秋冬季新大小
 _COMPOUND_MAX = 6
 
 
+def _starts_next(tokens: list[_Token], tok: _Token) -> bool:
+    # 记事本 手 帐本: a character glued to the Chinese word after it begins that word, it ends no other.
+    at = next((i for i, t in enumerate(tokens) if t is tok), -1)
+    nxt = tokens[at + 1] if 0 <= at < len(tokens) - 1 else None
+    return nxt is not None and nxt.start == tok.end and "\u4e00" <= nxt.key[:1] <= "\u9fff"
+
+
 def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
     # jieba cuts rarer product compounds in two: 固态/硬盘, 棉/拖鞋, 图书/籍, 葡式蛋/挞. Chinese nouns are
     # head-final, so plain nouns glued before a product word belong to it, and so does a glued
@@ -213,6 +234,7 @@ def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
             and tok.flag in {"n", "ng", "g"}
             and tok.key not in _NOT_HEAD_CHARS
             and len(prev.key) + 1 <= _COMPOUND_MAX
+            and not _starts_next(tokens, tok)
         ) or (
             prev is not None
             and prev.kind == "product"
@@ -224,6 +246,7 @@ def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
             # 护理液 女性 are a product and a modifier after it, not one word.
             and (tok.key.endswith(vocab.product_suffixes) or tok.key[-1] in "子儿")
             and tok.key not in vocab.not_product_words
+            and tok.key not in vocab.brands  # 眼镜 苹果: a brand after the product names what it fits
             and len(prev.key) + 2 <= _COMPOUND_MAX
         ):
             out[-1] = _Token(prev.text + tok.text, prev.key + tok.key, "product", prev.start, tok.end, flag="n", known=prev.known)
@@ -434,6 +457,10 @@ def _modifier_ok(tokens: list[_Token], tok: _Token, anchor: _Token, brand_known:
     vocab = vocabulary()
     if tok.kind == "product":
         return _is_host(tok) and tok.end == anchor.start
+    if len(tok.key) >= 2 and tok.key[-1] == anchor.key[-1] and tok.key[-1] in vocab.product_suffixes:
+        return False  # 洁肤水 卸妆水, 钢琴谱 乐谱: the same head named twice
+    if is_claim(tok.key):
+        return False  # 持久, 速效: an efficacy claim is no attribute of the name
     if _is_cjk_char(tok):
         return tok.key in vocab.attributes
     if tok.kind in {"unknown", "latin"} and (brand_known or tok is not _first_word(tokens)):
@@ -464,6 +491,9 @@ def _name_before(tokens: list[_Token], anchor: _Token) -> list[_Token]:
         tok = tokens[at]
         if tok.end != start or tok.kind in {"noise", "brand", "product", "latin"}:
             break
+        before = tokens[at - 1] if at > 0 else None
+        if _is_cjk_char(tok) and before is not None and before.end == tok.start and _HAS_DIGIT.search(before.key):
+            break  # 200粒: a character after a number is its measure word
         if not (_name_piece(tok) or (name and _is_cjk_char(name[0]) and tok.kind in {"other", "attr"})):
             break
         name.insert(0, tok)
@@ -580,6 +610,17 @@ def head_word(title: str, brand: str | None = None) -> str:
     tokens = _tokens(title, brand)
     anchor = _anchor(tokens) or _service_head(tokens, None)
     return anchor.key if anchor is not None else ""
+
+
+_ISBN = re.compile(r"97[89]\d{10}")
+
+
+@lru_cache(maxsize=100_000)
+def book_title(title: str) -> bool:
+    """True when the title lists a book (an ISBN, 编著, 出版社, 正版图书 …), whatever its words."""
+    low = title.lower()
+    markers = vocabulary().book_markers
+    return bool(_ISBN.search(low)) or any(m in low for m in markers)
 
 
 @lru_cache(maxsize=100_000)

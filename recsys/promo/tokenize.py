@@ -37,6 +37,7 @@ class TitleVocabulary:
     services: frozenset[str] = frozenset()  # what a service listing sells (清洗, 维修, 租赁)
     wanted: frozenset[str] = frozenset()  # a buyer's listing, nothing on offer (求购)
     resale: frozenset[str] = frozenset()  # a private resale marker in front of the goods (转卖, 出)
+    book_markers: tuple[str, ...] = ()  # words only a book listing has (编著, 出版社)
 
 
 def _lexicon_parts() -> tuple[dict[str, str], dict[str, str], set[str], list[str]]:
@@ -65,9 +66,11 @@ def vocabulary() -> TitleVocabulary:
     low = str.lower
     # A catalogue attribute (咀嚼片, 软胶囊 are forms of a supplement) is never the product word.
     generic = [w for w in data["product_words"] if w not in attributes]
+    # A word listed as no product word (礼盒, 套装: packaging) never heads a title, whoever lists it.
+    never = set(map(low, data["not_product_words"]))
     return TitleVocabulary(
         brands=frozenset(map(low, brands)),
-        product_words=frozenset(map(low, [*products, *generic])),
+        product_words=frozenset(w for w in map(low, [*products, *generic]) if w not in never),
         product_suffixes=tuple(sorted(data["product_suffixes"], key=len, reverse=True)),
         not_product_words=frozenset(map(low, data["not_product_words"])),
         attributes=frozenset(map(low, [*attributes, *data["attributes"]])),
@@ -76,6 +79,7 @@ def vocabulary() -> TitleVocabulary:
         services=frozenset(map(low, data.get("service_words", []))),
         wanted=frozenset(map(low, data.get("wanted_words", []))),
         resale=frozenset(map(low, data.get("resale_words", []))),
+        book_markers=tuple(map(low, data.get("book_markers", []))),
     )
 
 
