@@ -134,6 +134,14 @@ def _head_is_liquor(head: str) -> bool:
     return head.endswith("酒") and not any(n in head for n in NOT_FACT_WORDS["alcohol"])
 
 
+def _brand_category(brand: str) -> str:
+    # The lexicon's category of the brand field (a brand the title merely mentions may be what it fits).
+    from features.lexicon import all_brands
+
+    brands = {b.lower(): c for b, c in all_brands().items()}
+    return brands.get((brand or "").strip().lower(), "")
+
+
 @lru_cache(maxsize=100_000)
 def title_facts(title: str, category: str = "", brand: str = "") -> ProductFacts:
     """The facts a title and category path give (price and launch come in `product_facts`)."""
@@ -160,6 +168,11 @@ def title_facts(title: str, category: str = "", brand: str = "") -> ProductFacts
         if not main:
             tags |= head_tags
             main = next((m for t, m in _MAIN_OF_TAG if t in tags), "")
+            if not main and not head:
+                # No product word: a catalogue brand still says what kind of goods it makes (怡宝 water).
+                path_of = _brand_category(brand)
+                main = path_of.split("/")[0] if path_of else ""
+                tags |= (set(_CATEGORY_TAGS.get(main, ())) | set(_CATEGORY_TAGS.get(path_of, ()))) - {"baby", "child"}
             if not main and book_title(title):
                 main = "图书"  # 编著, 出版社, an ISBN: a book, whatever words its title is made of
                 tags.update(_CATEGORY_TAGS["图书"])

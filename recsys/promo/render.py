@@ -35,7 +35,6 @@ from recsys.promo.facts import ProductFacts, product_facts
 from recsys.promo.occasions import occasions_for
 from recsys.promo.selling_points import selling_points
 from recsys.promo.shorten import book_title, head_word, short_title, wanted_listing
-from recsys.promo.tokenize import vocabulary
 from recsys.promo.templates import Part, Template, benefits, fill, load_parts, notes, notices, reason_phrases, used_slots
 
 OTHER_SELLER = "其他"
@@ -266,12 +265,10 @@ def benefit_line(title: str, brand: str, facts: ProductFacts, product_id: str) -
             options = table[tag]
             break
     if not options:
-        # By the head word's last character, only for a head that is a listed product word (or ends in
-        # one): a guessed head (金丝 of 金丝玉) would get a line about something else.
+        # By the head word's last character. The head is a whole product word (listed, or a noun ending
+        # in a product head: never a piece such as 金丝 of 金丝玉, which has no head and no line).
         head = head_word(title, brand or None)
-        words = vocabulary().product_words
-        listed = bool(head) and any(head.endswith(w) for w in words if len(w) > 1 and len(w) <= len(head))
-        options = table.get(f"~{head[-1:]}", ()) if listed else ()
+        options = (table.get(f"~{head}") or table.get(f"~{head[-1:]}", ())) if head else ()
     if not options:
         return ""
     pick = int.from_bytes(hashlib.blake2b(product_id.encode(), digest_size=4).digest(), "big")

@@ -415,8 +415,12 @@ def _service_head(tokens: list[_Token], anchor: _Token | None) -> _Token | None:
             return _Token(anchor.text + nxt.text, anchor.key + nxt.key, "product", anchor.start, nxt.end, index=anchor.index,
                           flag="vn", known=True, segment=anchor.segment)
         return None
-    # Without any product word, the first service word with the noun glued before it (甲醛检测).
+    # Without any product word, the first service word with the noun glued before it (甲醛检测), or a
+    # service phrase that says it all (上门服务).
     for tok in tokens:
+        if tok.key in services and len(tok.key) >= 4:
+            return _Token(tok.text, tok.key, "product", tok.start, tok.end, index=tok.index, flag="vn", known=True,
+                          segment=tok.segment)
         if tok.key in services and tok.index > 0:
             obj = tokens[tok.index - 1]
             if obj.end == tok.start and obj.kind in {"other", "unknown", "attr"} and obj.flag in _HEAD_FLAGS and len(obj.key) >= 2:
@@ -612,7 +616,7 @@ def head_word(title: str, brand: str | None = None) -> str:
     return anchor.key if anchor is not None else ""
 
 
-_ISBN = re.compile(r"97[89]\d{10}")
+_ISBN = re.compile(r"97[89]\d{10}|[(（][英美日法德俄][)）]")  # an ISBN, or a translated author's country
 
 
 @lru_cache(maxsize=100_000)
