@@ -529,6 +529,16 @@ def _ends_inside_a_word(short: str, title: str, tagged: tuple[str, ...]) -> bool
     return all(k + len(last) in inner for k in starts)
 
 
+def _starts_on_function_word(short: str) -> bool:
+    """The short title opens on a function word (的, 和, 送 …) standing alone, not on a word that begins with it (和田玉)."""
+    import jieba
+
+    if short[:1] not in _FRAGMENT_START:
+        return False
+    first = next(iter(jieba.cut(short, HMM=False)), "")
+    return len(first) == 1
+
+
 def short_title_defects(short: str, truth: Truth, fallback: bool = False) -> list[str]:
     """Why a short title is broken: no product word, the wrong head, a compatible-with brand, shop words, a fragment."""
     out = []
@@ -577,7 +587,7 @@ def short_title_defects(short: str, truth: Truth, fallback: bool = False) -> lis
                 out.append("short: compatible-with brand")
     if any(w in short for w in _SHOP_WORDS):
         out.append("short: shop words")
-    if short[:1] in _FRAGMENT_START or short[-1:] in _FRAGMENT_END or cut_inside_a_word(short, truth.title, truth.products + truth.brands):
+    if _starts_on_function_word(short) or short[-1:] in _FRAGMENT_END or cut_inside_a_word(short, truth.title, truth.products + truth.brands):
         out.append("short: fragment")
     return out
 
@@ -595,8 +605,9 @@ def copy_defects(copy, product, ctx, truth: Truth) -> list[str]:
     out += [f"punctuation: {p}" for p in punctuation_problems(text)]
     if not numbers_exact(copy, product):
         out.append("numbers: not the product's")
-    # The reader tells the fallback form by its generic noun (好物, 美妆好物), which no title shortens to.
-    out += short_title_defects(copy.short_title, truth, fallback=copy.short_title.endswith("好物"))
+    # The reader tells the fallback form by its generic noun (好物, 美妆好物, a 图书 the title does not say).
+    generic = copy.short_title.endswith("好物") or (copy.short_title.endswith("图书") and "图书" not in truth.title)
+    out += short_title_defects(copy.short_title, truth, fallback=generic)
     # The copy's own words, without the short title and selling points that come from the title itself.
     own = _without(text, copy.short_title, *copy.selling_points)
     adult = truth.alcohol or truth.adult

@@ -11,7 +11,7 @@ from contracts.schema import GROUP_THEMES, SELLER_TYPES
 from recsys.promo import CopyContext, ProductInfo, render_copy, short_title
 from recsys.promo.facts import title_facts
 from recsys.promo.render import rate_is_possible, repetition_problems
-from recsys.promo.selling_points import selling_points
+from recsys.promo.selling_points import is_claim, selling_points
 from recsys.promo.templates import load_parts
 
 WEEKDAY, WEEKEND, SPRING, DOUBLE11 = date(2025, 11, 19), date(2025, 11, 22), date(2026, 2, 10), date(2025, 11, 5)
@@ -211,3 +211,30 @@ def test_the_law_checks_safe_rewrite_comes_before_another_template(monkeypatch) 
     monkeypatch.setattr(render.adlaw, "safe_rewrite", fake_rewrite, raising=False)
     copy = render_copy(_product("羚跑双肩包 防盗 多功能"), CopyContext("g1", "其他", "", WEEKDAY, []))
     assert rewritten and copy.text == rewritten[0].replace("，", "、", 1)
+
+
+def test_benefit_lines_cover_titles_without_attributes_and_claim_nothing() -> None:
+    from recsys.promo.adlaw import check as law
+    from recsys.promo.render import _title_parts, benefit_line, facts_of
+
+    day = date(2025, 11, 19)
+    # Guessed heads (not in any word list) get the line of their head ending; a service gets its own.
+    for title in ("某某牌液压滤芯", "北京空调维修上门服务", "老式搪瓷像章", "秘制卤猪蹄"):
+        product = _product(title)
+        short, points = _title_parts(title, "", 16, 2, "")
+        line = benefit_line(title, "", facts_of(product, day), "p1")
+        assert short and not points and line, title
+        assert law(line) == [] and not is_claim(line)
+
+
+def test_a_book_is_a_book_and_a_brand_tells_the_kind_when_the_title_cannot() -> None:
+    assert title_facts("二手正版,某某著,某某出版社").main == "图书"
+    assert title_facts("某某研究文集（英）某某").main == "图书"
+    assert title_facts("三只松鼠,很新", "", "三只松鼠").main == "食品"
+    assert title_facts("三只松鼠,很新", "", "三只松鼠").audience == "any"
+
+
+def test_no_baby_wording_from_a_brand_category() -> None:
+    copies = _copies(_product("贝亲,九成新", brand="贝亲"), days=(WEEKDAY,))
+    facts = title_facts("贝亲,九成新", "", "贝亲")
+    assert "baby" not in facts.tags and copies

@@ -94,3 +94,95 @@ def test_real_taobao_titles_keep_brand_and_product_word(shared_data) -> None:
     assert kept_brand / len(both) >= 0.98
     assert kept_both / len(both) >= 0.87
     assert kept_product / len(held_out) >= 0.87
+
+
+# Short titles read right on real-looking titles: each class below was seen on real catalogue titles
+# (the titles here are written for the tests).
+
+@pytest.mark.parametrize(
+    ("title", "head"),
+    [
+        ("戴尔台式机内存条ddr4高速", "内存条"),  # a device before the goods names what they fit
+        ("智能电脑板预约电饭煲4升", "电饭煲"),
+        ("笔记本电脑专用散热器静音", "散热器"),
+        ("华为手机钢化膜高清防爆", "钢化膜"),
+    ],
+)
+def test_the_head_is_what_is_sold_not_what_it_fits(title: str, head: str) -> None:
+    assert short_title(title).endswith(head)
+
+
+def test_a_service_listing_is_headed_by_the_service() -> None:
+    assert short_title("北京空调维修上门服务专业师傅").endswith("空调维修")
+    assert short_title("家政保洁上门服务").endswith("保洁")
+
+
+@pytest.mark.parametrize(
+    ("title", "whole", "piece"),
+    [
+        ("山地自行车锁防盗钢缆锁", "自行车锁", "自行山地"),  # jieba's 自行/车锁 is one word
+        ("宿舍烘鞋器家用", "烘鞋器", ""),  # 烘/鞋器
+        ("某某牌,复方风痛宁片,100片/瓶", "风痛宁片", ""),  # a drug name jieba does not know
+    ],
+)
+def test_no_fragments_of_cut_words(title: str, whole: str, piece: str) -> None:
+    short = short_title(title)
+    assert whole in short
+    assert not piece or piece not in short
+
+
+def test_the_product_word_is_never_cut() -> None:
+    assert short_title("家用大容量电饭煲", max_chars=4) == "电饭煲"
+    assert short_title("家用大容量电饭煲", "九阳", max_chars=5) == "九阳电饭煲"
+    assert short_title("家用大容量电饭煲", "九阳", max_chars=4) == "电饭煲"  # the brand goes before the head is cut
+
+
+def test_stacked_names_collapse_to_one_head() -> None:
+    short = short_title("真皮钱包卡包证件夹女士")
+    assert sum(w in short for w in ("钱包", "卡包", "证件夹")) == 1
+    assert short_title("木质收纳盒储物盒桌面整理").count("盒") == 1
+
+
+def test_no_lone_characters_negations_claims_quantities_or_gifts() -> None:
+    assert not short_title("复古风可升降吧台椅子").startswith("可")
+    assert "脱色" not in short_title("持久不脱色口红女")  # 不 dropped would say the opposite
+    assert "持久" not in short_title("持久不脱色口红女")
+    assert short_title("出一台闲置跑步机九成新") == "跑步机"  # resale marker and quantity are no words of it
+    assert short_title("北欧电烤箱家用赠防烫手套").endswith("电烤箱")
+    assert short_title("新疆红枣礼盒送长辈").endswith("红枣")  # packaging is no head
+
+
+@pytest.mark.parametrize("title", ["gucci,九成新", "vivo玫瑰金色", "[求购]二手钢琴一台", "型号ab1234,质量保证"])
+def test_no_confident_head_gives_no_short_title(title: str) -> None:
+    assert short_title(title) == ""
+
+
+def test_without_a_head_the_copy_names_brand_and_category() -> None:
+    from datetime import date
+
+    from recsys.promo import CopyContext, ProductInfo, render_copy
+    from recsys.promo.render import fallback_title
+
+    assert fallback_title("gucci", "服饰/箱包") == "gucci服饰好物"
+    assert fallback_title("cole,haan", "") == "cole haan好物"
+    assert fallback_title("", "", title="二手正版,某某著,某某出版社") == "图书"
+    product = ProductInfo("p1", "gucci,九成新", "服饰/箱包", "gucci", 899.0, 0.0, 0.97, 300)
+    copy = render_copy(product, CopyContext("g1", "宝妈", "", date(2025, 11, 19), ["trending"]))
+    assert "gucci服饰好物" in copy.text and copy.selling_points and check(copy.text) == []
+    wanted = ProductInfo("p2", "[求购]二手钢琴一台", "", "", 100.0, 0.0, 0.97, 300)
+    assert render_copy(wanted, CopyContext("g1", "宝妈", "", date(2025, 11, 19), [])).short_title == "好物"
+
+
+def test_the_benchmark_reader_sees_fragments_wrong_heads_stacks_and_fallbacks() -> None:
+    from benchmarks.copy_quality import Truth, short_title_defects
+
+    def defects(short: str, title: str, products: tuple[str, ...] = (), fallback: bool = False) -> list[str]:
+        return short_title_defects(short, Truth(title, (), products), fallback=fallback)
+
+    assert "short: fragment" in defects("可吧台椅子", "复古风可升降吧台椅子", ("吧台椅子",))  # 可 of 可升降
+    assert "short: fragment" in defects("台式机内存条高", "戴尔台式机内存条高速", ("内存条",))  # 高 of 高速
+    assert "short: no product word" in defects("台式机", "戴尔台式机内存条高速", ("内存条",))
+    assert "short: head is not what is sold" in defects("金丝", "天然金丝玉手镯", ("金丝玉",))
+    assert "short: stacked product words" in defects("证件包驾照夹卡包", "牛皮证件包驾照夹卡包", ("证件包", "驾照夹", "卡包"))
+    assert defects("台式机内存条", "戴尔台式机内存条高速", ("台式机", "内存条")) == []
+    assert defects("好物", "型号ab1234,质量保证", fallback=True) == ["fallback: generic noun"]

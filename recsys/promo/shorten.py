@@ -43,6 +43,8 @@ _NOT_PRODUCT_FLAGS = {"ns", "nt", "t", "m", "q", "r", "p", "c", "u", "uj", "f", 
 # (越野车/nt, 调味料/v, 玩具狗/i); only places, times, numbers and function words are ruled out.
 _NOT_LONG_PRODUCT_FLAGS = {"ns", "t", "m", "q", "r", "p", "c", "u", "uj", "f", "d"}
 _FUNCTION_FLAGS = {"uj", "ul", "c", "p", "r", "d", "m", "q", "y", "e", "o", "x", "zg", "f"}
+_NUMERALS = set("一二三四五六七八九十两百千万几半")
+_NEGATORS = frozenset({"不", "无", "非", "没", "没有", "不会", "不易"})
 _KNOWN_BRAND_MODIFIERS = 2  # "one or two key attributes"
 _BLIND_MODIFIERS = 3  # one more, since the brand may hide among them
 
@@ -89,6 +91,8 @@ def _classify(word: str, flag: str, brand: str | None) -> str:
         return "unknown"
     if len(word) == 1 and flag in _FUNCTION_FLAGS:
         return "noise"
+    if flag in {"m", "mq", "q"} and word[0] in _NUMERALS:
+        return "noise"  # 一台, 两件: a quantity is a spec, never a word of the name
     return "other"
 
 
@@ -432,8 +436,8 @@ def _service_head(tokens: list[_Token], anchor: _Token | None) -> _Token | None:
 def _later_head(tokens: list[_Token], anchor: _Token) -> _Token | None:
     end = anchor.end
     for tok in tokens[anchor.index + 1 : anchor.index + 1 + _HEAD_REACH]:
-        # A verb between them (熨斗 烫 衣服) ends the noun phrase.
-        if tok.start != end or tok.kind in {"noise", "brand"} or (tok.kind != "product" and tok.flag == "v"):
+        # A verb or an adverb between them (熨斗 烫 衣服, 烘鞋器 快速 干鞋) ends the noun phrase.
+        if tok.start != end or tok.kind in {"noise", "brand"} or (tok.kind != "product" and tok.flag in {"v", "d"}):
             return None
         if tok.kind == "product":
             return tok
@@ -465,6 +469,9 @@ def _modifier_ok(tokens: list[_Token], tok: _Token, anchor: _Token, brand_known:
         return False  # 洁肤水 卸妆水, 钢琴谱 乐谱: the same head named twice
     if is_claim(tok.key):
         return False  # 持久, 速效: an efficacy claim is no attribute of the name
+    before = tokens[tok.index - 1] if tok.index > 0 else None
+    if before is not None and before.end == tok.start and before.key in _NEGATORS:
+        return False  # 不/脱色: without its negator the word says the opposite
     if _is_cjk_char(tok):
         return tok.key in vocab.attributes
     if tok.kind in {"unknown", "latin"} and (brand_known or tok is not _first_word(tokens)):
