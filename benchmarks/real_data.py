@@ -9,15 +9,15 @@ the ratio served / tuned EASE per test pair.
   number is the clock, recorded as "line_order" in clock.json); new pairs only (an item the customer bought before
   is not a test pair). Validation is carved the same way (each training customer's last line).
 - Beibei group buys: tune.txt trains (with invalid.txt's failed launches as pushes), test.txt tests, new pairs only;
-  there are no timestamps (line-order clock), test.txt holds several lines per initiator, so validation is a random
-  holdout of the same share of each initiator's lines.
+  there are no timestamps (line-order clock); tune.txt holds one success line per initiator, so validation and the
+  ranker's holdout take that line from initiators whose failed launches (pushes) remain as their history.
 - The sample world (real clock, last 7 days as the test), with --sample.
 
 The default run subsamples customers / initiators with a seed (said in the output) to stay within ~10 minutes on two
 cores, and searches smaller grids than the defaults for the slow sources (every baseline is still tuned).
 
 Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/real_data.py [--tafeng-groups 1500] [--beibei-groups 1500]
-     [--sample] [--skip-beibei] [--out reports/real_data]
+     [--sample] [--skip-beibei] [--skip-tafeng] [--ab tifu] [--out reports/real_data]
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def beibei_folders(work: Path, groups: int | None, seed: int) -> tuple[Path, Pat
     return work / "beibei_train", work / "beibei_test", sampled
 
 
-def evaluate(train: Path | str, test: Path | str | None, name: str, out: Path, options: EvalOptions) -> EvalResult:
+def evaluate(train: Path | str, test: Path | str | None, name: str, out: Path, options: EvalOptions,
+             cfg: Config | None = None) -> EvalResult:
     """`quanxuan evaluate TRAIN --test TEST`'s own path (load_frames, run_evaluation, the report)."""
     if test is None:
         from training.evaluate import Frames, split_test
@@ -112,7 +113,7 @@ def evaluate(train: Path | str, test: Path | str | None, name: str, out: Path, o
         tr, te, cutoff = split_test(Frames.of(frames), options.test_days, None, options.seed)
     else:
         (tr, _), (te, _), cutoff = load_frames(str(train)), load_frames(str(test)), None
-    result = run_evaluation(tr, te, Config(), options, dataset=name, cutoff=cutoff, log=lambda m: print(f"  {m}", flush=True))
+    result = run_evaluation(tr, te, cfg or Config(), options, dataset=name, cutoff=cutoff, log=lambda m: print(f"  {m}", flush=True))
     write_report(result, out)
     return result
 
@@ -146,12 +147,57 @@ def summary(result: EvalResult, note: str, seconds: float) -> str:
     return "\n".join(lines)
 
 
+# Side-by-side designs (--ab NAME): each variant is (label, CandidateConfig/RankerConfig updates, EvalOptions updates),
+# every variant evaluated on the same sampled data in one run.
+VARIANTS: dict[str, list[tuple[str, dict[str, dict], dict]]] = {
+    "default": [("defaults", {}, {})],
+    # TIFU-KNN on a line-order clock (Ta Feng, Beibei) and in the sample world's blend (real clock).
+    "tifu": [("without TIFU-KNN", {"candidates": {"line_order_sources": ()}}, {"drop": ("tifu_knn",)}),
+             ("with TIFU-KNN", {"candidates": {"line_order_sources": ("tifu_knn",)}}, {})],
+    # The holdout ranker's negatives: a sample of 50 of a group's union candidates, or the whole union (the very
+    # distribution the served list is ranked from).
+    "negatives": [("50 negatives", {"ranker": {"candidate_negatives": 50}}, {}),
+                  ("whole union", {"ranker": {"candidate_negatives": 10000}}, {})],
+}
+
+
+def variant(label: str, updates: dict[str, dict], option_updates: dict, options: EvalOptions) -> tuple[Config, EvalOptions]:
+    """The configuration and options of one side-by-side variant."""
+    from dataclasses import replace
+
+    cfg = Config()
+    cfg = cfg.model_copy(update={section: getattr(cfg, section).model_copy(update=fields) for section, fields in updates.items()})
+    extra = dict(option_updates)
+    drop = set(extra.pop("drop", ()))
+    if drop:
+        extra["blend_sources"] = tuple(n for n in options.blend_sources if n not in drop)
+    return cfg, replace(options, **extra)
+
+
+def run_variants(name: str, train: Path | str, test: Path | str | None, dataset: str, out: Path, options: EvalOptions,
+                 note: str, printed: list[str]) -> None:
+    """Evaluate every variant of `name` on the same data, printing each summary."""
+    for label, updates, option_updates in VARIANTS[name]:
+        t0 = time.perf_counter()
+        cfg, opts = variant(label, updates, option_updates, options)
+        title = dataset if len(VARIANTS[name]) == 1 else f"{dataset} [{label}]"
+        slug = out.name if len(VARIANTS[name]) == 1 else f"{out.name}_{label.replace(' ', '_').replace('-', '')}"
+        try:
+            result = evaluate(train, test, title, out.parent / slug, opts, cfg)
+            printed.append(summary(result, note, time.perf_counter() - t0))
+        except ValueError as err:
+            printed.append(f"== {title}: {note}; not evaluated: {err}")
+        print(printed[-1], flush=True)
+
+
 def main() -> None:
     """Adapt and evaluate each dataset, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tafeng-groups", type=int, default=1500, help="customers sampled (0 = all)")
     parser.add_argument("--beibei-groups", type=int, default=1500, help="test initiators sampled (0 = all)")
     parser.add_argument("--skip-beibei", action="store_true")
+    parser.add_argument("--skip-tafeng", action="store_true")
+    parser.add_argument("--ab", choices=sorted(VARIANTS), default="default", help="side-by-side designs in one run")
     parser.add_argument("--sample", action="store_true", help="also the sample world (real clock)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default="reports/real_data")
@@ -159,30 +205,18 @@ def main() -> None:
     out = Path(args.out)
     options = EvalOptions(new_pairs_only=True, tune_metric="ndcg@10", validation_days=None, grids=GRIDS,
                           baselines=BASELINES, served=True, seed=args.seed)
-    printed = []
-    if TAFENG.exists():
-        t0 = time.perf_counter()
+    printed: list[str] = []
+    if TAFENG.exists() and not args.skip_tafeng:
         train, test, note = tafeng_without_time(out / "data", args.tafeng_groups or None, args.seed)
-        result = evaluate(train, test, "Ta Feng without time", out / "tafeng_no_time", options)
-        printed.append(summary(result, note, time.perf_counter() - t0))
-        print(printed[-1], flush=True)
-    else:
+        run_variants(args.ab, train, test, "Ta Feng without time", out / "tafeng_no_time", options, note, printed)
+    elif not TAFENG.exists():
         print(f"Ta Feng not found at {TAFENG}: skipped")
     if not args.skip_beibei and BEIBEI.exists():
-        t0 = time.perf_counter()
         train, test, note = beibei_folders(out / "data", args.beibei_groups or None, args.seed)
-        try:
-            result = evaluate(train, test, "Beibei group buys", out / "beibei", options)
-            printed.append(summary(result, note, time.perf_counter() - t0))
-        except ValueError as err:
-            # tune.txt holds one launch per initiator: a holdout validation leaves no initiator a purchase history.
-            printed.append(f"== Beibei group buys: {note}; not evaluated: {err}")
-        print(printed[-1], flush=True)
+        run_variants(args.ab, train, test, "Beibei group buys", out / "beibei", options, note, printed)
     if args.sample:
-        t0 = time.perf_counter()
-        result = evaluate("sample", None, "sample world", out / "sample", EvalOptions(served=True, seed=args.seed))
-        printed.append(summary(result, "2000 groups × 2000 products × 60 days", time.perf_counter() - t0))
-        print(printed[-1], flush=True)
+        run_variants(args.ab, "sample", None, "sample world", out / "sample", EvalOptions(served=True, seed=args.seed),
+                     "2000 groups × 2000 products × 60 days", printed)
     print("\n\n".join(printed))
 
 

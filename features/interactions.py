@@ -278,6 +278,15 @@ class TrainData:
         return self.clock == "real"
 
     @property
+    def has_history(self) -> np.ndarray:
+        """Boolean per group: it bought something, or was pushed something (a failed group-buy launch, a seller's
+        push), before `now`: a group the models know."""
+        known = self.n_orders > 0
+        if self.push_events is not None and len(self.push_events):
+            known = known | (np.bincount(self.push_events["g"].to_numpy(), minlength=self.n_groups) > 0)
+        return known
+
+    @property
     def n_groups(self) -> int:
         """Number of groups (rows)."""
         return len(self.groups)
@@ -394,6 +403,10 @@ def build_train_data(
     groups_map = IdMap(groups[GROUP_ID].astype(str).to_numpy(), kind="group")
     items_map = IdMap(products[PRODUCT_ID].astype(str).to_numpy(), kind="product")
     ordered = to_local_naive(orders[ORDERED_AT])
+    if now is None and clock != "real" and pushes is not None and len(pushes) and len(orders):
+        # A synthetic clock has no "after the last order": every push in the table is history (Beibei's failed
+        # launches are appended after its successes, so their line numbers come last).
+        now = max(ordered.max(), to_local_naive(pushes[PUSHED_AT]).max()) + pd.Timedelta(seconds=1)
     now = to_local_naive(pd.Timestamp(default_now(orders) if now is None else now))
     keep = (ordered < now).to_numpy().copy()
     if "refunded" in orders:

@@ -84,3 +84,21 @@ def test_frames_take_the_clock_of_their_orders():
     assert Frames(None, None, None, None, orders).clock == "none"
     with pytest.raises(ValueError, match="unknown clock kind"):
         Frames(None, None, None, None, orders, clock="wall")
+
+
+def test_sources_that_read_only_the_order_of_events_run_on_a_line_order_clock(log_file: Path, tmp_path: Path):
+    from types import SimpleNamespace
+
+    from training.daily import sources_for
+
+    names = ("popular", "trending", "repurchase", "tifu_knn")
+    # TIFU-KNN's baskets need an order of events, not days: kept on line order when listed, never on "none".
+    assert sources_for(SimpleNamespace(timed=False, clock="line_order"), names, ("tifu_knn",)) == ("popular", "tifu_knn")
+    assert sources_for(SimpleNamespace(timed=False, clock="line_order"), names, ()) == ("popular",)
+    assert sources_for(SimpleNamespace(timed=False, clock="none"), names, ("tifu_knn",)) == ("popular",)
+    assert sources_for(SimpleNamespace(timed=True, clock="real"), names, ()) == names
+    ordered = for_clock(EvalOptions(), "line_order", ("tifu_knn",))
+    assert "tifu_knn" in ordered.blend_sources and "tifu_knn" in ordered.baselines
+    assert "trending" not in ordered.blend_sources and "repurchase" not in ordered.blend_sources
+    assert "tifu_knn" not in for_clock(EvalOptions(), "none", ("tifu_knn",)).blend_sources
+    assert "tifu_knn" not in for_clock(EvalOptions(), "line_order").baselines

@@ -293,7 +293,9 @@ def test_orders_only_examples_come_from_a_holdout_of_each_groups_last_line(world
     # Features of days (a line-order clock) and of pushes (there are none) are left out; the sources' stay.
     assert not set(examples.columns) & (daily.NON_TIMED_DROP | daily.PUSH_FEATURES)
     assert {"score__ease", "rank__ease", "score__item_knn_cosine", "cat_share"} <= set(examples.columns)
-    assert not {"score__tifu_knn", "score__trending", "score__repurchase"} & set(examples.columns)
+    assert not {"score__trending", "score__repurchase"} & set(examples.columns)
+    # TIFU-KNN reads only the order of lines: there when the configuration lets it run on a line-order clock.
+    assert ("score__tifu_knn" in examples.columns) == ("tifu_knn" in cfg.candidates.line_order_sources)
     # Deeper: the carve repeated holds out each group's last 3 lines, and more of them are found.
     deeper = daily.ranker_examples(frames, pd_now(world), _cfg(candidate_negatives=5, holdout_depth=3), log=lambda _: None)
     assert deeper["label"].sum() > examples["label"].sum()

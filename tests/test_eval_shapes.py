@@ -83,3 +83,35 @@ def test_validation_rows_are_groups_with_history_carved_like_the_test():
         validation_shape(frames(TRAIN), EvalOptions(shape=TestShape("window")))
     with pytest.raises(ValueError, match="unknown test shape 'weekly'"):
         carve(frames(TRAIN), TestShape("weekly"), "line_order")
+
+
+def with_failed_launch(f: Frames, group: str, product: str, minute: int) -> Frames:
+    """The frames plus a push of `group` that is no purchase line (a failed group-buy launch)."""
+    extra = pd.DataFrame({"group_id": [group], "product_id": [product], "pushed_at": [T0 + pd.Timedelta(minutes=minute)]})
+    return Frames(f.products, f.sellers, f.groups, pd.concat([f.pushes, extra], ignore_index=True), f.orders, clock=f.clock)
+
+
+def test_a_push_of_its_own_is_history_enough_to_hold_out_a_single_line():
+    # g3 bought b once and launched a (failed) group buy of c after the last order: its one line can be held out,
+    # and the failed launch stays in training with it; g1 and g2 keep their other lines as before.
+    f = with_failed_launch(frames(TRAIN), "g3", "c", 100)
+    kept, held, _ = carve(f, TestShape("holdout_last"), "line_order")
+    assert sorted(zip(held.orders["group_id"], held.orders["product_id"])) == [("g1", "c"), ("g2", "d"), ("g3", "b")]
+    assert set(kept.orders["group_id"]) == {"g1", "g2"}
+    assert ("g3", "c") in set(zip(kept.pushes["group_id"], kept.pushes["product_id"]))
+    # The push that mirrors g3's order is that order's push, no history of its own: without the launch g3 keeps its line.
+    _, held, _ = carve(frames(TRAIN), TestShape("holdout_last"), "line_order")
+    assert "g3" not in set(held.orders["group_id"])
+    # A random holdout may likewise take a group's every purchase line when a push of its own remains.
+    _, held, _ = carve(f, TestShape("holdout_random", share=0.5), "line_order", seed=1)
+    assert held.orders["group_id"].value_counts().get("g3") == 1
+
+
+def test_validation_counts_a_group_known_from_its_pushes():
+    # The failed launch comes after the last order on the line clock: still history (a synthetic clock has no after).
+    f = with_failed_launch(frames(TRAIN), "g3", "c", 100)
+    val = build_validation(f, Config(), EvalOptions(shape=TestShape("holdout_last"), new_pairs_only=False))
+    assert sorted(val.data.groups.id_of(val.groups)) == ["g1", "g2", "g3"]
+    g3 = val.data.groups.index_of(["g3"])[0]
+    assert val.data.n_orders[g3] == 0 and val.data.has_history[g3]
+    assert val.data.weights[g3, val.data.items.index_of(["c"])[0]] > 0

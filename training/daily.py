@@ -244,9 +244,11 @@ def take_snapshot(frames: Any, data: TrainData, cfg: Config, fitted: Mapping[str
 # ---------------------------------------------------------------------------------------------- examples
 
 
-def sources_for(data: TrainData, names: Iterable[str] = SOURCES) -> tuple[str, ...]:
-    """The sources that mean something on this data: the timed ones only on a real clock."""
-    return tuple(n for n in names if data.timed or n not in TIMED_SOURCES)
+def sources_for(data: TrainData, names: Iterable[str] = SOURCES, line_order: Iterable[str] = ()) -> tuple[str, ...]:
+    """The sources that mean something on this data: the timed ones only on a real clock, but those of
+    `line_order` (reading only the order of events) on a line-order clock too."""
+    ordered = set(line_order) if data.clock == "line_order" else set()
+    return tuple(n for n in names if data.timed or n not in TIMED_SOURCES or n in ordered)
 
 
 def unfitted_copy(source: Recommender) -> Recommender:
@@ -268,7 +270,7 @@ def fit_sources(data: TrainData, cfg: Config, names: Iterable[str] | None = None
     from training.evaluate import make_source
 
     out: dict[str, Recommender] = {}
-    for name in sources_for(data, SOURCES if names is None else names):
+    for name in sources_for(data, SOURCES if names is None else names, cfg.candidates.line_order_sources):
         t0 = time.perf_counter()
         known = (fitted or {}).get(name)
         if known is not None and known.is_fitted_on(data):
@@ -372,7 +374,7 @@ def holdout_examples(frames: Any, cfg: Config, shape: Any = None, new_pairs_only
     g = data.groups.index_of(o[GROUP_ID].astype(str).to_numpy(dtype=object), missing="mark")
     i = data.items.index_of(o[PRODUCT_ID].astype(str).to_numpy(dtype=object), missing="mark")
     ok = (g >= 0) & (i >= 0)
-    ok[ok] = data.n_orders[g[ok]] > 0
+    ok[ok] = data.has_history[g[ok]]
     if not ok.any():
         raise ValueError(f"the {shape.kind} holdout leaves no group with a history and a held-out purchase")
     groups = np.unique(g[ok])

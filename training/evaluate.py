@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -444,7 +444,7 @@ def build_validation(train: Frames, cfg: Config, options: EvalOptions, item_vect
     if options.validation_targets is not None:
         targets = targets.loc[np.asarray(options.validation_targets(targets), dtype=bool)]
     rel = relevance(targets, data, options.new_pairs_only)
-    rel = (sp.diags((data.n_orders > 0).astype(np.float32)) @ rel).tocsr()
+    rel = (sp.diags(data.has_history.astype(np.float32)) @ rel).tocsr()
     rel.eliminate_zeros()
     if options.tune_metric.startswith("member_"):
         # One row per member, holding her group's list: the tuning asks how many members a list reaches.
@@ -772,15 +772,18 @@ SERVED = "served"
 SERVED_CONVERSION = "served_conversion"
 
 
-def for_clock(options: EvalOptions, clock: str) -> EvalOptions:
-    """Options without what needs a real clock: timed sources and half-life grids (a synthetic clock has no days)."""
+def for_clock(options: EvalOptions, clock: str, line_order: Iterable[str] = ()) -> EvalOptions:
+    """Options without what needs a real clock: timed sources and half-life grids (a synthetic clock has no days);
+    the sources of `line_order` (reading only the order of events) stay on a line-order clock."""
     if clock == "real":
         return options
+    ordered = set(line_order) if clock == "line_order" else set()
+    timed = [n for n in TIMED_SOURCES if n not in ordered]
     grids = {name: {k: v for k, v in grid_of(name).items() if k not in HALF_LIFE_KEYS} for name in GRIDS}
     grids.update({name: {k: v for k, v in grid.items() if k not in HALF_LIFE_KEYS} for name, grid in options.grids.items()})
     return replace(options, grids=grids, half_lives=(),
-                   blend_sources=tuple(n for n in options.blend_sources if n not in TIMED_SOURCES),
-                   baselines=tuple(n for n in options.baselines if n not in TIMED_SOURCES))
+                   blend_sources=tuple(n for n in options.blend_sources if n not in timed),
+                   baselines=tuple(n for n in options.baselines if n not in timed))
 
 
 def with_half_life(cfg: Config, half_life: float | None) -> Config:
@@ -851,7 +854,7 @@ def run_evaluation(
     cfg = cfg or Config()
     options = options or EvalOptions()
     train, test = Frames.of(train), Frames.of(test)
-    options = for_clock(options, train.clock)
+    options = for_clock(options, train.clock, cfg.candidates.line_order_sources)
     if options.shape is None:
         options = replace(options, shape=detect_test_shape(train, test, train.clock))
     log(f"clock: {train.clock}; test shape: {options.shape.kind} {options.shape.to_dict()}")

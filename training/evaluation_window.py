@@ -5,7 +5,7 @@ and every test order after every training order), one held-out line per group (`
 line when the lines have an order, a random one without a clock), or a random holdout of several lines per group
 (`holdout_random`, with the median share of a group's lines held out). `carve(frames, shape, seed)` cuts a split
 of that shape out of any frames (validation out of training, or a test out of data without a real clock), keeping
-at least one training line in every group it holds lines out of.
+at least one training line (a purchase, or a push of its own) in every group it holds lines out of.
 
 The ops preview replays the last evaluation window with any weights:
 
@@ -117,11 +117,29 @@ def detect_test_shape(train: Any, test: Any, clock: str) -> TestShape:
     return TestShape("holdout_random", share=round(share, 4), **stats)
 
 
+def _pushed_apart(pushes: pd.DataFrame, orders: pd.DataFrame, purchase: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per group (codes of `group`, aligned to `orders`): whether it has a push that is not one of its purchase
+    lines (same group, product and time)."""
+    from features.interactions import to_local_naive
+
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    if not len(pushes) or not n_groups:
+        return np.zeros(n_groups, dtype=bool)
+    key = [GROUP_ID, PRODUCT_ID]
+    p_key = pushes[key].astype(str).assign(t=to_local_naive(pushes[PUSHED_AT]).to_numpy())
+    o = orders.loc[purchase]
+    o_key = o[key].astype(str).assign(t=to_local_naive(o[ORDERED_AT]).to_numpy()).drop_duplicates()
+    apart = p_key.merge(o_key, on=key + ["t"], how="left", indicator=True)["_merge"].eq("left_only").to_numpy()
+    codes = pd.Index(orders[GROUP_ID].astype(str).to_numpy()[np.unique(group, return_index=True)[1]])
+    pg = codes.get_indexer(p_key[GROUP_ID].to_numpy()[apart])
+    return np.bincount(pg[pg >= 0], minlength=n_groups) > 0
+
+
 def carve(frames: Any, shape: TestShape, clock: str, seed: int = 7) -> tuple[Any, Any, pd.Timestamp | None]:
     """(kept, held out, cut-off) cut from `frames` the way `shape` says; the cut-off is None for holdouts.
 
-    Holdouts only take lines from groups with at least two purchase lines, so every group they judge keeps a
-    history; `holdout_last` holds out each group's latest line (by time, then line order), or a random one when
+    Holdouts only take lines from groups that keep a history: another purchase line, or a push that is no purchase
+    line (a failed launch), so one with a single purchase line and such a push can be held out; `holdout_last` holds out each group's latest line (by time, then line order), or a random one when
     the clock is "none". The pushes of a held-out line (same group, product and time) are held out with it.
     """
     from training.evaluate import Frames, time_split
@@ -157,8 +175,12 @@ def carve(frames: Any, shape: TestShape, clock: str, seed: int = 7) -> tuple[Any
         take = np.ones(len(g), dtype=np.int64)
     else:
         take = np.clip(np.rint(shape.share * n), 1, None).astype(np.int64)
+    # A group keeps a history through another purchase line or a push of its own that is no purchase line's
+    # (a failed group-buy launch): with such a push, even a group's only purchase line can be held out.
+    pushed = _pushed_apart(f.pushes, orders, purchase, group) if f.pushes is not None else np.zeros(0, bool)
+    keeps = n - 1 + (pushed[g] if pushed.size else 0)
     held_mask = np.zeros(len(orders), dtype=bool)
-    held_mask[order[(n >= 2) & (rank < np.minimum(take, n - 1))]] = True
+    held_mask[order[rank < np.minimum(take, keeps)]] = True
     held = orders.loc[held_mask].reset_index(drop=True)
     kept_orders = orders.loc[~held_mask].reset_index(drop=True)
     pushes_kept = pushes_held = None
