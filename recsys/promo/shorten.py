@@ -143,11 +143,11 @@ def _compatible_brand(tokens: list[_Token], brand: str) -> bool:
             continue
         if i > 0 and tokens[i - 1].key in _COMPATIBLE_BEFORE and tokens[i - 1].end == tok.start:
             return True
-        # A model or another brand may sit between the brand and the marker (新爱丽舍, 苹果).
+        # A model or another brand may sit between the brand and the marker (新 爱丽舍, 苹果).
         for nxt in tokens[i + 1 : i + 4]:
             if nxt.key in _COMPATIBLE_AFTER:
                 return True
-            if nxt.kind not in {"brand", "unknown", "latin"} and nxt.key not in vocabulary().brands:
+            if nxt.kind not in {"brand", "unknown", "latin", "other"} and nxt.key not in vocabulary().brands:
                 break
     return False
 
@@ -164,7 +164,7 @@ def _drop_compatible_brands(tokens: list[_Token]) -> None:
                 other = tokens[j]
                 if other.kind == "brand" or other.key in vocabulary().brands:
                     other.kind = "noise"
-                elif other.kind in {"unknown", "latin"} and models < 2 and any(
+                elif other.kind in {"unknown", "latin", "other"} and models < 2 and any(
                         t.kind == "brand" or t.key in vocabulary().brands for t in tokens[max(0, j - 2) : j]):
                     other.kind = "noise"  # 雪铁龙 新爱丽舍 专用: the model of what it fits goes too
                     models += 1
@@ -218,7 +218,8 @@ def _starts_next(tokens: list[_Token], tok: _Token) -> bool:
     # 记事本 手 帐本: a character glued to the Chinese word after it begins that word, it ends no other.
     at = next((i for i, t in enumerate(tokens) if t is tok), -1)
     nxt = tokens[at + 1] if 0 <= at < len(tokens) - 1 else None
-    return nxt is not None and nxt.start == tok.end and "\u4e00" <= nxt.key[:1] <= "\u9fff"
+    return (nxt is not None and nxt.start == tok.end and "\u4e00" <= nxt.key[:1] <= "\u9fff"
+            and word_frequency(tok.key + nxt.key[:1]) > 0)  # 手帐 is a word; 船快 of 钓鱼船快艇 is none
 
 
 def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
@@ -589,9 +590,12 @@ def short_title(title: str, brand: str | None = None, max_chars: int = 16) -> st
     brand = (brand or "").strip() or None
     if wanted_listing(title):
         return ""  # 求购: a buyer's request names goods nobody is selling here
+    tokens = _tokens(title, brand)
     if brand and _compatible_brand(_raw_tokens(title.lower(), brand.lower()), brand.lower()):
-        brand = None  # a brand field that only says what the product fits is no brand of the product
-    text = _compose(_tokens(title, brand), max_chars, brand)
+        # A brand field that only says what the product fits is no brand of the product: the tokens keep
+        # it as a brand so that the compatible-with rule drops it from the title's words too.
+        brand = None
+    text = _compose(tokens, max_chars, brand)
     # Two clean tokens can still join into a banned term (最 + 好): cut such terms out.
     for _ in range(5):
         hits = check(text)
