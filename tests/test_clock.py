@@ -97,8 +97,9 @@ def test_sources_that_read_only_the_order_of_events_run_on_a_line_order_clock(lo
     assert sources_for(SimpleNamespace(timed=False, clock="line_order"), names, ()) == ("popular",)
     assert sources_for(SimpleNamespace(timed=False, clock="none"), names, ("tifu_knn",)) == ("popular",)
     assert sources_for(SimpleNamespace(timed=True, clock="real"), names, ()) == names
-    ordered = for_clock(EvalOptions(), "line_order", ("tifu_knn",))
+    with_tifu = EvalOptions(blend_sources=EvalOptions().blend_sources + ("tifu_knn",))
+    ordered = for_clock(with_tifu, "line_order", ("tifu_knn",))
     assert "tifu_knn" in ordered.blend_sources and "tifu_knn" in ordered.baselines
     assert "trending" not in ordered.blend_sources and "repurchase" not in ordered.blend_sources
-    assert "tifu_knn" not in for_clock(EvalOptions(), "none", ("tifu_knn",)).blend_sources
+    assert "tifu_knn" not in for_clock(with_tifu, "none", ("tifu_knn",)).blend_sources
     assert "tifu_knn" not in for_clock(EvalOptions(), "line_order").baselines
