@@ -258,6 +258,8 @@ def _title_parts(title: str, brand: str, short_chars: int, max_points: int, cate
 
 def benefit_line(title: str, brand: str, facts: ProductFacts, product_id: str) -> str:
     """The category benefit line said when the title has no selling point ('' when none fits)."""
+    if wanted_listing(title):
+        return ""  # 求购: nobody sells what the title names
     table = benefits()
     options: tuple[str, ...] = ()
     for tag in table:

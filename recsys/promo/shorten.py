@@ -91,8 +91,8 @@ def _classify(word: str, flag: str, brand: str | None) -> str:
         return "unknown"
     if len(word) == 1 and flag in _FUNCTION_FLAGS:
         return "noise"
-    if flag in {"m", "mq", "q"} and word[0] in _NUMERALS:
-        return "noise"  # 一台, 两件: a quantity is a spec, never a word of the name
+    if flag in {"m", "mq", "q"} and (word[0] in _NUMERALS or word[0] == "第"):
+        return "noise"  # 一台, 两件, 第七十七: a quantity or ordinal is a spec, never a word of the name
     return "other"
 
 
@@ -479,6 +479,8 @@ def _modifier_ok(tokens: list[_Token], tok: _Token, anchor: _Token, brand_known:
         return False  # an unknown word only stands in for a brand as the title's leading word
     if tok.flag == "v" and tok.end != anchor.start:
         return False
+    if tok.flag in {"l", "i"} and tok.kind != "attr":
+        return False  # an idiom or set phrase (说了算) is a slogan, not an attribute
     for j in (tok.index - 1, tok.index + 1):
         if 0 <= j < len(tokens) and tokens[j] is not anchor:
             other = tokens[j]
