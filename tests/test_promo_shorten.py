@@ -186,3 +186,20 @@ def test_the_benchmark_reader_sees_fragments_wrong_heads_stacks_and_fallbacks() 
     assert "short: stacked product words" in defects("证件包驾照夹卡包", "牛皮证件包驾照夹卡包", ("证件包", "驾照夹", "卡包"))
     assert defects("台式机内存条", "戴尔台式机内存条高速", ("台式机", "内存条")) == []
     assert defects("好物", "型号ab1234,质量保证", fallback=True) == ["fallback: generic noun"]
+
+
+def test_no_slogans_ordinals_measure_words_or_shop_names_in_the_name() -> None:
+    assert "说了算" not in short_title("气质百搭你说了算立领小外套")
+    assert short_title("第三版纪念币龙年5元") == "纪念币"  # 第三 and its 版 are no part of it
+    assert "新华书店" not in short_title("某某著,新华书店正版畅销图书籍")
+    assert "专营店" not in short_title("某某旅行社第九专营店电子券")
+
+
+def test_a_wanted_listing_gets_no_selling_point() -> None:
+    from datetime import date
+
+    from recsys.promo import CopyContext, ProductInfo, render_copy
+
+    copy = render_copy(ProductInfo("p1", "[求购]演唱会门票两张", "", "", 100.0, 0.0, 0.97, 300),
+                       CopyContext("g1", "宝妈", "", date(2025, 11, 19), []))
+    assert copy.short_title == "好物" and copy.selling_points == []

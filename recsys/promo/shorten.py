@@ -91,7 +91,7 @@ def _classify(word: str, flag: str, brand: str | None) -> str:
         return "unknown"
     if len(word) == 1 and flag in _FUNCTION_FLAGS:
         return "noise"
-    if flag in {"m", "mq", "q"} and (word[0] in _NUMERALS or word[0] == "第"):
+    if (flag in {"m", "mq", "q"} and word[0] in _NUMERALS) or (word[0] == "第" and word[1:2] in _NUMERALS):
         return "noise"  # 一台, 两件, 第七十七: a quantity or ordinal is a spec, never a word of the name
     return "other"
 
@@ -219,7 +219,15 @@ def _starts_next(tokens: list[_Token], tok: _Token) -> bool:
     at = next((i for i, t in enumerate(tokens) if t is tok), -1)
     nxt = tokens[at + 1] if 0 <= at < len(tokens) - 1 else None
     return (nxt is not None and nxt.start == tok.end and "\u4e00" <= nxt.key[:1] <= "\u9fff"
-            and word_frequency(tok.key + nxt.key[:1]) > 0)  # 手帐 is a word; 船快 of 钓鱼船快艇 is none
+            and (word_frequency(tok.key + nxt.key[:1]) > 0 or len(nxt.key) == 1))  # 龙/年 is one word; 船 快艇 are two
+
+
+def _after_number(out: list[_Token]) -> bool:
+    # 第二 版 / 200 粒: a lone character right after a number is its measure word, not part of a name.
+    left = out[-1]
+    before = out[-2] if len(out) > 1 else None
+    return (len(left.key) == 1 and before is not None and before.end == left.start
+            and (bool(_HAS_DIGIT.search(before.key)) or before.flag in {"m", "mq"}))
 
 
 def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
@@ -267,6 +275,7 @@ def _merge_compounds(tokens: list[_Token]) -> list[_Token]:
                 and len(out[-1].key) <= 2
                 and out[-1].key not in vocab.not_product_words
                 and len(out[-1].key) + len(tok.key) <= _COMPOUND_MAX
+                and not _after_number(out)
             ):
                 left = out.pop()
                 tok = _Token(left.text + tok.text, left.key + tok.key, "product", left.start, tok.end, flag="n", known=tok.known)
@@ -506,8 +515,9 @@ def _name_before(tokens: list[_Token], anchor: _Token) -> list[_Token]:
         if tok.end != start or tok.kind in {"noise", "brand", "product", "latin"}:
             break
         before = tokens[at - 1] if at > 0 else None
-        if _is_cjk_char(tok) and before is not None and before.end == tok.start and _HAS_DIGIT.search(before.key):
-            break  # 200粒: a character after a number is its measure word
+        if (_is_cjk_char(tok) and before is not None and before.end == tok.start
+                and (_HAS_DIGIT.search(before.key) or before.flag in {"m", "mq"})):
+            break  # 200粒, 第二版: a character after a number is its measure word
         if not (_name_piece(tok) or (name and _is_cjk_char(name[0]) and tok.kind in {"other", "attr"})):
             break
         name.insert(0, tok)
