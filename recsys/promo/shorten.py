@@ -219,7 +219,8 @@ def _starts_next(tokens: list[_Token], tok: _Token) -> bool:
     at = next((i for i, t in enumerate(tokens) if t is tok), -1)
     nxt = tokens[at + 1] if 0 <= at < len(tokens) - 1 else None
     return (nxt is not None and nxt.start == tok.end and "\u4e00" <= nxt.key[:1] <= "\u9fff"
-            and (word_frequency(tok.key + nxt.key[:1]) > 0 or len(nxt.key) == 1))  # 龙/年 is one word; 船 快艇 are two
+            # 龙/年 is one word and 手 begins 手帐本; 船 before 快艇 ends 钓鱼船.
+            and (word_frequency(tok.key + nxt.key[:1]) > 0 or len(nxt.key) == 1 or nxt.kind == "product"))
 
 
 def _after_number(out: list[_Token]) -> bool:
