@@ -129,7 +129,7 @@ class TrueAffinity(Recommender):
         self.scores_ = self.world.truth.affinity(pairs_g, pairs_i).astype(np.float32).reshape(len(groups), len(items))
         if self.union:
             from recsys.candidates.union import union_candidates
-            from training.daily import fit_sources
+            from training.examples import fit_sources
 
             u = union_candidates(fit_sources(data, self.cfg), data, np.arange(data.n_groups),
                                  self.cfg.candidates.per_source, self.cfg.candidates.union_size)
@@ -220,7 +220,7 @@ def expected_margin(model: Any, k: int) -> float:
 def tafeng_curve(out: Path, mode: str) -> None:
     """Section 3: one fitted pipeline, re-blended with earnings weights 0..3."""
     from features.adapter import load_tafeng
-    from training.daily import PipelineRecommender
+    from training.blocks import PipelineRecommender
     from training.evaluate import EvalOptions, Frames, evaluate_models, time_split
 
     frames = Frames.of(load_tafeng(TAFENG, level="area_age"))

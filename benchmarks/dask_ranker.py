@@ -21,7 +21,7 @@ from recsys.calibration import probability_metrics
 from contracts.config import Config
 from recsys.ranker import LABEL, ConversionRanker, time_split
 from cli.commands import add_sample_world_options
-from training.daily import ranker_examples
+from training.examples import ranker_examples
 from training.distributed import cluster_client, fit_ranker_on_cluster
 
 

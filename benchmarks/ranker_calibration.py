@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from features.sample_world import generate  # noqa: E402
 from contracts.config import Config  # noqa: E402
 from recsys.ranker import fit_and_evaluate  # noqa: E402
-from training.daily import ranker_examples  # noqa: E402
+from training.examples import ranker_examples  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,7 +149,8 @@ def one_mode(folder: Path, mode: str, block_groups: int, config: str = "") -> di
     """The daily job in this process (mode 'single' or 'dask'); stages, peaks, throughput, table hashes."""
     from features.sample_world import read
     from contracts.config import Config
-    from training.daily import default_log, run_daily
+    from training.daily import run_daily
+    from training.log import default_log
 
     sampler = RssSampler()
     stages: list[dict[str, Any]] = []

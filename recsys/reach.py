@@ -41,7 +41,7 @@ CHANGEABLE: tuple[str, ...] = ("price", "commission_rate", "coupon")
 PLACEMENT_COLUMNS: tuple[str, ...] = ("day", "group_id", "rank", "product_id", "p_conv", "price", "commission_rate",
                                       "commission_yuan", "order_value", "coupon", "rating", "category", "brand",
                                       "member_count", "seller_type", "city_tier")
-# The daily job's table of the candidates' ranker rows (see `training.daily.candidate_features`).
+# The daily job's table of the candidates' ranker rows (see `training.tables.feature_table`).
 FEATURES_FILE = "candidate_features.parquet"
 
 

@@ -89,7 +89,7 @@ def test_frames_take_the_clock_of_their_orders():
 def test_sources_that_read_only_the_order_of_events_run_on_a_line_order_clock(log_file: Path, tmp_path: Path):
     from types import SimpleNamespace
 
-    from training.daily import sources_for
+    from training.examples import sources_for
 
     names = ("popular", "trending", "repurchase", "tifu_knn")
     # TIFU-KNN's baskets need an order of events, not days: kept on line order when listed, never on "none".

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 import training.daily as daily
+import training.day_model as day_model
+from features.interactions import default_now
 from features.profiles import build_profiles
 from features.sample_world import generate
 from contracts.config import Config
@@ -18,6 +20,10 @@ from recsys.picks import pick_for_group
 from recsys.ranker import fit_and_evaluate, load_ranker, reprice_features
 from recsys.rules import REASON_LABELS
 from contracts.artifact import latest_artifact, load_artifact
+from training.blocks import seller_blocks
+from training.examples import (NON_TIMED_DROP, PUSH_FEATURES, learns_from_holdout, meaningful_features, ranker_examples,
+                               sample_example_groups)
+from training.tables import _reasons
 from cli.main import main
 
 
@@ -97,7 +103,7 @@ def test_crash_keeps_previous_artifact(world, job, tmp_path: Path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(daily, "build_day_model", boom)
+    monkeypatch.setattr(day_model, "build_day_model", boom)
     with pytest.raises(RuntimeError, match="killed"):
         daily.run_daily(world, _cfg(), tmp_path, evaluate=False, log=lambda _: None)
     assert latest_artifact(tmp_path) == first
@@ -106,7 +112,7 @@ def test_crash_keeps_previous_artifact(world, job, tmp_path: Path, monkeypatch):
 
 def test_candidate_examples_mode_labels_a_snapshot(world):
     cfg = _cfg(examples="candidates", label_window_days=7)
-    examples = daily.ranker_examples(world, pd_now(world), cfg, log=lambda _: None)
+    examples = ranker_examples(world, pd_now(world), cfg, log=lambda _: None)
     assert examples["at"].nunique() == 1 and examples["label"].isin([0, 1]).all()
     assert 0 < examples["label"].sum() < len(examples)
     assert {"score__als", "rank__als", "n_sources", "cat_share", "price_z", "seller_type"} <= set(examples.columns)
@@ -115,7 +121,7 @@ def test_candidate_examples_mode_labels_a_snapshot(world):
 def test_exposure_examples_add_unshown_candidates(world):
     cfg = _cfg(examples="exposure", unshown_share=0.5)
     now = pd_now(world)
-    examples = daily.ranker_examples(world, now, cfg, log=lambda _: None)
+    examples = ranker_examples(world, now, cfg, log=lambda _: None)
     shown, unshown = examples[examples["exposed"] == 1], examples[examples["exposed"] == 0]
     assert len(shown) and len(unshown)
     # Shown rows are exactly the pushes of the span whose 3-day label window is complete.
@@ -138,7 +144,7 @@ def test_exposure_examples_add_unshown_candidates(world):
 def test_reasons_order_codes_by_best_rank():
     ranks = pd.DataFrame({"rank__als": [3.0, np.nan, 1.0], "rank__trending": [1.0, np.nan, np.nan],
                           "rank__repurchase": [2.0, 5.0, np.nan], "rank__own_top": [np.nan, np.nan, 7.0]})
-    out = daily._reasons(ranks, cat_share=np.array([0.5, 0.0, 0.1]), due=np.array([True, False, False]),
+    out = _reasons(ranks, cat_share=np.array([0.5, 0.0, 0.1]), due=np.array([True, False, False]),
                          launched_days=np.array([100.0, 3.0, 30.0]))
     assert [json.loads(x) for x in out] == [
         ["group_buys_category", "trending", "repurchase_due", "similar_to_past"],
@@ -180,7 +186,7 @@ def test_seller_blocks_keep_a_sellers_groups_together(world):
     from features.interactions import build_train_data
 
     data = build_train_data(world.products, world.sellers, world.groups, world.pushes, world.orders, Config().features)
-    blocks = daily.seller_blocks(data, 7)
+    blocks = seller_blocks(data, 7)
     flat = np.concatenate(blocks)
     assert sorted(flat.tolist()) == list(range(data.n_groups))
     sellers = data.group_frame["seller_id"].to_numpy(object)
@@ -216,22 +222,22 @@ def test_block_size_does_not_change_the_artifact(world, tmp_path):
 
 def test_ranker_examples_come_from_a_seeded_sample_of_whole_groups() -> None:
     examples = pd.DataFrame({"group_id": [f"g{n % 10}" for n in range(50)], "product_id": [f"p{n}" for n in range(50)]})
-    few = daily.sample_example_groups(examples, 3, seed=7)
+    few = sample_example_groups(examples, 3, seed=7)
     assert few["group_id"].nunique() == 3
     # Whole groups: every example of a kept group stays.
     assert len(few) == examples["group_id"].isin(few["group_id"].unique()).sum()
-    pd.testing.assert_frame_equal(few, daily.sample_example_groups(examples, 3, seed=7))
-    assert daily.sample_example_groups(examples, 10, seed=7) is examples
+    pd.testing.assert_frame_equal(few, sample_example_groups(examples, 3, seed=7))
+    assert sample_example_groups(examples, 10, seed=7) is examples
 
 
 def test_groups_sampled_before_labelling_give_the_examples_sampled_after(world):
     """Sampling whole groups before the pushes are labelled (the job at a million groups) keeps exactly the rows that
     sampling the labelled examples would keep."""
     now = pd.to_datetime(world.orders["ordered_at"]).max() + pd.Timedelta(seconds=1)
-    everything = daily.ranker_examples(world, now, _cfg(max_example_groups=10_000), log=lambda _: None)
-    few = daily.ranker_examples(world, now, _cfg(max_example_groups=12), log=lambda _: None)
+    everything = ranker_examples(world, now, _cfg(max_example_groups=10_000), log=lambda _: None)
+    few = ranker_examples(world, now, _cfg(max_example_groups=12), log=lambda _: None)
     assert few["group_id"].nunique() == 12
-    expected = daily.sample_example_groups(everything, 12, seed=_cfg().ranker.seed)
+    expected = sample_example_groups(everything, 12, seed=_cfg().ranker.seed)
     cols = ["group_id", "product_id", "at", "label"]
     pd.testing.assert_frame_equal(few[cols].reset_index(drop=True), expected[cols].reset_index(drop=True))
 
@@ -241,7 +247,7 @@ def test_today_model_frees_the_fitting_matrices_before_the_profiles(world, monke
 
     cfg = _cfg()
     seen: dict[str, object] = {}
-    build = daily.build_train_data
+    build = day_model.build_train_data
 
     def remembered(*args, **kwargs):
         data = build(*args, **kwargs)
@@ -249,17 +255,17 @@ def test_today_model_frees_the_fitting_matrices_before_the_profiles(world, monke
         seen["confidence"] = weakref.ref(data.confidence)
         return data
 
-    profiles_at = daily.profiles_at
+    profiles_at = day_model.profiles_at
 
     def check_then_profile(frames, as_of, config, history_groups=None):
         seen["alive_at_profiles"] = seen["full"]() is not None or seen["confidence"]() is not None
         return profiles_at(frames, as_of, config, history_groups)
 
-    monkeypatch.setattr(daily, "build_train_data", remembered)
-    monkeypatch.setattr(daily, "profiles_at", check_then_profile)
-    trained = daily.train_ranker(world, daily.default_now(world.orders), cfg, log=lambda _: None)
+    monkeypatch.setattr(day_model, "build_train_data", remembered)
+    monkeypatch.setattr(day_model, "profiles_at", check_then_profile)
+    trained = day_model.train_ranker(world, default_now(world.orders), cfg, log=lambda _: None)
     timings: dict[str, float] = {}
-    model = daily.today_model(world, cfg, trained, timings, log=lambda _: None)
+    model = day_model.today_model(world, cfg, trained, timings, log=lambda _: None)
     assert seen["alive_at_profiles"] is False
     assert model.data.confidence.nnz == 0 and model.data.push_events is None
     assert model.data.purchases.nnz > 0 and "features" in timings
@@ -281,8 +287,8 @@ def test_orders_only_examples_come_from_a_holdout_of_each_groups_last_line(world
 
     frames = _orders_only(world, "line_order")
     cfg = _cfg(candidate_negatives=5, holdout_depth=1)
-    assert daily.learns_from_holdout(frames, cfg) and not daily.learns_from_holdout(world, cfg)
-    examples = daily.ranker_examples(frames, pd_now(world), cfg, log=lambda _: None)
+    assert learns_from_holdout(frames, cfg) and not learns_from_holdout(world, cfg)
+    examples = ranker_examples(frames, pd_now(world), cfg, log=lambda _: None)
     # One snapshot; a positive is a held-out line (each group's last), at most 5 negatives per group.
     assert examples["at"].nunique() == 1 and examples["label"].sum() >= 1
     _, held, _ = carve(frames, TestShape("holdout_last"), "line_order", cfg.ranker.seed)
@@ -291,13 +297,13 @@ def test_orders_only_examples_come_from_a_holdout_of_each_groups_last_line(world
     assert set(zip(positives["group_id"], positives["product_id"])) <= held_pairs
     assert (examples[examples["label"] == 0].groupby("group_id").size() <= 5).all()
     # Features of days (a line-order clock) and of pushes (there are none) are left out; the sources' stay.
-    assert not set(examples.columns) & (daily.NON_TIMED_DROP | daily.PUSH_FEATURES)
+    assert not set(examples.columns) & (NON_TIMED_DROP | PUSH_FEATURES)
     assert {"score__ease", "rank__ease", "score__item_knn_cosine", "cat_share"} <= set(examples.columns)
     assert not {"score__trending", "score__repurchase"} & set(examples.columns)
     # TIFU-KNN reads only the order of lines: there when the configuration lets it run on a line-order clock.
     assert ("score__tifu_knn" in examples.columns) == ("tifu_knn" in cfg.candidates.line_order_sources)
     # Deeper: the carve repeated holds out each group's last 3 lines, and more of them are found.
-    deeper = daily.ranker_examples(frames, pd_now(world), _cfg(candidate_negatives=5, holdout_depth=3), log=lambda _: None)
+    deeper = ranker_examples(frames, pd_now(world), _cfg(candidate_negatives=5, holdout_depth=3), log=lambda _: None)
     assert deeper["label"].sum() > examples["label"].sum()
 
 
@@ -310,7 +316,7 @@ def test_meaningful_features_drops_constant_columns_but_keeps_a_value_or_nothing
         timed = False
         push_events = None
 
-    kept = daily.meaningful_features(frame, Untimed())
+    kept = meaningful_features(frame, Untimed())
     # rating constant, coupon empty, age_days read from a synthetic clock, times_pushed from no pushes.
     assert list(kept.columns) == ["group_id", "product_id", "label", "brand_share", "score__ease"]
 
@@ -321,5 +327,5 @@ def test_orders_only_ranker_trains_and_serves(world, tmp_path):
     result = daily.run_daily(frames, cfg, tmp_path, evaluate=False, log=lambda _: None)
     art = load_artifact(result.artifact)
     names = load_ranker(art).feature_names_
-    assert "score__ease" in names and not set(names) & (daily.NON_TIMED_DROP | daily.PUSH_FEATURES)
+    assert "score__ease" in names and not set(names) & (NON_TIMED_DROP | PUSH_FEATURES)
     assert len(art.candidates) and art.candidates["p_conv"].between(0, 1).all()

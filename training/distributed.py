@@ -4,7 +4,7 @@ The client does what is learned once — today's TrainData, every candidate sour
 profiles and the LightGBM conversion ranker — and broadcasts that model to every worker once
 (`Client.scatter(..., broadcast=True)`). Each task is then one block of whole sellers (`seller_blocks`) with
 its own slice of the group-keyed profile tables: union candidates → ranker rows → p_conv → components →
-picks, the very function the single-process run calls (`training.daily.day_block`). Blocks come back to
+picks, the very function the single-process run calls (`training.blocks.day_block`). Blocks come back to
 the client in block order, and it appends each to the artifact as it arrives, so the picks are those of the
 single-process run on the same data, configuration and seed.
 
@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 
 from features.profiles import Profiles
+from training.blocks import DayBlock, day_block
+from training.day_model import DayModel
+from training.log import Log
 
 if TYPE_CHECKING:
     from distributed import Client
-
-    from training.daily import DayBlock, DayModel, Log
 
 
 @contextlib.contextmanager
@@ -46,16 +47,14 @@ def cluster_client(scheduler: str, local_workers: int = 2) -> Iterator["Client"]
             yield client
 
 
-def run_blocks_on_cluster(model: "DayModel", blocks: list[np.ndarray], views: list[Profiles],
-                          log: "Log", client: "Client | None" = None) -> Iterator["DayBlock"]:
+def run_blocks_on_cluster(model: DayModel, blocks: list[np.ndarray], views: list[Profiles],
+                          log: Log, client: "Client | None" = None) -> Iterator[DayBlock]:
     """Every block as one task on the cluster of `model.cfg.cluster` (or on `client`); results yielded in block
     order, each released on the cluster once taken, so the client holds one block at a time."""
     if client is None:
         with cluster_client(model.cfg.cluster.scheduler, model.cfg.cluster.local_workers) as own:
             yield from run_blocks_on_cluster(model, blocks, views, log, own)
         return
-    from training.daily import day_block
-
     workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
     log(f"dask: {len(blocks):,} blocks on {workers} workers ({client.scheduler.address})")
     # One copy of the fitted model per worker, not one per task.

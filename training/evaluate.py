@@ -819,10 +819,10 @@ def tuned_config(cfg: Config, chosen: Mapping[str, Mapping[str, Any]]) -> Config
 
 def served_model(train: Frames, cfg: Config, fitted: Mapping[str, Recommender], log: Callable[[str], None],
                  shape: TestShape | None = None, new_pairs_only: bool = False) -> Recommender:
-    """The model `quanxuan train` serves, as training.daily builds it: the conversion ranker over the candidate union,
+    """The model `quanxuan train` serves, as the daily job builds it (`training.blocks`): the conversion ranker over the candidate union,
     blended with the ops default weights (the diversity penalty is a list rule of serving, not a score). When the
     ranker learns from a holdout of the orders it is carved like validation (`shape`), asking the test's question."""
-    from training.daily import PipelineRecommender
+    from training.blocks import PipelineRecommender
 
     weights = cfg.weights.default.model_copy(update={"diversity": 0.0})
     return PipelineRecommender(train, cfg, weights, log=log, fitted=fitted, shape=shape, new_pairs_only=new_pairs_only)
@@ -831,7 +831,7 @@ def served_model(train: Frames, cfg: Config, fitted: Mapping[str, Recommender], 
 def conversion_model(served: Recommender, log: Callable[[str], None]) -> Recommender:
     """The served pipeline (sharing its fitted state) ranked by p_conv alone: every ops weight but conversion at 0."""
     from contracts.config import BlendWeights
-    from training.daily import PipelineRecommender
+    from training.blocks import PipelineRecommender
 
     weights = BlendWeights(conversion=1.0, earnings=0.0, rating=0.0, order_value=0.0, diversity=0.0, adoption=0.0)
     return PipelineRecommender(served.frames, served.cfg, weights, share=served, log=log)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from training.tables import candidate_components, group_table, segment_components
 
 # A test where at least this share of the test groups hold exactly one test line is "one held-out item per group".
 ONE_PER_GROUP_SHARE = 0.9
@@ -56,7 +57,6 @@ def window_orders(orders: pd.DataFrame) -> pd.DataFrame:
 
 def evaluation_tables(pipeline: Any, frames: Any, cfg: Any, test_days: int = 7) -> dict[str, pd.DataFrame]:
     """`evaluation_candidates` and `evaluation_window` from the evaluation's fitted pipeline (`PipelineRecommender`)."""
-    from training.daily import candidate_components, group_table, segment_components
     from training.evaluate import Frames, time_split
 
     train, test, _ = time_split(Frames.of(frames), test_days)

@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from features.profiles import Profiles
 from contracts.config import RankerConfig
 from recsys.device import cpu_cores
-
-if TYPE_CHECKING:
-    from training.daily import DayBlock, DayModel, Log
+from training.blocks import DayBlock, day_block
+from training.day_model import DayModel
+from training.log import Log
 
 # What the children read: set in the parent just before the fork, so it reaches them through the fork itself.
-_SHARED: "tuple[DayModel, list[np.ndarray], list[Profiles]] | None" = None
+_SHARED: tuple[DayModel, list[np.ndarray], list[Profiles]] | None = None
 
 
 def worker_processes(processes: int) -> int:
@@ -43,17 +43,15 @@ def _single_threaded_ranker() -> None:
     ranker.config = (ranker.config or RankerConfig()).model_copy(update={"num_threads": 1})
 
 
-def _block(k: int) -> "DayBlock":
+def _block(k: int) -> DayBlock:
     """Block `k` of the shared list, scored in this child."""
-    from training.daily import day_block
-
     assert _SHARED is not None
     model, blocks, views = _SHARED
     return day_block(model, blocks[k], views[k])
 
 
-def run_blocks_forked(model: "DayModel", blocks: list[np.ndarray], views: list[Profiles], processes: int,
-                      log: "Log") -> Iterator["DayBlock"]:
+def run_blocks_forked(model: DayModel, blocks: list[np.ndarray], views: list[Profiles], processes: int,
+                      log: Log) -> Iterator[DayBlock]:
     """Every block on `processes` forked workers, yielded in block order as each is done."""
     global _SHARED
     if "fork" not in multiprocessing.get_all_start_methods():

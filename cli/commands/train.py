@@ -25,7 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load, train, evaluate, write; prints the artifact path. A failure leaves the previous artifact in place."""
     from contracts.config import Config
-    from training.daily import default_log, run_daily
+    from training.daily import run_daily
+    from training.log import default_log
 
     cfg = Config.load(args.config)
     if args.scheduler is not None:
