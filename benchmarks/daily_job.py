@@ -145,7 +145,8 @@ class TrueAffinity(Recommender):
 def oracle_quality(groups: int, products: int, days: int) -> None:
     """Section 1b: how far ranking by the true P(order | shown) gets on logged orders (the harness's NDCG@10)."""
     from features.sample_world import generate
-    from training.evaluate import EvalOptions, Frames, evaluate_models, make_source, time_split
+    from recsys.candidates.registry import make_source
+    from training.evaluate import EvalOptions, Frames, evaluate_models, time_split
 
     world = generate(seed=7, groups=groups, products=products, days=days)
     cfg = Config()

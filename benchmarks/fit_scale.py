@@ -27,7 +27,7 @@ def one(groups: int, products: int, days: int, sources: tuple[str, ...]) -> dict
     from features.interactions import build_train_data
     from features.sample_world import stream
     from contracts.config import Config
-    from training.evaluate import make_source
+    from recsys.candidates.registry import make_source
 
     out: dict[str, float] = {"groups": groups, "products": products, "days": days}
     with tempfile.TemporaryDirectory(prefix="fit_scale_") as folder:

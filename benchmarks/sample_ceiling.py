@@ -25,7 +25,8 @@ from features.sample_world import _Builder, generate
 from recsys import metrics as M
 from contracts.config import Config
 from cli.commands import add_sample_world_options
-from training.evaluate import Frames, eval_groups, make_source, relevance, time_split
+from recsys.candidates.registry import make_source
+from training.evaluate import Frames, eval_groups, relevance, time_split
 
 
 def ndcg10(scores: np.ndarray, rel: object) -> float:

@@ -13,9 +13,9 @@ from features.interactions import build_train_data
 from recsys.candidates import GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource
 from contracts.config import Config
 from cli.main import build_parser
+from recsys.candidates.registry import make_source
 from training.evaluate import (
     EvalOptions, Frames, evaluate_models, member_relevance, relevance, run_evaluation, time_split, tune_blend, build_validation,
-    make_source,
 )
 from training.report import write_report
 

@@ -45,11 +45,12 @@ from recsys.blend import weights_hash
 from recsys.calibration import probability_metrics
 from recsys.candidates import BlendRecommender
 from recsys.candidates.base import Recommender
+from recsys.candidates.registry import make_source
 from recsys.ranker import LABEL, META_FILE, MODEL_DIR, MODEL_FILE, push_labels
 from training.blocks import DayBlock, PipelineRecommender, block_profiles, day_block, seller_blocks
 from training.day_model import DayModel, PipelineState, score_rows, today_model, train_ranker
 from training.distributed import run_blocks_on_cluster
-from training.evaluate import EvalOptions, Frames, evaluate_models, make_source, time_split
+from training.evaluate import EvalOptions, Frames, evaluate_models, time_split
 from training.evaluation_window import evaluation_tables
 from training.examples import SOURCES
 from training.forked import run_blocks_forked, worker_processes

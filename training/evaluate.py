@@ -21,12 +21,9 @@ from features.interactions import TrainData, build_train_data, to_local_naive
 from features.loading import check_clock, clock_of
 from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
 from recsys import metrics as M
-from recsys.candidates import (
-    ALSSource, BlendRecommender, ContentSource, EASESource, ExposureSource, GlobalPopular, ItemKNNSource, OwnTopItems, RandomSource,
-    RatingCommissionRule, Recommender, RepurchaseSource, SegmentPopular, TIFUKNNSource, TrendingSource,
-)
-from recsys.candidates.category import CategoryAffinitySource
+from recsys.candidates import BlendRecommender, Recommender
 from recsys.candidates.learned import LearnedBlend
+from recsys.candidates.registry import CONFIG_OF_PARAM, GRIDS, TIMED_SOURCES, grid_of, make_source
 from recsys.candidates.union import normalise_scores
 from contracts.config import Config
 from training.evaluation_window import TestShape, carve, detect_test_shape
@@ -320,76 +317,6 @@ def group_bands(data: TrainData, groups: np.ndarray) -> dict[str, dict[str, np.n
 
 # ---------------------------------------------------------------------------------------------- models
 
-
-def make_source(name: str, params: Mapping[str, Any] | None = None, cfg: Config | None = None) -> Recommender:
-    """A fresh source by its harness name, with the given hyper-parameters over the configured defaults.
-
-    'segment_popular:<column>' is popularity within a group attribute (e.g. segment_popular:age_group).
-    """
-    cfg = cfg or Config()
-    c = cfg.candidates
-    p = dict(params or {})
-    base, _, key = name.partition(":")
-    if base == "segment_popular" and key:
-        source: Recommender = SegmentPopular(**{**p, "key": key})
-        source.name = name
-        return source
-    factories: dict[str, Callable[[], Recommender]] = {
-        "random": lambda: RandomSource(seed=c.seed),
-        "popular": lambda: GlobalPopular(**p),
-        "rating_commission": lambda: RatingCommissionRule(),
-        "segment_popular": lambda: SegmentPopular(**p),
-        "own_top": lambda: OwnTopItems(**p),
-        "item_knn_cosine": lambda: ItemKNNSource(**{"neighbours": c.knn_neighbours, "threads": c.threads, **p,
-                                                    "weighting": "cosine"}),
-        "item_knn_bm25": lambda: ItemKNNSource(**{"neighbours": c.knn_neighbours, "threads": c.threads, **p,
-                                                  "weighting": "bm25"}),
-        "als": lambda: ALSSource(**{"factors": c.als_factors, "regularization": c.als_regularization,
-                                    "iterations": c.als_iterations, "algorithm": c.algorithm, "seed": c.seed,
-                                    "device": c.device, "threads": c.threads, **p}),
-        "ease": lambda: EASESource(**{"lam": c.ease_lambda, "max_items": c.ease_max_items,
-                                      "memory_share": c.ease_memory_share, "threads": c.threads, **p}),
-        "content": lambda: ContentSource(**{"dims": c.content_dims, "seed": c.seed, **p}),
-        "repurchase": lambda: RepurchaseSource(**p),
-        "exposure": lambda: ExposureSource(**p),
-        "trending": lambda: TrendingSource(**{"days": c.trending_days, "baseline_days": c.trending_baseline_days, **p}),
-        "category_affinity": lambda: CategoryAffinitySource(**p),
-        "tifu_knn": lambda: TIFUKNNSource(**{"neighbours": c.tifu_neighbours, "within_decay": c.tifu_within_decay,
-                                             "group_decay": c.tifu_group_decay, "groups": c.tifu_groups,
-                                             "alpha": c.tifu_alpha, "similarity": c.tifu_similarity,
-                                             "exclude_seen": c.tifu_exclude_seen,
-                                             "new_item_weight": c.tifu_new_item_weight,
-                                             "item_neighbours": c.tifu_item_neighbours, **p}),
-    }
-    if name not in factories:
-        raise KeyError(f"unknown source {name!r}; known: {sorted(factories)}")
-    source = factories[name]()
-    source.name = name
-    return source
-
-
-# Grids searched on the validation window; kept small so a run stays within minutes on 2 cores.
-GRIDS: dict[str, dict[str, list[Any]]] = {
-    "popular": {"half_life_days": [None, 3.0, 7.0, 14.0, 30.0]},
-    "segment_popular": {"shrink": [0.0, 0.3, 1.0, 3.0], "half_life_days": [None, 7.0]},
-    "own_top": {"half_life_days": [None, 7.0, 30.0]},
-    "item_knn_cosine": {"neighbours": [20, 100, 400]},
-    "item_knn_bm25": {"neighbours": [20, 100, 400], "k1": [1.2, 100.0]},
-    "als": {"factors": [32, 64, 128], "regularization": [0.05, 1.0, 10.0]},
-    "ease": {"lam": [10.0, 50.0, 250.0, 1000.0, 5000.0]},
-    "trending": {"days": [1, 3, 7], "baseline_days": [7, 21]},
-    "exposure": {"conversion_weight": [0.0, 0.5, 1.0], "group_weight": [0.0, 1.0], "half_life_days": [None, 14.0]},
-    "repurchase": {"width": [0.3, 0.6, 1.0], "category_weight": [0.0, 0.3, 1.0]},
-    "content": {},
-    "category_affinity": {"affinity_power": [0.25, 0.5, 1.0], "category_power": [0.0, 0.5, 1.0],
-                          "item_half_life_days": [None, 14.0]},
-    "tifu_knn": {"alpha": [0.3, 0.7], "groups": [3, 7], "neighbours": [100, 300], "new_item_weight": [0.0, 0.2]},
-}
-
-
-def grid_of(name: str) -> dict[str, list[Any]]:
-    """The search grid of a source; 'segment_popular:<column>' shares segment_popular's."""
-    return GRIDS.get(name, GRIDS.get(name.partition(":")[0], {}))
 
 BLEND_WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -754,21 +681,10 @@ def category_spearman(model: Recommender, data: TrainData, truth: pd.DataFrame, 
 # ---------------------------------------------------------------------------------------------- the full run
 
 
-# Sources that read ages in days: on a clock that is no clock they have nothing to say.
-TIMED_SOURCES = ("trending", "repurchase", "tifu_knn")
 # Hyper-parameters that are half-lives in days: fixed at "no decay" without a real clock.
 HALF_LIFE_KEYS = ("half_life_days", "item_half_life_days")
 # Sources whose validation score picks the feature half-life (they read the decayed matrices).
 HALF_LIFE_PROBES = ("item_knn_cosine", "ease", "als")
-# Tuned source parameters that have a home in CandidateConfig, so the served pipeline is built with them.
-CONFIG_OF_PARAM = {
-    ("als", "factors"): "als_factors", ("als", "regularization"): "als_regularization",
-    ("als", "iterations"): "als_iterations", ("ease", "lam"): "ease_lambda", ("ease", "max_items"): "ease_max_items",
-    ("item_knn_cosine", "neighbours"): "knn_neighbours", ("trending", "days"): "trending_days",
-    ("trending", "baseline_days"): "trending_baseline_days",
-    ("tifu_knn", "alpha"): "tifu_alpha", ("tifu_knn", "groups"): "tifu_groups",
-    ("tifu_knn", "neighbours"): "tifu_neighbours", ("tifu_knn", "new_item_weight"): "tifu_new_item_weight",
-}
 SERVED = "served"
 # The served pipeline ranked by p_conv alone (no ops weights): its ranking skill apart from the ops' trade-offs.
 SERVED_CONVERSION = "served_conversion"

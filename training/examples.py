@@ -26,9 +26,10 @@ from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER
 from features.interactions import TrainData, build_train_data, to_local_naive
 from features.profiles import Profiles, build_profiles
 from recsys.candidates.base import Recommender, groups_in_blocks
+from recsys.candidates.registry import TIMED_SOURCES, make_source
 from recsys.candidates.union import union_candidates
 from recsys.ranker import EXPOSED, LABEL, TIME, feature_columns, order_labels_with_sampled_negatives, push_labels
-from training.evaluate import Frames, make_source
+from training.evaluate import Frames
 from training.evaluation_window import TestShape, carve
 from training.log import Log, default_log, slowest
 from training.tables import orders_between
@@ -36,8 +37,6 @@ from training.tables import orders_between
 # Sources whose scores and ranks feed the ranker (and whose union is the candidate set).
 SOURCES: tuple[str, ...] = ("popular", "trending", "segment_popular", "own_top", "repurchase",
                             "item_knn_cosine", "ease", "als", "content", "tifu_knn")
-# Sources that read ages in days or basket days: left out on a clock that is no clock (line order or none).
-TIMED_SOURCES: tuple[str, ...] = ("trending", "repurchase", "tifu_knn")
 # Ranker features read from days (ages, recency, cycles, windows of days): meaningless on a synthetic clock.
 NON_TIMED_DROP: frozenset[str] = frozenset({
     "days_since_cat", "cat_cycle_days", "due_ratio", "repurchase_due", "days_since_push", "group_orders_30d",

@@ -18,15 +18,9 @@ from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
 from features.interactions import IdMap, TrainData, text_values, to_local_naive
 from features.profiles import Profiles
 from contracts.config import Config
+from recsys.candidates.registry import SOURCE_REASONS
 from recsys.ranker import EXPOSED, PRICE_SCALE, ConversionRanker, ordered_within
 
-# Source -> the reason code it gives a pick.
-SOURCE_REASONS: dict[str, str] = {
-    "repurchase": "repurchase_due", "own_top": "similar_to_past", "item_knn_cosine": "similar_to_past",
-    "ease": "similar_to_past", "als": "similar_to_past", "content": "similar_to_past",
-    "trending": "trending", "segment_popular": "segment_popular", "popular": "segment_popular",
-    "tifu_knn": "similar_to_past",
-}
 CATEGORY_REASON_SHARE = 0.2  # a group "buys this category" when it holds this share of its purchases
 NEW_PRODUCT_DAYS = 14
 DUE_RANGE = (0.75, 2.0)  # due ratio (days since last / usual cycle) that counts as a repurchase due
