@@ -7,10 +7,9 @@ world, the adapter and the README table are all derived from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
-if TYPE_CHECKING:
-    import pandas as pd
+import pandas as pd
 
 ColumnType = Literal["str", "int", "float", "bool", "datetime"]
 
@@ -192,6 +191,55 @@ class ContractFrames:
     def tables(self) -> dict[str, pd.DataFrame]:
         """The five frames by table name, in load order."""
         return {name: getattr(self, name) for name in LOAD_ORDER}
+
+
+# How the timestamps of a dataset were made, weakest last: "real" (a time column), "line_order" (the adapter's
+# synthetic clock of line numbers: order within a file, no meaning in days), "none" (no order at all).
+CLOCKS: tuple[str, ...] = ("real", "line_order", "none")
+
+
+def check_clock(kind: str) -> str:
+    """The clock kind itself, or a ValueError naming the known kinds."""
+    if kind not in CLOCKS:
+        raise ValueError(f"unknown clock kind {kind!r}: expected one of {', '.join(CLOCKS)}")
+    return kind
+
+
+def clock_of(frame: object) -> str:
+    """The clock kind a dataset, frames object or orders table carries (`clock` attribute or `attrs`); default real."""
+    kind = getattr(frame, "clock", None)
+    if kind is None and isinstance(frame, pd.DataFrame):
+        kind = frame.attrs.get("clock")
+    if kind is None:
+        orders = frame.get("orders") if isinstance(frame, dict) else getattr(frame, "orders", None)
+        kind = orders.attrs.get("clock") if isinstance(orders, pd.DataFrame) else None
+    return check_clock(kind or "real")
+
+
+@dataclass
+class Frames(ContractFrames):
+    """The five tables as the daily job and the harness pass them around: sellers and pushes may be absent, plus the
+    sample world's ground truth when there is one and the clock the timestamps were made by."""
+
+    sellers: pd.DataFrame | None
+    pushes: pd.DataFrame | None
+    truth: Any = None
+    clock: str | None = None  # how the timestamps were made (CLOCKS); None: the orders' own, else real
+
+    def __post_init__(self) -> None:
+        self.clock = clock_of(self.orders) if self.clock is None else check_clock(self.clock)
+        self.orders.attrs["clock"] = self.clock  # build_train_data reads it from the orders
+
+    @classmethod
+    def of(cls, obj: Any) -> "Frames":
+        """Wrap anything with products/sellers/groups/pushes/orders attributes or keys (SampleWorld, Dataset, dict)."""
+        if isinstance(obj, Frames):
+            return obj
+        if isinstance(obj, dict):
+            return cls(obj["products"], obj.get("sellers"), obj["groups"], obj.get("pushes"), obj["orders"],
+                       obj.get("truth"), clock_of(obj))
+        return cls(obj.products, getattr(obj, "sellers", None), obj.groups, getattr(obj, "pushes", None), obj.orders,
+                   getattr(obj, "truth", None), clock_of(obj))
 
 
 def contract_markdown() -> str:

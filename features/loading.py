@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from contracts.schema import GROUP_ID, LOAD_ORDER, ContractFrames, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES, TIMEZONE
+from contracts.schema import CLOCKS, GROUP_ID, LOAD_ORDER, ContractFrames, check_clock, clock_of, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLER_ID, TABLES, TIMEZONE
 from features.validation import (DATETIME_DTYPE, CheckedTable, Problem, ValidationError, check_frame, final_dtypes,
                                  index_in, reference_problems, validate_rows)
 
@@ -86,33 +86,12 @@ class LoadReport:
         return "\n".join(lines)
 
 
-# How the timestamps of a dataset were made, weakest last: "real" (a time column), "line_order" (the adapter's
-# synthetic clock of line numbers: order within a file, no meaning in days), "none" (no order at all).
-CLOCKS: tuple[str, ...] = ("real", "line_order", "none")
 CLOCK_FILE = "clock.json"  # in a contract folder, written by the adapter; absent means a real clock
-
-
-def check_clock(kind: str) -> str:
-    """The clock kind itself, or a ValueError naming the known kinds."""
-    if kind not in CLOCKS:
-        raise ValueError(f"unknown clock kind {kind!r}: expected one of {', '.join(CLOCKS)}")
-    return kind
 
 
 def weakest_clock(*kinds: str) -> str:
     """The clock of data combining these: a synthetic part makes the whole synthetic."""
     return max((check_clock(k) for k in kinds), key=CLOCKS.index, default="real")
-
-
-def clock_of(frame: object) -> str:
-    """The clock kind a dataset, frames object or orders table carries (`clock` attribute or `attrs`); default real."""
-    kind = getattr(frame, "clock", None)
-    if kind is None and isinstance(frame, pd.DataFrame):
-        kind = frame.attrs.get("clock")
-    if kind is None:
-        orders = frame.get("orders") if isinstance(frame, dict) else getattr(frame, "orders", None)
-        kind = orders.attrs.get("clock") if isinstance(orders, pd.DataFrame) else None
-    return check_clock(kind or "real")
 
 
 def read_clock(folder: str | Path) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from contracts.artifact import _numpy_columns
 from contracts.config import BlendWeights, Config
-from contracts.schema import GROUP_ID, PRODUCT_ID
+from contracts.schema import GROUP_ID, PRODUCT_ID, ContractFrames
 from features.interactions import TrainData, text_values
 from features.profiles import Profiles
 from recsys.blend import blend_log_scores, weights_hash
@@ -61,7 +61,7 @@ def _by_group(frames: list[pd.DataFrame], groups: list[np.ndarray]) -> pd.DataFr
     return pd.concat(frames, ignore_index=True).take(order).reset_index(drop=True)
 
 
-def build_pipeline(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
+def build_pipeline(frames: ContractFrames, data: TrainData, cfg: Config, log: Log = default_log,
                    fitted: Mapping[str, Recommender] | None = None, shape: Any = None,
                    new_pairs_only: bool = False) -> PipelineState:
     """Train the ranker on past snapshots, then score today's union candidates of every group (all as of `data.now`),
@@ -84,7 +84,7 @@ class PipelineRecommender(Recommender):
 
     name = "ranker"
 
-    def __init__(self, frames: Any, cfg: Config, weights: BlendWeights, share: "PipelineRecommender | None" = None,
+    def __init__(self, frames: ContractFrames, cfg: Config, weights: BlendWeights, share: "PipelineRecommender | None" = None,
                  log: Log = default_log, fitted: Mapping[str, Recommender] | None = None, shape: Any = None,
                  new_pairs_only: bool = False) -> None:
         self.frames = frames

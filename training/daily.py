@@ -38,7 +38,7 @@ import pandas as pd
 
 from contracts.artifact import ArtifactWriter
 from contracts.config import BlendWeights, ClusterConfig, Config, config_hash
-from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, ContractFrames, Frames
 from features.interactions import default_now, to_local_naive
 from features.profiles import Profiles
 from recsys.blend import weights_hash
@@ -50,7 +50,7 @@ from recsys.ranker import LABEL, META_FILE, MODEL_DIR, MODEL_FILE, push_labels
 from training.blocks import DayBlock, PipelineRecommender, block_profiles, day_block, seller_blocks
 from training.day_model import DayModel, PipelineState, score_rows, today_model, train_ranker
 from training.distributed import run_blocks_on_cluster
-from training.evaluate import EvalOptions, Frames, evaluate_models, time_split
+from training.evaluate import EvalOptions, evaluate_models, time_split
 from training.evaluation_window import evaluation_tables
 from training.examples import SOURCES
 from training.forked import run_blocks_forked, worker_processes
@@ -117,7 +117,7 @@ def evaluate_pipeline(frames: Any, cfg: Config, test_days: int = 7, log: Log = d
     return out
 
 
-def held_out_push_metrics(state: PipelineState, frames: Any, test: Any, cfg: Config) -> dict[str, Any] | None:
+def held_out_push_metrics(state: PipelineState, frames: Frames, test: Frames, cfg: Config) -> dict[str, Any] | None:
     """p_conv judged as P(order | shown) on the pushes after the cut-off, whatever the examples were: each push of
     the test days whose label window ends in them, featured as of the cut-off like today's candidates, labelled by an
     order within YARDSTICK_WINDOW_DAYS. The same yardstick for every example mode. None without such pushes."""
@@ -147,7 +147,7 @@ def headline(evaluation: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_daily(frames: Any, cfg: Config, out_root: str | Path, evaluate: bool = True, test_days: int = 7,
+def run_daily(frames: ContractFrames, cfg: Config, out_root: str | Path, evaluate: bool = True, test_days: int = 7,
               log: Log = default_log, source: str = "") -> DailyResult:
     """The whole job; the artifact is streamed into a temporary folder and published atomically at the very end (a
     crash leaves the previous one)."""

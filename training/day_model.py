@@ -19,7 +19,7 @@ import pandas as pd
 
 from contracts.artifact import _numpy_columns
 from contracts.config import BlendWeights, Config, RuleConfig
-from contracts.schema import GROUP_ID, PRODUCT_ID
+from contracts.schema import GROUP_ID, PRODUCT_ID, ContractFrames
 from features.interactions import TrainData, build_train_data
 from features.profiles import Profiles
 from recsys.adoption import SellerAdoption
@@ -109,7 +109,7 @@ class DayModel:
 Trained = tuple[ConversionRanker, dict[str, Any], dict[str, float]]
 
 
-def train_ranker(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default_log, shape: Any = None,
+def train_ranker(frames: ContractFrames, now: pd.Timestamp, cfg: Config, log: Log = default_log, shape: Any = None,
                  new_pairs_only: bool = False, like: Mapping[str, Recommender] | None = None) -> Trained:
     """The conversion ranker trained on the past snapshots before `now` (or on a holdout carved as `shape`, see
     `ranker_examples`); its metrics and timings."""
@@ -127,7 +127,7 @@ def train_ranker(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default
     return ranker, metrics, timings
 
 
-def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = default_log,
+def build_day_model(frames: ContractFrames, data: TrainData, cfg: Config, log: Log = default_log,
                     fitted: Mapping[str, Recommender] | None = None, trained: Trained | None = None,
                     release_fit_inputs: bool = False, shape: Any = None, new_pairs_only: bool = False) -> DayModel:
     """Train the ranker (unless `trained` already is), then fit today's sources and profiles: everything but the
@@ -161,7 +161,7 @@ def build_day_model(frames: Any, data: TrainData, cfg: Config, log: Log = defaul
     return DayModel(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings, adoption)
 
 
-def today_model(frames: Any, cfg: Config, trained: Trained, timings: dict[str, float], log: Log = default_log) -> DayModel:
+def today_model(frames: ContractFrames, cfg: Config, trained: Trained, timings: dict[str, float], log: Log = default_log) -> DayModel:
     """Today's TrainData and day model for the daily job. Today's TrainData is handed straight to `build_day_model`,
     whose reference is then the only one: its fitting matrices (GBs at a million groups) go once the sources are fitted."""
     t0 = time.perf_counter()

@@ -18,8 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.interactions import TrainData, build_train_data, to_local_naive
-from features.loading import check_clock, clock_of
-from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, Frames
 from recsys import metrics as M
 from recsys.candidates import BlendRecommender, Recommender
 from recsys.candidates.learned import LearnedBlend
@@ -29,34 +28,6 @@ from contracts.config import Config
 from training.evaluation_window import TestShape, carve, detect_test_shape
 
 SIZE_BANDS = ((0, 50, "<50"), (50, 201, "50–200"), (201, np.inf, ">200"))
-
-
-@dataclass
-class Frames:
-    """The five contract tables (plus the sample world's ground truth when there is one)."""
-
-    products: pd.DataFrame
-    sellers: pd.DataFrame | None
-    groups: pd.DataFrame
-    pushes: pd.DataFrame | None
-    orders: pd.DataFrame
-    truth: Any = None
-    clock: str | None = None  # how the timestamps were made (features.loading.CLOCKS); None: the orders' own, else real
-
-    def __post_init__(self) -> None:
-        self.clock = clock_of(self.orders) if self.clock is None else check_clock(self.clock)
-        self.orders.attrs["clock"] = self.clock  # build_train_data reads it from the orders
-
-    @classmethod
-    def of(cls, obj: Any) -> "Frames":
-        """Wrap anything with products/sellers/groups/pushes/orders attributes or keys (SampleWorld, Dataset, dict)."""
-        if isinstance(obj, Frames):
-            return obj
-        if isinstance(obj, dict):
-            return cls(obj["products"], obj.get("sellers"), obj["groups"], obj.get("pushes"), obj["orders"],
-                       obj.get("truth"), clock_of(obj))
-        return cls(obj.products, getattr(obj, "sellers", None), obj.groups, getattr(obj, "pushes", None), obj.orders,
-                   getattr(obj, "truth", None), clock_of(obj))
 
 
 @dataclass

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, ContractFrames, Frames
 from training.tables import candidate_components, group_table, segment_components
 
 # A test where at least this share of the test groups hold exactly one test line is "one held-out item per group".
@@ -57,7 +57,7 @@ def window_orders(orders: pd.DataFrame) -> pd.DataFrame:
 
 def evaluation_tables(pipeline: Any, frames: Any, cfg: Any, test_days: int = 7) -> dict[str, pd.DataFrame]:
     """`evaluation_candidates` and `evaluation_window` from the evaluation's fitted pipeline (`PipelineRecommender`)."""
-    from training.evaluate import Frames, time_split
+    from training.evaluate import time_split
 
     train, test, _ = time_split(Frames.of(frames), test_days)
     state = pipeline.state_
@@ -88,7 +88,7 @@ class TestShape:
         return asdict(self)
 
 
-def _orders(frames: Any) -> pd.DataFrame:
+def _orders(frames: ContractFrames) -> pd.DataFrame:
     """Non-refunded orders (what counts as a purchase)."""
     o = frames.orders
     if "refunded" in o.columns:
@@ -135,14 +135,14 @@ def _pushed_apart(pushes: pd.DataFrame, orders: pd.DataFrame, purchase: np.ndarr
     return np.bincount(pg[pg >= 0], minlength=n_groups) > 0
 
 
-def carve(frames: Any, shape: TestShape, clock: str, seed: int = 7) -> tuple[Any, Any, pd.Timestamp | None]:
+def carve(frames: ContractFrames, shape: TestShape, clock: str, seed: int = 7) -> tuple[Frames, Frames, pd.Timestamp | None]:
     """(kept, held out, cut-off) cut from `frames` the way `shape` says; the cut-off is None for holdouts.
 
     Holdouts only take lines from groups that keep a history: another purchase line, or a push that is no purchase
     line (a failed launch), so one with a single purchase line and such a push can be held out; `holdout_last` holds out each group's latest line (by time, then line order), or a random one when
     the clock is "none". The pushes of a held-out line (same group, product and time) are held out with it.
     """
-    from training.evaluate import Frames, time_split
+    from training.evaluate import time_split
 
     if shape.kind not in SHAPES:
         raise ValueError(f"unknown test shape {shape.kind!r}: expected one of {', '.join(SHAPES)}")

@@ -22,14 +22,13 @@ import numpy as np
 import pandas as pd
 
 from contracts.config import Config
-from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, SELLERS, ContractFrames, Frames
 from features.interactions import TrainData, build_train_data, to_local_naive
 from features.profiles import Profiles, build_profiles
 from recsys.candidates.base import Recommender, groups_in_blocks
 from recsys.candidates.registry import TIMED_SOURCES, make_source
 from recsys.candidates.union import union_candidates
 from recsys.ranker import EXPOSED, LABEL, TIME, feature_columns, order_labels_with_sampled_negatives, push_labels
-from training.evaluate import Frames
 from training.evaluation_window import TestShape, carve
 from training.log import Log, default_log, slowest
 from training.tables import orders_between
@@ -52,7 +51,7 @@ def _keys(g: np.ndarray, i: np.ndarray, n_items: int) -> np.ndarray:
     return np.asarray(g, dtype=np.int64) * n_items + np.asarray(i, dtype=np.int64)
 
 
-def _pushes(frames: Any) -> pd.DataFrame:
+def _pushes(frames: ContractFrames) -> pd.DataFrame:
     """The pushes table, or an empty one with the contract's columns when the data has none."""
     pushes = getattr(frames, "pushes", None)
     if pushes is not None:
@@ -61,14 +60,14 @@ def _pushes(frames: Any) -> pd.DataFrame:
                          PUSHED_AT: pd.Series(dtype="datetime64[ns]"), "price_at_push": pd.Series(dtype=float)})
 
 
-def _sellers(frames: Any) -> pd.DataFrame:
+def _sellers(frames: ContractFrames) -> pd.DataFrame:
     sellers = getattr(frames, "sellers", None)
     if sellers is not None:
         return sellers
     return pd.DataFrame({c.name: pd.Series(dtype=object) for c in SELLERS.columns})
 
 
-def profiles_at(frames: Any, as_of: pd.Timestamp, cfg: Config, history_groups: object | None = None) -> Profiles:
+def profiles_at(frames: ContractFrames, as_of: pd.Timestamp, cfg: Config, history_groups: object | None = None) -> Profiles:
     """Group, product, cycle, brand and segment profiles from events strictly before `as_of` (features.profiles);
     the push history of `history_groups` only, when given."""
     return build_profiles(frames.products, _sellers(frames), frames.groups, _pushes(frames), frames.orders, as_of,
@@ -159,7 +158,7 @@ class Snapshot:
         return pd.DataFrame(out, columns=cols)
 
 
-def take_snapshot(frames: Any, data: TrainData, cfg: Config, fitted: Mapping[str, Recommender] | None = None,
+def take_snapshot(frames: ContractFrames, data: TrainData, cfg: Config, fitted: Mapping[str, Recommender] | None = None,
                   with_union: bool = True, log: Log | None = None, history_groups: object | None = None) -> Snapshot:
     """Sources fitted on `data`, their union for every group (unless `with_union` is False: then ranks are read
     block by block), and the profiles as of `data.now` (push history of `history_groups` only, when given); `log`
@@ -222,7 +221,7 @@ def _in_pairs(frame: pd.DataFrame, pairs: pd.Index) -> np.ndarray:
     return _pair_set(frame).isin(pairs)
 
 
-def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Config, points: list[pd.Timestamp],
+def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: ContractFrames, cfg: Config, points: list[pd.Timestamp],
                    history_groups: object | None = None) -> pd.DataFrame:
     """Examples with ranker rows; each reads the profiles of the latest refresh point at or before its time (the push
     history of `history_groups` only, when given: the examples' groups)."""
@@ -242,7 +241,7 @@ def _with_features(examples: pd.DataFrame, snap: Snapshot, frames: Any, cfg: Con
     return pd.concat(parts, ignore_index=True).sort_values(TIME, kind="stable").reset_index(drop=True)
 
 
-def learns_from_holdout(frames: Any, cfg: Config) -> bool:
+def learns_from_holdout(frames: ContractFrames, cfg: Config) -> bool:
     """Whether the ranker's examples come from a holdout of the orders (`holdout_examples`): without pushes or
     without a real clock (a past snapshot of line numbers is no past), unless configured otherwise."""
     if cfg.ranker.orders_only_examples != "holdout":
@@ -257,7 +256,7 @@ def holdout_shape(clock: str, cfg: Config) -> Any:
     return TestShape("window", days=cfg.ranker.holdout_days) if clock == "real" else TestShape("holdout_last")
 
 
-def holdout_examples(frames: Any, cfg: Config, shape: Any = None, new_pairs_only: bool = False, log: Log = default_log,
+def holdout_examples(frames: ContractFrames, cfg: Config, shape: Any = None, new_pairs_only: bool = False, log: Log = default_log,
                      like: Mapping[str, Recommender] | None = None) -> pd.DataFrame:
     """Ranker examples learnt from orders alone: the data carved like validation (`shape`, default `holdout_shape`),
     sources fitted on the rest (the snapshot; hyper-parameters of `like` when given), and each sampled group's union
@@ -347,7 +346,7 @@ def meaningful_features(examples: pd.DataFrame, data: TrainData, max_levels: int
     return examples.drop(columns=drop)
 
 
-def ranker_examples(frames: Any, now: pd.Timestamp, cfg: Config, log: Log = default_log, shape: Any = None,
+def ranker_examples(frames: ContractFrames, now: pd.Timestamp, cfg: Config, log: Log = default_log, shape: Any = None,
                     new_pairs_only: bool = False, like: Mapping[str, Recommender] | None = None) -> pd.DataFrame:
     """Labelled examples from the days before `now` (see `RankerConfig.examples` and the ranker's docstring).
 

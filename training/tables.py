@@ -9,12 +9,12 @@ the evaluation window (`training.evaluation_window`) builds the same tables from
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT
+from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, ContractFrames
 from features.interactions import IdMap, TrainData, text_values, to_local_naive
 from features.profiles import Profiles
 from contracts.config import Config
@@ -139,13 +139,13 @@ def product_state(products: pd.DataFrame, pushes: pd.DataFrame | None, orders: p
     return out
 
 
-def item_product_state(frames: Any, data: TrainData, cfg: Config) -> pd.DataFrame:
+def item_product_state(frames: ContractFrames, data: TrainData, cfg: Config) -> pd.DataFrame:
     """`product_state` as of `data.now`, row i = item index i."""
     product = product_state(frames.products, frames.pushes, frames.orders, data.now, cfg.rules.price_window_days)
     return product.reindex(np.asarray(data.items.ids).astype(str))
 
 
-def candidate_components(state: ScoredCandidates, frames: Any, cfg: Config) -> pd.DataFrame:
+def candidate_components(state: ScoredCandidates, frames: ContractFrames, cfg: Config) -> pd.DataFrame:
     """The `candidates` table of the artifact: one row per (group, product) with every blend component."""
     data = state.data
     return components(state.candidates, state.features, data, item_product_state(frames, data, cfg), mean_quantity(data))
@@ -207,7 +207,7 @@ def feature_table(c: pd.DataFrame, f: pd.DataFrame, ranker: ConversionRanker,
     return out
 
 
-def segment_components(frames: Any, data: TrainData, cfg: Config, product: pd.DataFrame | None = None) -> pd.DataFrame:
+def segment_components(frames: ContractFrames, data: TrainData, cfg: Config, product: pd.DataFrame | None = None) -> pd.DataFrame:
     """The `segment_candidates` table: per segment its most bought products, p_conv = smoothed push conversion
     of the product in the segment (pushes of the last 28 days, labelled like the ranker's), shrunk to the
     product's overall rate and that to the global rate. `product` is `item_product_state` when already built."""
@@ -261,7 +261,7 @@ def segment_components(frames: Any, data: TrainData, cfg: Config, product: pd.Da
     return out
 
 
-def _push_rates(frames: Any, data: TrainData, cfg: Config) -> tuple[pd.DataFrame, pd.Series, float]:
+def _push_rates(frames: ContractFrames, data: TrainData, cfg: Config) -> tuple[pd.DataFrame, pd.Series, float]:
     """Push conversion per (segment, item) and per item over the last 28 days; the global rate."""
     if frames.pushes is None or not len(frames.pushes):
         return pd.DataFrame(columns=["pos", "n"]), pd.Series(dtype=float), 0.0
@@ -303,7 +303,7 @@ def _push_rates(frames: Any, data: TrainData, cfg: Config) -> tuple[pd.DataFrame
     return rate_seg, rate_item, base
 
 
-def group_table(frames: Any, data: TrainData) -> pd.DataFrame:
+def group_table(frames: ContractFrames, data: TrainData) -> pd.DataFrame:
     """The `groups` table: contract columns joined with seller type and city tier, cold flag and segment."""
     gf = data.group_frame
     groups = frames.groups.reset_index(drop=True)
