@@ -50,8 +50,8 @@ from recsys.ranker import LABEL, META_FILE, MODEL_DIR, MODEL_FILE, push_labels
 from training.blocks import DayBlock, PipelineRecommender, block_profiles, day_block, seller_blocks
 from training.day_model import DayModel, PipelineState, score_rows, today_model, train_ranker
 from training.distributed import run_blocks_on_cluster
-from training.evaluate import EvalOptions, evaluate_models, time_split
-from training.evaluation_window import evaluation_tables
+from training.evaluate import EvalOptions, evaluate_models
+from training.evaluation_window import evaluation_tables, time_split
 from training.examples import SOURCES
 from training.forked import run_blocks_forked, worker_processes
 from training.log import Log, default_log, progress

@@ -24,8 +24,9 @@ from recsys.candidates import BlendRecommender, Recommender
 from recsys.candidates.learned import LearnedBlend
 from recsys.candidates.registry import CONFIG_OF_PARAM, GRIDS, TIMED_SOURCES, grid_of, make_source
 from recsys.candidates.union import normalise_scores
-from contracts.config import Config
-from training.evaluation_window import TestShape, carve, detect_test_shape
+from contracts.config import BlendWeights, Config
+from training.blocks import PipelineRecommender
+from training.evaluation_window import TestShape, carve, detect_test_shape, time_split
 
 SIZE_BANDS = ((0, 50, "<50"), (50, 201, "50–200"), (201, np.inf, ">200"))
 
@@ -108,38 +109,6 @@ class EvalResult:
 
 
 # ---------------------------------------------------------------------------------------------- splits
-
-
-def time_split(frames: Frames, test_days: int = 7, cutoff: pd.Timestamp | str | None = None) -> tuple[Frames, Frames, pd.Timestamp]:
-    """Train on everything before the cut-off, test on the `test_days` that follow (default: the last days).
-
-    The default cut-off is midnight `test_days` days before the day after the last order, so the test is the
-    last `test_days` whole calendar days. Catalogue, sellers and groups are shared; no event crosses the cut.
-    """
-    frames = Frames.of(frames)
-    if frames.clock != "real":
-        raise ValueError(f"no time split on a {frames.clock!r} clock: its timestamps are not times "
-                         "(hold out lines per group instead: training.evaluation_window.carve)")
-    ordered = to_local_naive(frames.orders[ORDERED_AT])
-    if cutoff is None:
-        cutoff = ordered.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=test_days)
-    cutoff = to_local_naive(pd.Timestamp(cutoff))
-    end = cutoff + pd.Timedelta(days=test_days)
-    in_train = (ordered < cutoff).to_numpy()
-    in_test = ((ordered >= cutoff) & (ordered < end)).to_numpy()
-
-    def pushes_where(lo: pd.Timestamp | None, hi: pd.Timestamp) -> pd.DataFrame | None:
-        if frames.pushes is None:
-            return None
-        t = to_local_naive(frames.pushes[PUSHED_AT])
-        keep = (t < hi) if lo is None else ((t >= lo) & (t < hi))
-        return frames.pushes.loc[keep.to_numpy()].reset_index(drop=True)
-
-    train = Frames(frames.products, frames.sellers, frames.groups, pushes_where(None, cutoff),
-                   frames.orders.loc[in_train].reset_index(drop=True), frames.truth, frames.clock)
-    test = Frames(frames.products, frames.sellers, frames.groups, pushes_where(cutoff, end),
-                  frames.orders.loc[in_test].reset_index(drop=True), frames.truth, frames.clock)
-    return train, test, cutoff
 
 
 def split_test(frames: Frames, test_days: int = 7, cutoff: pd.Timestamp | str | None = None,
@@ -709,17 +678,12 @@ def served_model(train: Frames, cfg: Config, fitted: Mapping[str, Recommender], 
     """The model `quanxuan train` serves, as the daily job builds it (`training.blocks`): the conversion ranker over the candidate union,
     blended with the ops default weights (the diversity penalty is a list rule of serving, not a score). When the
     ranker learns from a holdout of the orders it is carved like validation (`shape`), asking the test's question."""
-    from training.blocks import PipelineRecommender
-
     weights = cfg.weights.default.model_copy(update={"diversity": 0.0})
     return PipelineRecommender(train, cfg, weights, log=log, fitted=fitted, shape=shape, new_pairs_only=new_pairs_only)
 
 
 def conversion_model(served: Recommender, log: Callable[[str], None]) -> Recommender:
     """The served pipeline (sharing its fitted state) ranked by p_conv alone: every ops weight but conversion at 0."""
-    from contracts.config import BlendWeights
-    from training.blocks import PipelineRecommender
-
     weights = BlendWeights(conversion=1.0, earnings=0.0, rating=0.0, order_value=0.0, diversity=0.0, adoption=0.0)
     return PipelineRecommender(served.frames, served.cfg, weights, share=served, log=log)
 

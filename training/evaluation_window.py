@@ -6,6 +6,8 @@ line when the lines have an order, a random one without a clock), or a random ho
 (`holdout_random`, with the median share of a group's lines held out). `carve(frames, shape, seed)` cuts a split
 of that shape out of any frames (validation out of training, or a test out of data without a real clock), keeping
 at least one training line (a purchase, or a push of its own) in every group it holds lines out of.
+`time_split(frames, test_days)` is the window shape itself (the last days on a real clock); it lives here, under the
+harness (`training.evaluate`) and the daily job that both cut with it, so neither imports the other for it.
 
 The ops preview replays the last evaluation window with any weights:
 
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.schema import GROUP_ID, ORDERED_AT, PRODUCT_ID, PUSHED_AT, ContractFrames, Frames
+from features.interactions import to_local_naive
 from training.tables import candidate_components, group_table, segment_components
 
 # A test where at least this share of the test groups hold exactly one test line is "one held-out item per group".
@@ -55,9 +58,40 @@ def window_orders(orders: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def time_split(frames: Frames, test_days: int = 7, cutoff: pd.Timestamp | str | None = None) -> tuple[Frames, Frames, pd.Timestamp]:
+    """Train on everything before the cut-off, test on the `test_days` that follow (default: the last days).
+
+    The default cut-off is midnight `test_days` days before the day after the last order, so the test is the
+    last `test_days` whole calendar days. Catalogue, sellers and groups are shared; no event crosses the cut.
+    """
+    frames = Frames.of(frames)
+    if frames.clock != "real":
+        raise ValueError(f"no time split on a {frames.clock!r} clock: its timestamps are not times "
+                         "(hold out lines per group instead: training.evaluation_window.carve)")
+    ordered = to_local_naive(frames.orders[ORDERED_AT])
+    if cutoff is None:
+        cutoff = ordered.max().normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=test_days)
+    cutoff = to_local_naive(pd.Timestamp(cutoff))
+    end = cutoff + pd.Timedelta(days=test_days)
+    in_train = (ordered < cutoff).to_numpy()
+    in_test = ((ordered >= cutoff) & (ordered < end)).to_numpy()
+
+    def pushes_where(lo: pd.Timestamp | None, hi: pd.Timestamp) -> pd.DataFrame | None:
+        if frames.pushes is None:
+            return None
+        t = to_local_naive(frames.pushes[PUSHED_AT])
+        keep = (t < hi) if lo is None else ((t >= lo) & (t < hi))
+        return frames.pushes.loc[keep.to_numpy()].reset_index(drop=True)
+
+    train = Frames(frames.products, frames.sellers, frames.groups, pushes_where(None, cutoff),
+                   frames.orders.loc[in_train].reset_index(drop=True), frames.truth, frames.clock)
+    test = Frames(frames.products, frames.sellers, frames.groups, pushes_where(cutoff, end),
+                  frames.orders.loc[in_test].reset_index(drop=True), frames.truth, frames.clock)
+    return train, test, cutoff
+
+
 def evaluation_tables(pipeline: Any, frames: Any, cfg: Any, test_days: int = 7) -> dict[str, pd.DataFrame]:
     """`evaluation_candidates` and `evaluation_window` from the evaluation's fitted pipeline (`PipelineRecommender`)."""
-    from training.evaluate import time_split
 
     train, test, _ = time_split(Frames.of(frames), test_days)
     state = pipeline.state_
@@ -98,7 +132,6 @@ def _orders(frames: ContractFrames) -> pd.DataFrame:
 
 def detect_test_shape(train: Any, test: Any, clock: str) -> TestShape:
     """The shape of `test` against `train`: a time window, one held-out line per group, or a random holdout."""
-    from features.interactions import to_local_naive
 
     tr, te = _orders(train), _orders(test)
     if not len(te):
@@ -120,7 +153,6 @@ def detect_test_shape(train: Any, test: Any, clock: str) -> TestShape:
 def _pushed_apart(pushes: pd.DataFrame, orders: pd.DataFrame, purchase: np.ndarray, group: np.ndarray) -> np.ndarray:
     """Per group (codes of `group`, aligned to `orders`): whether it has a push that is not one of its purchase
     lines (same group, product and time)."""
-    from features.interactions import to_local_naive
 
     n_groups = int(group.max()) + 1 if len(group) else 0
     if not len(pushes) or not n_groups:
@@ -142,7 +174,6 @@ def carve(frames: ContractFrames, shape: TestShape, clock: str, seed: int = 7) -
     line (a failed launch), so one with a single purchase line and such a push can be held out; `holdout_last` holds out each group's latest line (by time, then line order), or a random one when
     the clock is "none". The pushes of a held-out line (same group, product and time) are held out with it.
     """
-    from training.evaluate import time_split
 
     if shape.kind not in SHAPES:
         raise ValueError(f"unknown test shape {shape.kind!r}: expected one of {', '.join(SHAPES)}")
@@ -156,7 +187,6 @@ def carve(frames: ContractFrames, shape: TestShape, clock: str, seed: int = 7) -
     group = pd.factorize(orders[GROUP_ID].astype(str))[0]
     rng = np.random.default_rng(seed)
     # Rank each purchase line within its group: by time then position (holdout_last), or at random.
-    from features.interactions import to_local_naive
 
     when = to_local_naive(orders[ORDERED_AT]).to_numpy(dtype="datetime64[ns]").astype(np.int64)
     random_key = rng.random(len(orders))
