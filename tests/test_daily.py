@@ -97,6 +97,17 @@ def test_stored_ranker_and_features_reproduce_p_conv_and_follow_a_price_change(w
     assert not np.allclose(ranker.predict_proba(dearer), ranker.predict_proba(feats))
 
 
+def test_day_model_is_built_complete_and_frozen(job):
+    import dataclasses
+
+    model = job[1].model
+    assert isinstance(model, day_model.DayModel)
+    assert len(model.groups) == model.data.n_groups and len(model.price_scale) == model.data.n_groups
+    assert len(model.segment) and len(model.profiles.push_history.key) == 0  # each block carries its own view
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.segment = model.segment  # type: ignore[misc]
+
+
 def test_crash_keeps_previous_artifact(world, job, tmp_path: Path, monkeypatch):
     first = Path(shutil.copytree(job[1].artifact, tmp_path / job[1].artifact.name))
 

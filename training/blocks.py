@@ -24,7 +24,7 @@ from features.profiles import Profiles
 from recsys.blend import blend_log_scores, weights_hash
 from recsys.candidates.base import Recommender
 from recsys.picks import greedy_picks_batch
-from training.day_model import DayModel, PipelineState, SegmentLists, build_day_model, score_candidates
+from training.day_model import DayModel, PipelineState, build_day_model, score_candidates
 from training.examples import Snapshot
 from training.log import Log, default_log
 from training.tables import components, feature_table, mean_quantity
@@ -139,9 +139,8 @@ class DayBlock:
 
 def day_block(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None = None) -> DayBlock:
     """The per-group part of the daily job for one block of groups: union candidates → ranker rows → p_conv →
-    components → picks. The unit of work of both the single-process run and the Dask one."""
-    if model.groups is None or model.segment is None:
-        raise ValueError("day_block needs model.groups and model.segment (set by run_daily)")
+    components → picks. The unit of work of the single-process run, the forked one and the Dask one; `model` is the
+    complete day model (`complete_day_model`)."""
     # Cold groups read their segment's list, so they are not scored at all (about half the groups of the sample world).
     warm_groups = np.asarray(group_idx)[~model.groups["cold_start"].to_numpy(bool)[np.asarray(group_idx, dtype=np.int64)]]
     _, c, f = score_candidates(model, warm_groups, profiles)
@@ -200,8 +199,6 @@ def block_picks(model: DayModel, group_idx: np.ndarray, stored: pd.DataFrame, st
     for j, r in enumerate(warm.tolist()):
         per_group[r] = (picked[starts[j]:starts[j + 1]], scores[starts[j]:starts[j + 1]])
     # Cold groups (and warm ones without candidates): their segment's list, once per segment and weights.
-    if model.segment_lists is None:
-        model.segment_lists = SegmentLists(model.segment, cfg.rules)
     for r in np.flatnonzero(served_cold).tolist():
         per_group[r] = model.segment_lists.picks(str(segment[r]), weights[r], hashes[seller_type[r]])
     counts = np.array([len(p[1]) for p in per_group], dtype=np.int64)

@@ -48,14 +48,13 @@ from recsys.candidates.base import Recommender
 from recsys.candidates.registry import make_source
 from recsys.ranker import LABEL, META_FILE, MODEL_DIR, MODEL_FILE, push_labels
 from training.blocks import DayBlock, PipelineRecommender, block_profiles, day_block, seller_blocks
-from training.day_model import DayModel, PipelineState, score_rows, today_model, train_ranker
+from training.day_model import DayModel, PipelineState, complete_day_model, score_rows, today_model, train_ranker
 from training.distributed import run_blocks_on_cluster
 from training.evaluate import EvalOptions, evaluate_models
 from training.evaluation_window import evaluation_tables, time_split
 from training.examples import SOURCES
 from training.forked import run_blocks_forked, worker_processes
 from training.log import Log, default_log, progress
-from training.tables import group_table, segment_components
 
 BASELINES: tuple[str, ...] = ("random", "popular", "rating_commission", "segment_popular", "own_top",
                               "item_knn_cosine", "ease", "als")
@@ -169,19 +168,17 @@ def run_daily(frames: ContractFrames, cfg: Config, out_root: str | Path, evaluat
     # TrainData and profile sets are never held together (the job's peak memory at a million groups).
     trained = train_ranker(frames, default_now(frames.orders), cfg, log)
     gc.collect()
-    model = today_model(frames, cfg, trained, timings, log)
-    data = model.data
-    timings.update({f"pipeline_{k}": v for k, v in model.timings.items()})
+    fitted = today_model(frames, cfg, trained, timings, log)
+    data = fitted.data
+    timings.update({f"pipeline_{k}": v for k, v in fitted.timings.items()})
     t0 = time.perf_counter()
-    groups = group_table(frames, data)
-    segment = segment_components(frames, data, cfg, model.product)
-    model.groups, model.segment = groups, segment
-    model.price_scale = model.profiles.price_scale_of(data.groups.ids)
+    model = complete_day_model(fitted, frames)
+    groups, segment = model.groups, model.segment
     blocks = seller_blocks(data, cfg.cluster.block_groups)
-    views = block_profiles(model.profiles, data, blocks)
+    views = block_profiles(fitted.profiles, data, blocks)
     # Each block carries its own view of the group-keyed tables (the push history is 1.5 GB at a million groups), so
-    # the model every block shares (broadcast once to Dask workers) keeps none of them.
-    model.profiles = model.profiles.without_group_tables()
+    # the model every block shares (broadcast once to Dask workers) keeps none of them, and the whole tables go here.
+    del fitted
     timings["blocks_setup"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     where = f"on {cfg.cluster.scheduler}" if cfg.cluster.scheduler else "in this process"

@@ -1,17 +1,18 @@
 """The fitted day model and the scoring of today's candidates.
 
 `train_ranker` learns the conversion ranker from past examples (`training.examples`); `build_day_model` then fits
-today's sources and profiles: everything the per-group work reads, learned once (`DayModel`). `score_candidates`
-turns a set of groups into their union candidates with p_conv and prices and their ranker rows; every group is
+today's sources and profiles, learned once (`FittedDay`); `complete_day_model` adds what the daily job's blocks read
+besides (the groups and segment tables, price scales, segment lists) and builds the `DayModel` once, complete and
+frozen: nothing is set on it afterwards. `score_candidates` turns a set of groups into their union candidates with p_conv and prices and their ranker rows; every group is
 scored on its own, so the result does not depend on how groups are cut into blocks (`training.blocks`).
-`SegmentLists`, the cold groups' picks a process builds once from the model, is here because the model holds it.
+`SegmentLists`, the cold groups' picks, is here because the model holds it.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,7 +30,7 @@ from recsys.picks import greedy_picks
 from recsys.ranker import EXPOSED, ConversionRanker, fit_and_evaluate
 from training.examples import Snapshot, fit_sources, profiles_at, ranker_examples
 from training.log import Log, default_log, slowest
-from training.tables import item_product_state, mean_quantity
+from training.tables import group_table, item_product_state, mean_quantity, segment_components
 
 
 @dataclass
@@ -82,10 +83,10 @@ class SegmentLists:
         return self.cache[key]
 
 
-@dataclass
-class DayModel:
-    """What scoring today's groups reads, learned once: the ranker, today's fitted sources and profiles, and the
-    per-product tables. Every block of groups (in this process or on a Dask worker) reads the same one."""
+@dataclass(frozen=True)
+class FittedDay:
+    """What `build_day_model` learns once: the ranker, today's fitted sources and profiles, and the per-product
+    tables; enough to score candidates (`score_candidates`, the evaluation harness's `build_pipeline`)."""
 
     data: TrainData
     sources: dict[str, Recommender]
@@ -97,13 +98,32 @@ class DayModel:
     mean_qty: np.ndarray  # mean quantity per order of item i (1 when never ordered)
     timings: dict[str, float]
     adoption: SellerAdoption  # the chance the seller pushes a pair at all (a blend component)
-    # Set by the daily job before its blocks run: the groups and segment_candidates tables, and each TrainData
-    # group's log-price scale (NaN for a group without a profile).
-    groups: pd.DataFrame | None = None
-    segment: pd.DataFrame | None = None
-    price_scale: np.ndarray | None = None
-    # Built by the first block a process scores: the segments' picks per weight profile.
-    segment_lists: SegmentLists | None = None
+
+
+@dataclass(frozen=True)
+class DayModel(FittedDay):
+    """What the daily job's blocks read, built complete once (`complete_day_model`): the fitted day plus the groups
+    and segment_candidates tables, each TrainData group's log-price scale and the segments' picks. Every block of
+    groups (in this process, on a forked one or on a Dask worker) reads the same one; its `profiles` keep no
+    group-keyed tables (each block carries its own view, `training.blocks.block_profiles`)."""
+
+    groups: pd.DataFrame  # the artifact's groups table, row g = TrainData group g
+    segment: pd.DataFrame  # the artifact's segment_candidates table
+    price_scale: np.ndarray  # log-price scale of each TrainData group (NaN for a group without a profile)
+    segment_lists: SegmentLists  # the segments' picks per weight profile (each picked on first use, then reused)
+
+
+def complete_day_model(fitted: FittedDay, frames: ContractFrames) -> DayModel:
+    """The daily job's day model, built complete from the fitted day: the groups and segment tables, the groups'
+    log-price scales, the segments' lists, and the profiles without their group-keyed tables."""
+    data, cfg = fitted.data, fitted.cfg
+    groups = group_table(frames, data)
+    segment = segment_components(frames, data, cfg, fitted.product)
+    price_scale = fitted.profiles.price_scale_of(data.groups.ids)
+    parts = {f.name: getattr(fitted, f.name) for f in fields(FittedDay)}
+    parts["profiles"] = fitted.profiles.without_group_tables()
+    return DayModel(**parts, groups=groups, segment=segment, price_scale=price_scale,
+                    segment_lists=SegmentLists(segment, cfg.rules))
 
 
 Trained = tuple[ConversionRanker, dict[str, Any], dict[str, float]]
@@ -129,7 +149,7 @@ def train_ranker(frames: ContractFrames, now: pd.Timestamp, cfg: Config, log: Lo
 
 def build_day_model(frames: ContractFrames, data: TrainData, cfg: Config, log: Log = default_log,
                     fitted: Mapping[str, Recommender] | None = None, trained: Trained | None = None,
-                    release_fit_inputs: bool = False, shape: Any = None, new_pairs_only: bool = False) -> DayModel:
+                    release_fit_inputs: bool = False, shape: Any = None, new_pairs_only: bool = False) -> FittedDay:
     """Train the ranker (unless `trained` already is), then fit today's sources and profiles: everything but the
     per-group work. With `release_fit_inputs` the model keeps `data.without_fit_inputs()`, and when the caller
     holds no other reference to `data` its fitting matrices are freed before the profiles are built. `shape` and
@@ -158,10 +178,10 @@ def build_day_model(frames: ContractFrames, data: TrainData, cfg: Config, log: L
     mean_qty = mean_quantity(data)
     timings["profiles"] = time.perf_counter() - t0
     log(f"profiles: groups, products, push history as of {data.now:%Y-%m-%d} ({timings['profiles']:.0f}s)")
-    return DayModel(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings, adoption)
+    return FittedDay(data, sources, profiles, ranker, metrics, cfg, product, mean_qty, timings, adoption)
 
 
-def today_model(frames: ContractFrames, cfg: Config, trained: Trained, timings: dict[str, float], log: Log = default_log) -> DayModel:
+def today_model(frames: ContractFrames, cfg: Config, trained: Trained, timings: dict[str, float], log: Log = default_log) -> FittedDay:
     """Today's TrainData and day model for the daily job. Today's TrainData is handed straight to `build_day_model`,
     whose reference is then the only one: its fitting matrices (GBs at a million groups) go once the sources are fitted."""
     t0 = time.perf_counter()
@@ -175,7 +195,7 @@ def today_model(frames: ContractFrames, cfg: Config, trained: Trained, timings: 
     return build_day_model(frames, data(), cfg, log, trained=trained, release_fit_inputs=True)
 
 
-def score_candidates(model: DayModel, group_idx: np.ndarray, profiles: Profiles | None = None
+def score_candidates(model: FittedDay, group_idx: np.ndarray, profiles: Profiles | None = None
                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Today's union candidates of these groups: (union, candidates with p_conv and prices, their ranker rows).
 
