@@ -60,6 +60,13 @@ DAY = pd.Timedelta(days=1)
 CAT_SHARE_PREFIX = "cat_share__"
 CITY_TIERS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 UNKNOWN = "未知"
+# The ranker's price feature: max/min − 1 of a product's prices seen in the last `price_window_days` (a range, never
+# negative). Its name is the ranker format's (every stored model and `candidate_features` table carries it), so it
+# stays for artifacts to load; inside the product profile it is `price_range_7d`. Not the rules' signed price move
+# against the price before the window, which the artifact's candidates also spell `price_change_7d`
+# (`training.tables.PRICE_MOVE`).
+PRICE_RANGE_FEATURE = "price_change_7d"
+PRICE_RANGE = "price_range_7d"  # its product profile column
 # A robust spread: the IQR of a normal distribution is 1.349 standard deviations.
 IQR_TO_STD = 1.349
 
@@ -98,7 +105,7 @@ PAIR_FEATURES: tuple[str, ...] = (
     "commission_yuan",
     "rating",
     "review_count",
-    "price_change_7d",
+    PRICE_RANGE_FEATURE,
     "log_price_std",
     "product_conv_rate",
     "product_orders_7d",
@@ -654,19 +661,19 @@ def _price_observations(
 
 
 def _price_stats(obs: _PriceObservations, n: int, window_days: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per product row: max relative change (max/min − 1) within the window, std of log price over all history."""
+    """Per product row: the price range (max/min − 1) within the window, std of log price over all history."""
     recent = np.flatnonzero((obs.row >= 0) & (obs.age < window_days))
     rows, values = obs.row[recent], obs.log_price[recent]
     low, high = np.full(n, np.inf), np.full(n, -np.inf)
     np.minimum.at(low, rows, values)
     np.maximum.at(high, rows, values)
     with np.errstate(invalid="ignore"):
-        change = np.where(np.bincount(rows, minlength=n) > 0, np.exp(high - low) - 1.0, np.nan)
+        price_range = np.where(np.bincount(rows, minlength=n) > 0, np.exp(high - low) - 1.0, np.nan)
     # pandas' grouped std (the same one-pass algorithm over each product's prices in order) on categorical
     # codes: every product row is a group without hashing millions of keys; code -1 belongs to none.
     codes = pd.Categorical.from_codes(obs.row, categories=pd.RangeIndex(n))
     spread = pd.Series(obs.log_price).groupby(codes, observed=False).std(ddof=0).to_numpy(dtype=float)
-    return change, spread
+    return price_range, spread
 
 
 def product_profile(
@@ -683,7 +690,7 @@ def product_profile(
     commission_rate, commission_yuan (price × commission_rate), rating (imputed: the main category's
     median, else the catalogue's), rating_imputed, review_count, n_orders, orders_7d, orders_30d,
     units_7d, units_30d, days_since_last_order, n_pushes, pushes_30d, conv_rate (orders per push,
-    smoothed toward the catalogue's), price_change_7d (max/min − 1 of the prices observed in the last
+    smoothed toward the catalogue's), price_range_7d (max/min − 1 of the prices observed in the last
     `price_window_days` days, from pushes when the product has push prices there, else from orders;
     NaN when none; pass RuleConfig.price_window_days), log_price_std (std of observed log prices,
     same source rule, all history), first_seen_days (days since its first push or order), age_days
@@ -746,9 +753,9 @@ def _product_profile(products: pd.DataFrame, orders: pd.DataFrame, push: _PushCo
     out["conv_rate"] = _smoothed_rate(n_orders.astype(float), n_pushes.astype(float), cfg.conversion_prior_strength)
 
     from_pushes, from_orders = _price_observations(index, orders, push, as_of)
-    push_change, push_spread = _price_stats(from_pushes, n, price_window_days)
-    order_change, order_spread = _price_stats(from_orders, n, price_window_days)
-    out["price_change_7d"] = np.where(np.isnan(push_change), order_change, push_change)
+    push_range, push_spread = _price_stats(from_pushes, n, price_window_days)
+    order_range, order_spread = _price_stats(from_orders, n, price_window_days)
+    out[PRICE_RANGE] = np.where(np.isnan(push_range), order_range, push_range)
     out["log_price_std"] = np.where(np.isnan(push_spread), order_spread, push_spread)
 
     # First seen: the earliest push or order of any kind (refunded too) before as_of.
@@ -1062,8 +1069,9 @@ def pair_features(
     out["shop_type"] = _categorical(product_prof["shop_type"], SHOP_TYPES, rows=pi)
     out["log_price"] = log_price
     for name in ("coupon", "presale", "commission_rate", "commission_yuan", "rating", "review_count",
-                 "price_change_7d", "log_price_std"):
-        out[name] = _take(product_prof[name].to_numpy(dtype=float), pi)
+                 PRICE_RANGE_FEATURE, "log_price_std"):
+        column = PRICE_RANGE if name == PRICE_RANGE_FEATURE else name  # the ranker's name of the price range
+        out[name] = _take(product_prof[column].to_numpy(dtype=float), pi)
     out["product_conv_rate"] = _take(product_prof["conv_rate"].to_numpy(dtype=float), pi)
     out["product_orders_7d"] = _take(product_prof["orders_7d"].to_numpy(dtype=float), pi)
     out["product_orders_30d"] = _take(product_prof["orders_30d"].to_numpy(dtype=float), pi)

@@ -13,7 +13,7 @@ import pytest
 import training.daily as daily
 import training.day_model as day_model
 from features.interactions import default_now
-from features.profiles import build_profiles
+from features.profiles import PRICE_RANGE_FEATURE, build_profiles
 from features.sample_world import generate
 from contracts.config import Config
 from recsys.picks import pick_for_group
@@ -23,7 +23,7 @@ from contracts.artifact import latest_artifact, load_artifact
 from training.blocks import seller_blocks
 from training.examples import (NON_TIMED_DROP, PUSH_FEATURES, learns_from_holdout, meaningful_features, ranker_examples,
                                sample_example_groups)
-from training.tables import _reasons
+from training.tables import PRICE_MOVE, RULES_PRICE_CHANGE, _reasons, product_state
 from cli.main import main
 
 
@@ -106,6 +106,17 @@ def test_day_model_is_built_complete_and_frozen(job):
     assert len(model.segment) and len(model.profiles.push_history.key) == 0  # each block carries its own view
     with pytest.raises(dataclasses.FrozenInstanceError):
         model.segment = model.segment  # type: ignore[misc]
+
+
+def test_the_rules_price_move_is_signed_against_the_price_before_the_window():
+    products = pd.DataFrame({"product_id": ["cheaper", "dearer", "unseen"], "price": [90.0, 110.0, 50.0]})
+    orders = pd.DataFrame({"product_id": ["cheaper", "dearer"], "paid": [200.0, 100.0], "quantity": [2, 1],
+                           "ordered_at": pd.to_datetime(["2026-01-01", "2026-01-02"])})
+    state = product_state(products, None, orders, pd.Timestamp("2026-01-20"), window_days=7)
+    # Signed, unlike the ranker's price range (`PRICE_RANGE_FEATURE`) of the same artifact spelling.
+    assert state[PRICE_MOVE].to_dict()["cheaper"] == pytest.approx(-0.1)
+    assert state[PRICE_MOVE].to_dict()["dearer"] == pytest.approx(0.1) and np.isnan(state.loc["unseen", PRICE_MOVE])
+    assert RULES_PRICE_CHANGE == PRICE_RANGE_FEATURE == "price_change_7d"  # both artifact columns keep their name
 
 
 def test_crash_keeps_previous_artifact(world, job, tmp_path: Path, monkeypatch):

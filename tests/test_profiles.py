@@ -12,6 +12,8 @@ from features.profiles import (
     CAT_SHARE_PREFIX,
     PAIR_CATEGORICAL,
     PAIR_FEATURES,
+    PRICE_RANGE,
+    PRICE_RANGE_FEATURE,
     PushHistory,
     _push_columns,
     _push_history,
@@ -188,11 +190,11 @@ def test_product_profile_values():
     assert (diaper["units_30d"], wine["n_orders"]) == (4.0, 0)  # wine's only order was refunded
     assert snack["conv_rate"] == pytest.approx(3 / 2)  # no smoothing with strength 0
     # snack's push prices in the last 7 days: only 18 (day 28): no change; over all history 20 and 18.
-    assert snack["price_change_7d"] == 0.0
+    assert snack["price_range_7d"] == 0.0
     assert snack["log_price_std"] == pytest.approx(np.std(np.log([20.0, 18.0])))
     # diaper's only push price (day 10) and its order prices (days 10, 20) are all outside the window
-    assert math.isnan(diaper["price_change_7d"]) and diaper["log_price_std"] == 0.0
-    assert rice["price_change_7d"] == 0.0  # one push price (day 25) in the window; the day-15 push had none
+    assert math.isnan(diaper["price_range_7d"]) and diaper["log_price_std"] == 0.0
+    assert rice["price_range_7d"] == 0.0  # one push price (day 25) in the window; the day-15 push had none
     assert snack["age_days"] == 30.0  # launched_at day 1 00:00
     assert rice["age_days"] == pytest.approx(16 - 9 / 24)  # first seen: its push on day 15 09:00
     assert diaper["age_days"] == pytest.approx(21 - 8 / 24)  # first seen: push day 10 08:00
@@ -202,11 +204,21 @@ def test_price_change_uses_push_prices_then_order_prices():
     t = tables()
     pushes = pd.concat([t["pushes"], pd.DataFrame([("g1", "snack", day(30), 22.5)], columns=t["pushes"].columns)])
     prof = product_profile(t["products"], t["orders"], pushes, AS_OF)
-    assert prof.loc["snack", "price_change_7d"] == pytest.approx(22.5 / 18 - 1)
+    assert prof.loc["snack", "price_range_7d"] == pytest.approx(22.5 / 18 - 1)
     # without push prices, the order unit prices of the window judge it: diaper paid 100 then 90 per unit
     no_price = t["pushes"].drop(columns="price_at_push")
     prof = product_profile(t["products"], t["orders"], no_price, AS_OF, price_window_days=12)
-    assert prof.loc["diaper", "price_change_7d"] == pytest.approx(100 / 90 - 1)
+    assert prof.loc["diaper", "price_range_7d"] == pytest.approx(100 / 90 - 1)
+
+
+def test_the_ranker_reads_the_price_range_under_its_format_name():
+    t = tables()
+    t["pushes"] = pd.concat([t["pushes"], pd.DataFrame([("g1", "snack", day(30), 22.5)], columns=t["pushes"].columns)])
+    prof = build(t)
+    rows = prof.pair_features(pd.DataFrame({"group_id": ["g1"], "product_id": ["snack"]}))
+    assert PRICE_RANGE_FEATURE == "price_change_7d" and PRICE_RANGE_FEATURE in PAIR_FEATURES  # the ranker format's name
+    assert rows[PRICE_RANGE_FEATURE].iloc[0] == pytest.approx(prof.products.loc["snack", PRICE_RANGE]) and PRICE_RANGE != PRICE_RANGE_FEATURE
+    assert rows[PRICE_RANGE_FEATURE].iloc[0] == pytest.approx(22.5 / 18 - 1)
 
 
 # --------------------------------------------------------------------------- segments and pairs

@@ -95,12 +95,20 @@ def _reasons(ranks: pd.DataFrame, cat_share: np.ndarray, due: np.ndarray, launch
     return np.asarray(texts, dtype=object)[inverse.ravel()]
 
 
+# The rules' price move: current list price / the last price seen before the window − 1, signed (NaN when unknown).
+# The artifact's candidates and segment_candidates carry it as `price_change_7d` (RULES_PRICE_CHANGE), the column the
+# service's rules read; inside `product_state` it is `price_move_7d`. Not the ranker's feature of the same artifact
+# spelling, the price range within the window (`features.profiles.PRICE_RANGE_FEATURE`, in `candidate_features`).
+PRICE_MOVE = "price_move_7d"
+RULES_PRICE_CHANGE = "price_change_7d"
+
+
 def product_state(products: pd.DataFrame, pushes: pd.DataFrame | None, orders: pd.DataFrame, now: pd.Timestamp,
                   window_days: int) -> pd.DataFrame:
-    """Per product: main category, flags, days since launch and price change over the last `window_days`.
+    """Per product: main category, flags, days since launch and the price move over the last `window_days`.
 
     The price `window_days` ago is the last seen price (push price, else paid / quantity) before then;
-    the change is current list price / that price − 1 (NaN when unknown).
+    the move (`PRICE_MOVE`) is current list price / that price − 1 (NaN when unknown).
     """
     p = products.assign(**{PRODUCT_ID: products[PRODUCT_ID].astype(str)}).set_index(PRODUCT_ID)
     cut = now - pd.Timedelta(days=window_days)
@@ -128,7 +136,7 @@ def product_state(products: pd.DataFrame, pushes: pd.DataFrame | None, orders: p
     before = pd.Series(last.to_numpy(), index=p.index[last.index.to_numpy()])
     price = pd.to_numeric(p["price"])
     out = pd.DataFrame(index=p.index)
-    out["price_change_7d"] = price / before.reindex(p.index) - 1.0
+    out[PRICE_MOVE] = price / before.reindex(p.index) - 1.0
     out["presale"] = p["presale"].fillna(False).astype(bool) if "presale" in p else False
     out["coupon"] = pd.to_numeric(p["coupon"]).fillna(0.0) if "coupon" in p else 0.0
     out["in_stock"] = p["in_stock"].fillna(True).astype(bool) if "in_stock" in p else True
@@ -178,7 +186,7 @@ def components(c: pd.DataFrame, f: pd.DataFrame, data: TrainData, product: pd.Da
         "presale": prod["presale"].to_numpy(bool),
         "coupon": prod["coupon"].to_numpy(float),
         "in_stock": prod["in_stock"].to_numpy(bool),
-        "price_change_7d": prod["price_change_7d"].to_numpy(float),
+        RULES_PRICE_CHANGE: prod[PRICE_MOVE].to_numpy(float),
         "days_since_push": f["days_since_push"].to_numpy(float),
         "adoption": c["adoption"].to_numpy(float),
     })
@@ -255,7 +263,7 @@ def segment_components(frames: ContractFrames, data: TrainData, cfg: Config, pro
         "presale": prod["presale"].to_numpy(bool),
         "coupon": prod["coupon"].to_numpy(float),
         "in_stock": prod["in_stock"].to_numpy(bool),
-        "price_change_7d": prod["price_change_7d"].to_numpy(float),
+        RULES_PRICE_CHANGE: prod[PRICE_MOVE].to_numpy(float),
         "days_since_push": np.nan,
     })
     return out
