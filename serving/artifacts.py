@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ class Served:
     product_rows: dict[str, int] = field(default_factory=dict)
     seller_groups: dict[str, list[str]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pick_day: date | None = None  # the day the artifact's picks were made for (its manifest's pick_date)
 
     @classmethod
     def of(cls, artifact: Artifact) -> "Served":
@@ -39,7 +41,8 @@ class Served:
         sellers: dict[str, list[str]] = {}
         for gid, row in groups.items():
             sellers.setdefault(row["seller_id"], []).append(gid)
-        return cls(artifact, products, sellers, groups)
+        pick_date = artifact.manifest.get("pick_date")
+        return cls(artifact, products, sellers, groups, date.fromisoformat(str(pick_date)) if pick_date else None)
 
     @property
     def version(self) -> str:

@@ -36,9 +36,8 @@ _K_PATTERN = re.compile(r"[0-9]{1,3}")
 def check_day(day: date, served: Served | None) -> date:
     """The day if picks may be asked for it, else 422 naming the days that may."""
     anchors = [today()]
-    pick_date = served.artifact.manifest.get("pick_date") if served is not None else None
-    if pick_date:
-        anchors.append(date.fromisoformat(str(pick_date)))
+    if served is not None and served.pick_day is not None:
+        anchors.append(served.pick_day)
     if any(abs((day - anchor).days) <= PICK_DAYS_AROUND for anchor in anchors):
         return day
     spans = " or ".join(f"{a - timedelta(days=PICK_DAYS_AROUND)}…{a + timedelta(days=PICK_DAYS_AROUND)}" for a in anchors)

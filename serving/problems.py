@@ -40,6 +40,7 @@ CODES: dict[str, tuple[int, str]] = {
     "internal": (500, "服务内部错误"),
     "not_ready": (503, "服务尚未就绪"),
 }
+# A bare HTTP status gets the first code listed for it (e.g. 404 → not_found, not unknown_group).
 _DEFAULT_CODE = {status: code for code, (status, _) in reversed(list(CODES.items()))}
 
 

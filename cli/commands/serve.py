@@ -7,7 +7,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from contracts.config import ServiceSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-url", help="redis://… or empty for in-process (QUANXUAN_CACHE_URL).")
 
 
-def _share_between_workers(settings: Any, port: int) -> None:
+def _share_between_workers(settings: ServiceSettings, port: int) -> None:
     """Worker processes share what would otherwise be per process: rate limits and rendered picks (a SQLite cache file
     unless a Redis URL is set) and metrics (Prometheus multiprocess mode, so counters add up across workers)."""
     state = Path(tempfile.gettempdir()) / f"quanxuan-{port}"
