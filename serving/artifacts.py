@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.artifact import Artifact, ArtifactError, list_artifacts, load_artifact
+from serving.polling import Poller
 
 log = logging.getLogger("quanxuan.artifacts")
 
@@ -89,8 +90,7 @@ class ArtifactHolder:
         self.on_refuse = on_refuse  # called with the reason after each refusal
         self._lock = threading.Lock()
         self._refused: dict[Path, float] = {}
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._watch = Poller("quanxuan-artifact-watch", lambda: self.reload(force=False), "artifact watch")
 
     @property
     def version(self) -> str | None:
@@ -173,23 +173,10 @@ class ArtifactHolder:
 
     def start_watch(self, interval_seconds: float) -> None:
         """Poll the artifact folder every interval in a daemon thread (no-op when interval is 0)."""
-        if interval_seconds <= 0 or self._watcher is not None:
+        if interval_seconds <= 0:
             return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.wait(interval_seconds):
-                try:
-                    self.reload(force=False)
-                except Exception:  # noqa: BLE001 - the watch must outlive any single bad poll
-                    log.exception("artifact watch failed")
-
-        self._watcher = threading.Thread(target=loop, name="quanxuan-artifact-watch", daemon=True)
-        self._watcher.start()
+        self._watch.start(interval_seconds, first_now=False)
 
     def stop_watch(self) -> None:
         """Stop the polling thread."""
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
-            self._watcher = None
+        self._watch.stop(timeout_seconds=5)

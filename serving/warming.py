@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
+
+from serving.polling import Poller
 
 log = logging.getLogger("quanxuan.serving")
 
@@ -36,8 +37,7 @@ class PicksWarmer:
         self.pause_seconds = pause_seconds
         self.prepared = 0
         self.done_for: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller("quanxuan-picks-warmer", self.prepare_once, "preparing picks")
 
     def _state(self) -> tuple[str, Any, date, Any] | None:
         """(tag, served artifact, day, weights snapshot) of what should be prepared now, or None without an artifact."""
@@ -60,7 +60,7 @@ class PicksWarmer:
         rendered = 0
         for seller in sorted(served.seller_groups):
             for group_id in served.seller_groups[seller]:
-                if self._stop.is_set():
+                if self._poller.stopping:
                     return rendered
                 key = self.picks.cache_key(served, group_id, day, self.top_k, snapshot)
                 if self.picks.cache.get(key) is None:
@@ -82,24 +82,8 @@ class PicksWarmer:
 
     def start(self) -> None:
         """Run `prepare_once` now and every `poll_seconds` in a daemon thread."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.prepare_once()
-                except Exception:  # noqa: BLE001 - the warmer must outlive any single bad pass
-                    log.exception("preparing picks failed")
-                self._stop.wait(self.poll_seconds)
-
-        self._thread = threading.Thread(target=loop, name="quanxuan-picks-warmer", daemon=True)
-        self._thread.start()
+        self._poller.start(self.poll_seconds, first_now=True)
 
     def stop(self) -> None:
         """Stop the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._poller.stop()
